@@ -1,0 +1,115 @@
+"""Reading ``params.yaml`` / ``pipelines.yaml`` and ``--set KEY=VALUE`` overrides.
+
+Every failure becomes a :class:`ConfigError` whose message is one line naming the file and the
+dotted key, so the CLI can print it and exit with status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ecogen.config.params import Params
+from ecogen.config.pipelines import Pipelines
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line."""
+
+
+def describe(err: ValidationError, source: str) -> str:
+    """One line: ``source: key.path: message (got value); other.key: ...``."""
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"].replace("\n", " ")
+        got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{key}: {msg}{got}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(assignments: Iterable[str]) -> dict[str, Any]:
+    """``["hfsl.rounds=3", "data.domains=[identity, invert]"]`` → nested mapping (YAML values)."""
+    nested: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is both a value and a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def validate(model: type[M], data: Mapping[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(describe(err, source)) from None
+
+
+def load_params(
+    path: Path | str = "params.yaml",
+    overrides: Mapping[str, Any] | None = None,
+    assignments: Iterable[str] = (),
+) -> Params:
+    """params.yaml, then a pipeline's overrides, then ``--set`` assignments; validated once."""
+    path = Path(path)
+    data = read_yaml(path)
+    source = str(path)
+    if overrides:
+        data = deep_merge(data, overrides)
+        source += " + pipeline overrides"
+    sets = list(assignments)
+    if sets:
+        data = deep_merge(data, parse_set(sets))
+        source += " + --set"
+    return validate(Params, data, source)
+
+
+def load_pipelines(path: Path | str = "pipelines.yaml") -> Pipelines:
+    path = Path(path)
+    return validate(Pipelines, read_yaml(path), str(path))

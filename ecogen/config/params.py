@@ -1,0 +1,141 @@
+"""The one configuration model of EcoGen: what ``params.yaml`` may hold.
+
+Parsed once at the entry point (CLI, DVC stage, Prefect flow) and passed down as typed
+sub-models.  Unknown keys are errors everywhere (``extra="forbid"``), counts are positive,
+fractions lie in [0, 1]; a bad value is reported with the dotted path of its key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+Fraction = float  # documented alias; bounds are set per field with ge/le
+
+DOMAIN_NAMES = ("identity", "rotate90", "invert", "blur", "noise", "flip")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    """Which images, which domains, and how they are partitioned (all seeded)."""
+
+    source: Literal["fashion_mnist", "digits", "imagefolder"] = "fashion_mnist"
+    # IDX root for fashion_mnist, or the parent of one ImageFolder directory per domain.
+    root: str | None = None
+    # One domain per edge; each is a deterministic transform of the base images.
+    domains: list[Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]] = Field(
+        default_factory=lambda: ["identity", "rotate90", "invert"], min_length=1
+    )
+    test_per_domain: PositiveInt = 1000
+    public_pool: PositiveInt = 20000  # unlabelled images the cloud owns
+    edge_labelled: PositiveInt = 500  # labelled images per edge server
+    samples_per_cluster: PositiveInt = 1000  # images held by one client cluster
+    dirichlet_alpha: PositiveFloat = 0.5  # label skew across clusters (smaller = more skew)
+    labelled_fraction: float = Field(0.1, ge=0.0, le=1.0)  # λ: labelled share of client data
+
+    @model_validator(mode="after")
+    def _unique_domains(self) -> DataParams:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError("domains must be distinct")
+        return self
+
+
+class ModelParams(Section):
+    """ViT encoder + MAE decoder sizes. Image size and classes come from the prepared data."""
+
+    patch_size: PositiveInt = 4
+    dim: PositiveInt = 64
+    depth: PositiveInt = 4
+    heads: PositiveInt = 4
+    mlp_ratio: PositiveFloat = 2.0
+    decoder_dim: PositiveInt = 32
+    decoder_depth: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> ModelParams:
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class PretrainParams(Section):
+    epochs: PositiveInt = 3
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 1.5e-3
+    weight_decay: float = Field(0.05, ge=0.0)
+    mask_ratio: float = Field(0.75, gt=0.0, lt=1.0)
+
+
+class PeftParams(Section):
+    """Edge fine-tuning: which PEFT method and how long."""
+
+    method: Literal["lora", "prompt", "head"] = "lora"
+    lora_rank: PositiveInt = 8
+    lora_alpha: PositiveFloat = 16.0
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
+    prompt_tokens: PositiveInt = 4  # deep visual prompt tuning: tokens per block
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 3e-3
+
+
+class HfslParams(Section):
+    """Hybrid federated split learning over the client clusters of every edge."""
+
+    clusters: PositiveInt = 2  # client clusters per edge
+    devices_per_cluster: int = Field(3, ge=3)  # start (embedding), ≥1 middle (blocks), end (head)
+    rounds: PositiveInt = 5
+    local_epochs: PositiveInt = 1
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 2e-3
+    confidence_threshold: float = Field(0.9, ge=0.0, le=1.0)  # FixMatch pseudo-label cut
+    unlabelled_weight: float = Field(1.0, ge=0.0)  # weight of the pseudo-label loss
+
+
+class InferenceParams(Section):
+    """SL inference through the split chain; link time comes from this bandwidth model."""
+
+    batch_size: PositiveInt = 256
+    d2d_bandwidth_mbps: PositiveFloat = 100.0  # device-to-device link, megabits per second
+    d2d_latency_ms: float = Field(2.0, ge=0.0)  # per-hop propagation delay
+
+
+class EnergyParams(Section):
+    enabled: bool = True
+    country_iso_code: str = Field("FRA", min_length=3, max_length=3)
+
+
+class TrackingParams(Section):
+    experiment: str = Field("ecogen", min_length=1)
+    # None: MLFLOW_TRACKING_URI if set, else sqlite:///<project>/mlflow.db
+    uri: str | None = None
+
+
+class Params(Section):
+    """Root of ``params.yaml``."""
+
+    seed: int = 0
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    pretrain: PretrainParams = PretrainParams()
+    peft: PeftParams = PeftParams()
+    hfsl: HfslParams = HfslParams()
+    inference: InferenceParams = InferenceParams()
+    energy: EnergyParams = EnergyParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _depth_fits_devices(self) -> Params:
+        middle = self.hfsl.devices_per_cluster - 2
+        if middle > self.model.depth:
+            raise ValueError(
+                f"hfsl.devices_per_cluster ({self.hfsl.devices_per_cluster}) leaves {middle} middle "
+                f"devices but model.depth is {self.model.depth}: each middle device needs ≥1 block"
+            )
+        return self

@@ -1,0 +1,1 @@
+"""Data: sources, domains, partitions and the prepared layout."""

@@ -1,0 +1,97 @@
+"""The on-disk layout of prepared data (``data/``), written by the prepare stage and read by all others.
+
+    data/meta.json                       DataMeta
+    data/public.pt                       {"x": uint8 (N, C, H, W)}            cloud pool, no labels
+    data/<domain>/test.pt                {"x", "y"}                           held-out test set
+    data/<domain>/edge.pt                {"x", "y"}                           edge's labelled set
+    data/<domain>/cluster_<k>.pt         {"x", "y"}  y = -1 where unlabelled  client cluster k
+
+Unlabelled client samples carry ``y = -1`` on disk, so no stage can peek at labels it should not
+have.  Images stay uint8 on disk (small, exact); :func:`to_float` maps them into [-1, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+UNLABELLED = -1
+
+
+@dataclass(frozen=True)
+class DataMeta:
+    source: str
+    image_size: int
+    channels: int
+    num_classes: int
+    class_names: list[str]
+    domains: list[str]
+    clusters: int  # client clusters per edge
+    counts: dict[str, int]  # split name → number of images, for the record
+
+
+@dataclass
+class Split:
+    x: Tensor  # uint8 (N, C, H, W)
+    y: Tensor  # int64 (N,), UNLABELLED where no label is known
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def labelled(self) -> Tensor:  # bool (N,)
+        return self.y != UNLABELLED
+
+
+def to_float(x: Tensor) -> Tensor:
+    """uint8 images → float in [-1, 1]."""
+    return x.float().div(127.5).sub(1.0)
+
+
+def save_split(split: Split, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"x": split.x.contiguous(), "y": split.y.contiguous()}, path)
+
+
+def load_split(path: Path) -> Split:
+    blob = torch.load(path, weights_only=True)
+    return Split(blob["x"], blob["y"])
+
+
+def save_meta(meta: DataMeta, root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meta.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
+
+
+def load_meta(root: Path) -> DataMeta:
+    path = root / "meta.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the prepare stage first")
+    return DataMeta(**json.loads(path.read_text()))
+
+
+class PreparedData:
+    """Lazy reader over a prepared ``data/`` folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.meta = load_meta(self.root)
+
+    def public(self) -> Tensor:
+        return torch.load(self.root / "public.pt", weights_only=True)["x"]
+
+    def test(self, domain: str) -> Split:
+        return load_split(self.root / domain / "test.pt")
+
+    def edge(self, domain: str) -> Split:
+        return load_split(self.root / domain / "edge.pt")
+
+    def cluster(self, domain: str, k: int) -> Split:
+        return load_split(self.root / domain / f"cluster_{k}.pt")
+
+    def clusters(self, domain: str) -> list[Split]:
+        return [self.cluster(domain, k) for k in range(self.meta.clusters)]

@@ -1,0 +1,1 @@
+"""Models: the one ViT file (ecogen.models.vit)."""

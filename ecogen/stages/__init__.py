@@ -1,0 +1,1 @@
+"""Stage functions callable from the CLI, DVC and Prefect alike."""
