@@ -8,6 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from torch import nn
+
+
+@dataclass
+class ModelArtifact:
+    """A model to log: the module itself, an input example for its signature, and side files
+    (e.g. the tunable-module state that is all an edge ever ships)."""
+
+    module: nn.Module
+    input_example: np.ndarray  # float32 batch, e.g. (2, C, H, W)
+    extra_files: list[Path] = field(default_factory=list)
+
 
 @dataclass
 class StageResult:
@@ -16,7 +29,7 @@ class StageResult:
     # per-step series: metric name → values; step i is epoch/round i + 1
     history: dict[str, list[float]] = field(default_factory=dict)
     params: dict[str, str | int | float] = field(default_factory=dict)  # run-specific facts
-    models: dict[str, Path] = field(default_factory=dict)  # logged-model name → file or folder
+    models: dict[str, ModelArtifact] = field(default_factory=dict)  # logged-model name → model
     artifacts: list[Path] = field(default_factory=list)  # plots and reports
     children: list[StageResult] = field(default_factory=list)  # e.g. one per edge
 
