@@ -1,0 +1,1 @@
+"""Federated learning: aggregation maths and the HFSL round loop."""

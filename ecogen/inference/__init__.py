@@ -1,0 +1,1 @@
+"""SL inference through the split chain."""

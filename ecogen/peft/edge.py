@@ -1,0 +1,54 @@
+"""An edge's domain model: a fresh copy of the frozen FM encoder with PEFT modules attached."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from torch import nn
+
+from ecogen.config.params import PeftParams
+from ecogen.models.vit import MaskedAutoencoder, ViT
+from ecogen.peft.registry import apply_peft
+from ecogen.peft.tunable import load_tunable_state, tunable_state
+
+# Adapter initialisation draws from torch's global RNG; edges may be built from parallel
+# threads, so seeding and drawing happen under one lock to stay reproducible.
+_INIT_LOCK = threading.Lock()
+
+
+def build_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, seed: int) -> nn.Module:
+    with _INIT_LOCK:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        model = apply_peft(copy.deepcopy(fm.encoder), cfg)
+        torch.random.set_rng_state(state)
+    return model
+
+
+def base_vit(model: nn.Module) -> ViT:
+    """The ViT inside a (possibly peft-wrapped) edge model; adapters are injected into it."""
+    if isinstance(model, PeftModel):
+        model = model.base_model.model
+    if not isinstance(model, ViT):
+        raise TypeError(f"expected a ViT edge model, got {type(model).__name__}")
+    return model
+
+
+def save_tunable(model: nn.Module, path: Path, method: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"method": method, "state": tunable_state(model)}, path)
+
+
+def load_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, path: Path, seed: int) -> nn.Module:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the stage that writes it first")
+    blob = torch.load(path, weights_only=True)
+    if blob["method"] != cfg.method:
+        raise ValueError(f"{path} holds {blob['method']!r} modules but peft.method is {cfg.method!r}")
+    model = build_edge_model(fm, cfg, seed)
+    load_tunable_state(model, blob["state"])
+    return model

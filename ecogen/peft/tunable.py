@@ -1,0 +1,43 @@
+"""Tunable modules: exactly the parameters with ``requires_grad=True`` after PEFT is applied.
+
+These are the only weights that ever cross a link after the FM's first delivery.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def tunable_names(module: nn.Module) -> list[str]:
+    return [n for n, p in module.named_parameters() if p.requires_grad]
+
+
+def tunable_state(module: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of the tunable parameters, keyed by their names in ``module``."""
+    return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def load_tunable_state(module: nn.Module, state: dict[str, Tensor]) -> None:
+    """Copy ``state`` into the tunable parameters; the key sets must match exactly."""
+    params = dict(module.named_parameters())
+    expected = {n for n, p in params.items() if p.requires_grad}
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise KeyError(f"tunable state mismatch: missing {missing[:3]}, unexpected {extra[:3]}")
+    for name, value in state.items():
+        params[name].data.copy_(value)
+
+
+def state_bytes(state: dict[str, Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Size of every parameter and buffer: what shipping the whole model would cost."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def freeze(module: nn.Module) -> None:
+    for p in module.parameters():
+        p.requires_grad_(False)

@@ -1,0 +1,54 @@
+"""Edge stage: frozen FM + PEFT modules fine-tuned on one domain's small labelled set."""
+
+from __future__ import annotations
+
+import logging
+
+from ecogen.config.params import Params
+from ecogen.data.prepared import PreparedData
+from ecogen.models.checkpoint import load_fm
+from ecogen.models.vit import parameter_count
+from ecogen.peft.edge import build_edge_model, save_tunable
+from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
+from ecogen.stages.common import edge_seed, example_input
+from ecogen.stages.result import ModelArtifact, StageResult
+from ecogen.training.classifier import ClassifierModule, evaluate
+from ecogen.training.trainer import History, loader, make_trainer
+from ecogen.workspace import Workspace
+
+log = logging.getLogger("ecogen.finetune")
+
+
+def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
+    seed = edge_seed(params, domain)
+    data = PreparedData(ws.data)
+    fm = load_fm(ws.fm)
+    p = params.peft
+    model = build_edge_model(fm, p, seed)
+    train = data.edge(domain)
+    log.info("finetune[%s]: %s on %d labelled images, %d epochs", domain, p.method, len(train), p.epochs)
+    history = History(f"finetune[{domain}]")
+    trainer = make_trainer(params.accelerator, p.epochs, [history])
+    trainer.fit(ClassifierModule(model, lr=p.lr), loader(train, p.batch_size, shuffle=True, seed=seed))
+    model.cpu().eval()
+    test = data.test(domain)
+    accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
+    path = ws.edge(domain) / "tunable.pt"
+    save_tunable(model, path, p.method)
+    trainable = parameter_count(model, trainable_only=True)
+    total = parameter_count(fm.encoder)  # the frozen FM encoder the modules sit on
+    log.info("finetune[%s]: accuracy %.4f, %d tunable of %d parameters", domain, accuracy, trainable, total)
+    return StageResult(
+        name=f"edge-{domain}",
+        metrics={
+            "accuracy": accuracy,
+            "trainable_params": float(trainable),
+            "total_params": float(total),
+            "trainable_fraction": trainable / total,
+            "tunable_bytes": float(state_bytes(tunable_state(model))),
+            "fm_bytes": float(module_bytes(fm.encoder)),
+        },
+        history={k: v for k, v in history.series.items()},
+        params={"domain": domain, "peft_method": p.method, "labelled_images": len(train)},
+        models={f"edge-{domain}": ModelArtifact(model, example_input(test), [path])},
+    )

@@ -1,0 +1,173 @@
+"""The prepare stage: base images → domains → partitions → ``data/`` (layout in ecogen.data.prepared).
+
+Everything is written into a temporary sibling folder and swapped in by rename at the end, so a
+failed or interrupted run leaves either the previous ``data/`` or none, never a half-written one
+that later stages (or ``dvc add``) would take for real.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ecogen.config.params import Params
+from ecogen.data.domains import apply_domain
+from ecogen.data.partition import DomainIndices, Partition, PartitionSpec, label_skew, partition
+from ecogen.data.pools import SourceImages
+from ecogen.data.prepared import UNLABELLED, DataMeta, Split, save_meta, save_split
+from ecogen.data.seeding import derive_seed
+from ecogen.data.sources import load_source
+from ecogen.stages.result import StageResult
+from ecogen.workspace import Workspace
+
+log = logging.getLogger("ecogen.data")
+
+
+def prepare(params: Params, ws: Workspace) -> StageResult:
+    """Load ``params.data.source``, partition it, write ``ws.data``; counts and skew as metrics."""
+    spec = PartitionSpec.from_params(params)
+    source = load_source(params.data, seed=derive_seed(params.seed, "source"))
+    log.info(
+        "source %s: %d train / %d test images of %d×%d, %d classes",
+        source.name,
+        len(source.train),
+        len(source.test),
+        source.image_size,
+        source.image_size,
+        len(source.class_names),
+    )
+    part = partition(
+        source.train.y.numpy(),
+        source.test.y.numpy(),
+        len(source.class_names),
+        spec,
+        seed=derive_seed(params.seed, "partition"),
+        train_domain=None if source.train.domain is None else source.train.domain.numpy(),
+        test_domain=None if source.test.domain is None else source.test.domain.numpy(),
+    )
+    skew = label_skew(
+        [source.train.y[c.index].numpy() for dom in part.domains for c in dom.clusters],
+        len(source.class_names),
+    )
+    counts = _write_atomically(ws.data, lambda tmp: _write(tmp, source, part, params.seed, spec))
+    log.info("prepared data written to %s (label skew %.3f)", ws.data, skew)
+
+    metrics: dict[str, float] = {
+        "images_public": counts["public"],
+        "images_test": sum(v for k, v in counts.items() if k.endswith("/test")),
+        "images_edge": sum(v for k, v in counts.items() if k.endswith("/edge")),
+        "images_client": sum(v for k, v in counts.items() if "/cluster_" in k),
+        "images_client_labelled": len(spec.domains) * spec.clusters * spec.labelled_per_cluster,
+        "label_skew": skew,
+    }
+    return StageResult(
+        name="prepare",
+        metrics=metrics,
+        params={
+            "source": source.name,
+            "image_size": source.image_size,
+            "num_classes": len(source.class_names),
+        },
+    )
+
+
+def _transform(source: SourceImages, domain: str, x: Tensor, seed: int) -> Tensor:
+    # Folder domains already are their style; transforming them again would invent a second shift.
+    return x.clone() if source.domains_are_folders else apply_domain(domain, x, seed)
+
+
+def _domain_splits(source: SourceImages, dom: DomainIndices, d: int, seed: int) -> dict[str, Split]:
+    """Test, edge and cluster splits of domain number ``d``, styled and with hidden labels masked."""
+    train, test = source.train, source.test
+
+    def styled(x: Tensor, split: str) -> Tensor:
+        # One seed per (domain, split), so noise on the test set is not a copy of the edge set's.
+        return _transform(source, dom.name, x, derive_seed(seed, "domain", d, split))
+
+    test_idx, edge_idx = torch.from_numpy(dom.test), torch.from_numpy(dom.edge)
+    splits = {
+        "test": Split(styled(test.x[test_idx], "test"), test.y[test_idx].clone()),
+        "edge": Split(styled(train.x[edge_idx], "edge"), train.y[edge_idx].clone()),
+    }
+    for k, cluster in enumerate(dom.clusters):
+        idx = torch.from_numpy(cluster.index)
+        y = train.y[idx].clone()
+        y[~torch.from_numpy(cluster.labelled)] = UNLABELLED  # hidden on disk, not just in memory
+        splits[f"cluster_{k}"] = Split(styled(train.x[idx], f"cluster_{k}"), y)
+    return splits
+
+
+def _write(
+    root: Path, source: SourceImages, part: Partition, seed: int, spec: PartitionSpec
+) -> dict[str, int]:
+    """Write every split under ``root``; returns split name → number of images."""
+    counts: dict[str, int] = {}
+
+    def keep(split: Split, name: str) -> None:
+        save_split(split, root / f"{name}.pt")
+        counts[name] = len(split)
+
+    for d, dom in enumerate(part.domains):
+        for name, split in _domain_splits(source, dom, d, seed).items():
+            keep(split, f"{dom.name}/{name}")
+        log.info(
+            "domain %s: test %d, edge %d, %d clusters written",
+            dom.name,
+            len(dom.test),
+            len(dom.edge),
+            len(dom.clusters),
+        )
+
+    public = source.train.x[torch.from_numpy(part.public)]  # (P, C, H, W)
+    for d, name in enumerate(spec.domains):
+        rows = torch.from_numpy(np.flatnonzero(part.public_domain == d))
+        if len(rows):
+            public[rows] = _transform(source, name, public[rows], derive_seed(seed, "public", d))
+    torch.save({"x": public.contiguous()}, root / "public.pt")
+    counts["public"] = len(public)
+
+    save_meta(
+        DataMeta(
+            source=source.name,
+            image_size=source.image_size,
+            channels=source.channels,
+            num_classes=len(source.class_names),
+            class_names=list(source.class_names),
+            domains=list(spec.domains),
+            clusters=spec.clusters,
+            counts=dict(sorted(counts.items())),
+        ),
+        root,
+    )
+    return counts
+
+
+def _write_atomically(target: Path, write: Callable[[Path], dict[str, int]]) -> dict[str, int]:
+    """Run ``write`` into a fresh sibling of ``target``, then swap it in by rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        counts = write(tmp)
+        old = None
+        if target.exists():
+            old = target.with_name(f"{tmp.name}.old")
+            target.rename(old)
+        try:
+            tmp.rename(target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)  # put the previous data back rather than leave none
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return counts

@@ -1,0 +1,60 @@
+"""Cloud stage: masked-autoencoder pre-training of the FM on the unlabelled public pool."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ecogen.config.params import Params
+from ecogen.data.prepared import PreparedData, Split, to_float
+from ecogen.models.checkpoint import save_fm
+from ecogen.models.vit import MaskedAutoencoder, ViT, parameter_count
+from ecogen.peft.tunable import module_bytes
+from ecogen.plots import reconstruction_grid
+from ecogen.stages.common import example_input, vit_config
+from ecogen.stages.result import ModelArtifact, StageResult
+from ecogen.training.mae import MAEModule
+from ecogen.training.trainer import History, make_trainer
+from ecogen.workspace import Workspace
+
+log = logging.getLogger("ecogen.pretrain")
+
+
+def pretrain(params: Params, ws: Workspace) -> StageResult:
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    data = PreparedData(ws.data)
+    cfg = vit_config(params.model, data.meta)
+    mae = MaskedAutoencoder(ViT(cfg))
+    pool = data.public()
+    log.info("pretrain: MAE on %d unlabelled images, %d epochs", len(pool), params.pretrain.epochs)
+    loader = DataLoader(
+        TensorDataset(to_float(pool)),
+        batch_size=params.pretrain.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(params.seed),
+    )
+    p = params.pretrain
+    module = MAEModule(mae, p.lr, p.weight_decay, p.mask_ratio, seed=params.seed)
+    history = History("pretrain")
+    make_trainer(params.accelerator, p.epochs, [history]).fit(module, loader)
+    mae.cpu().eval()
+    save_fm(mae, ws.fm)
+    grid = reconstruction_grid(mae, to_float(pool[:8]), p.mask_ratio, ws.plots / "fm_reconstructions.png", params.seed)
+    example = example_input(Split(pool[:2], torch.zeros(2, dtype=torch.long)))
+    return StageResult(
+        name="pretrain",
+        metrics={
+            "mae_loss": history.series["mae_loss"][-1],
+            "fm_params": float(parameter_count(mae)),
+            "encoder_params": float(parameter_count(mae.encoder)),
+            "encoder_bytes": float(module_bytes(mae.encoder)),
+            "public_images": float(len(pool)),
+        },
+        history={"mae_loss": history.series["mae_loss"]},
+        params={"image_size": cfg.image_size, "num_patches": cfg.num_patches},
+        models={"fm": ModelArtifact(mae.encoder, example, [ws.fm])},
+        artifacts=[grid],
+    )

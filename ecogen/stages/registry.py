@@ -1,0 +1,65 @@
+"""The stages by name, and the one runner that both `dvc repro` and the Prefect flows use.
+
+Cloud stages run once; edge stages run once per domain (the flows fan those out as parallel
+tasks) and are combined into one stage result whose children are the edges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+from ecogen.config.params import Params
+from ecogen.config.pipelines import StageName
+from ecogen.plots import series_csv, series_plot
+from ecogen.stages.finetune import finetune_edge
+from ecogen.stages.hfsl import hfsl_edge
+from ecogen.stages.infer import infer_edge
+from ecogen.stages.prepare import prepare
+from ecogen.stages.pretrain import pretrain
+from ecogen.stages.result import StageResult
+from ecogen.workspace import Workspace
+
+CloudStage = Callable[[Params, Workspace], StageResult]
+EdgeStage = Callable[[Params, Workspace, str], StageResult]
+
+CLOUD_STAGES: dict[str, CloudStage] = {"prepare": prepare, "pretrain": pretrain}
+EDGE_STAGES: dict[str, EdgeStage] = {"finetune": finetune_edge, "hfsl": hfsl_edge, "infer": infer_edge}
+
+
+def is_edge_stage(stage: StageName) -> bool:
+    return stage in EDGE_STAGES
+
+
+def run_edge(stage: StageName, params: Params, ws: Workspace, domain: str) -> StageResult:
+    return EDGE_STAGES[stage](params, ws, domain)
+
+
+def combine(stage: StageName, children: list[StageResult]) -> StageResult:
+    """Stage-level result over its edges: the mean of every metric all edges share."""
+    shared = set.intersection(*(set(c.metrics) for c in children)) if children else set()
+    metrics = {f"mean_{k}": sum(c.metrics[k] for c in children) / len(children) for k in sorted(shared)}
+    return StageResult(name=stage, metrics=metrics, children=children)
+
+
+def write_outputs(result: StageResult, ws: Workspace) -> StageResult:
+    """metrics/<stage>.json for `dvc metrics`, per-round CSV + PNG for `dvc plots` and MLflow."""
+    ws.metrics.mkdir(parents=True, exist_ok=True)
+    flat = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.flat_metrics().items()}
+    (ws.metrics / f"{result.name}.json").write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
+    if result.name == "hfsl":
+        for key, label in (("accuracy", "test accuracy"), ("bytes_edge_client", "edge↔client bytes")):
+            series = {c.name: c.history[key] for c in result.children}
+            series_csv(series, ws.plots / f"hfsl_{key}.csv")
+            result.artifacts.append(series_plot(series, label, ws.plots / f"hfsl_{key}.png"))
+    return result
+
+
+def run_stage(stage: StageName, params: Params, ws: Workspace) -> StageResult:
+    """Runs one whole stage in this process (what `ecogen stage NAME` and `dvc repro` do)."""
+    if stage in CLOUD_STAGES:
+        result = CLOUD_STAGES[stage](params, ws)
+    else:
+        result = combine(stage, [run_edge(stage, params, ws, d) for d in params.data.domains])
+    return write_outputs(result, ws)

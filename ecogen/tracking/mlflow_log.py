@@ -1,0 +1,123 @@
+"""``log_result``: a :class:`StageResult` into an MLflow run, children as nested runs.
+
+Models are logged with ``mlflow.pytorch.log_model`` in the ``pickle`` serialization format:
+
+* MLflow 3's default, ``pt2`` (``torch.export``), fails on every peft-wrapped model: ``PeftModel``
+  has a ``forward(*args, **kwargs)`` signature that export cannot match to the input example.
+  The plain ViT exports fine, but one format for all models is easier to load back.
+* ``pickle`` loads back as the real class (``ViT`` with its split segments, ``PeftModel`` with
+  its adapters), not a flat ``GraphModule``, and logs in ~0.1 s instead of ~2 s.
+* The price: unpickling runs code, so load only models from a tracking store you trust, and
+  ``ecogen`` must be importable where a model is loaded.
+
+``pip_requirements`` is given explicitly: inferring it takes 8–10 s per model and would pin the
+local ``torch==…+cpu`` build label.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import mlflow.pytorch
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+from ecogen.stages.result import ModelArtifact, StageResult
+from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_params, log_tags, start_child_run
+
+MODEL_PIP_REQUIREMENTS = ["torch", "peft", "numpy"]
+SerializationFormat = Literal["pickle", "pt2"]
+
+# log_model resolves state that is process-wide in MLflow (tracking URI, last logged model id);
+# edges logging in parallel threads take turns.
+_MODEL_LOCK = threading.Lock()
+
+
+def log_result(
+    run_id: str,
+    result: StageResult,
+    data_version: str | None,
+    serialization_format: SerializationFormat = "pickle",
+) -> list[str]:
+    """Log metrics, per-step history (step = index + 1), params, artifact files and models of
+    ``result`` into ``run_id``; each child becomes a nested run (``ecogen.kind=edge``) logged the
+    same way.  Returns the ids of all runs created below ``run_id``, depth first.
+
+    The process's MLflow tracking URI must already point at the store that holds ``run_id`` (set
+    by ``start_pipeline_run`` / ``track_stage``).
+    """
+    client = MlflowClient()
+    if data_version:
+        client.set_tag(run_id, DATA_VERSION, data_version)
+    _log_metrics(client, run_id, result)
+    if result.params:
+        log_params(client, run_id, result.params)
+    for path in result.artifacts:
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), artifact_path=path.name)
+        else:
+            client.log_artifact(run_id, str(path))
+    for name, model in result.models.items():
+        log_model(run_id, name, model, data_version, serialization_format)
+
+    created: list[str] = []
+    for child in result.children:
+        child_id = start_child_run(run_id, child.name, "edge", data_version, {EDGE: child.name})
+        try:
+            created += [child_id, *log_result(child_id, child, data_version, serialization_format)]
+        except BaseException:
+            finish_run(child_id, "FAILED")
+            raise
+        finish_run(child_id, "FINISHED")
+    return created
+
+
+def log_model(
+    run_id: str,
+    name: str,
+    model: ModelArtifact,
+    data_version: str | None,
+    serialization_format: SerializationFormat = "pickle",
+) -> str:
+    """Log one model as an MLflow logged model linked to ``run_id``; returns its ``models:/`` URI."""
+    module = model.module
+    if serialization_format == "pt2" and hasattr(module, "get_base_model"):
+        # torch.export cannot trace PeftModel.forward(*args, **kwargs); the base model with the
+        # adapters injected computes the same function.
+        module = module.get_base_model()
+    with _MODEL_LOCK:
+        info = mlflow.pytorch.log_model(
+            module,
+            name=name,
+            run_id=run_id,  # explicit run: no fluent active run needed
+            input_example=model.input_example,
+            extra_files=[str(p) for p in model.extra_files] or None,
+            pip_requirements=MODEL_PIP_REQUIREMENTS,
+            serialization_format=serialization_format,
+            tags={DATA_VERSION: data_version} if data_version else None,
+        )
+    return info.model_uri
+
+
+def _log_metrics(client: MlflowClient, run_id: str, result: StageResult) -> None:
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(value), now, 0) for key, value in result.metrics.items()]
+    for key, series in result.history.items():
+        metrics += [Metric(key, float(value), now, step) for step, value in enumerate(series, start=1)]
+    for batch in _chunks(metrics, MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=batch)
+    _ = log_tags  # re-exported for callers that tag results
+
+
+def _chunks(items: list[Metric], size: int) -> Iterable[list[Metric]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _relative(path: Path) -> str:
+    return path.name

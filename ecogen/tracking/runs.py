@@ -1,0 +1,129 @@
+"""The run tree in MLflow: pipeline run → stage runs → edge runs, all through ``MlflowClient``.
+
+Runs are addressed by id, never through MLflow's fluent active-run stack, because edges log from
+parallel threads (the fluent API is not thread-safe).  Every run carries ``ecogen.kind`` and the
+data version it used (``ecogen.data_version``; ``"unknown"`` until :func:`set_data_version` is
+called, e.g. on the prepare stage, whose version exists only once it has run).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+from ecogen.config.params import Params
+from ecogen.tracking.uri import artifact_location, use_tracking_uri
+
+KIND = "ecogen.kind"  # pipeline | stage | edge
+PIPELINE = "ecogen.pipeline"
+STAGE = "ecogen.stage"
+EDGE = "ecogen.edge"
+DATA_VERSION = "ecogen.data_version"
+DATA_VERSION_PARAM = "data_version"
+UNKNOWN_VERSION = "unknown"
+
+
+def flatten_params(params: Params) -> dict[str, str]:
+    """``{"hfsl.rounds": "5", "data.domains": '["identity", "rotate90"]', ...}``.
+
+    Strings stay as they are; everything else (numbers, booleans, null, lists) is JSON, so the
+    value can be parsed back unambiguously.
+    """
+
+    def walk(prefix: str, node: Any) -> Iterable[tuple[str, str]]:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                yield from walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            yield prefix, node if isinstance(node, str) else json.dumps(node)
+
+    return dict(walk("", params.model_dump(mode="json")))
+
+
+def log_params(client: MlflowClient, run_id: str, values: Mapping[str, object]) -> None:
+    items = [Param(key, str(value)) for key, value in values.items()]
+    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+
+
+def log_tags(client: MlflowClient, run_id: str, values: Mapping[str, object]) -> None:
+    items = [RunTag(key, str(value)) for key, value in values.items()]
+    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, tags=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+
+
+def experiment_id(client: MlflowClient, name: str, uri: str, project_root: Path) -> str:
+    """Get or create the experiment; tolerates another process creating it at the same time."""
+    if (exp := client.get_experiment_by_name(name)) is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(uri, project_root))
+    except MlflowException:
+        if (exp := client.get_experiment_by_name(name)) is not None:
+            return exp.experiment_id
+        raise
+
+
+def start_pipeline_run(
+    params: Params, pipeline: str, project_root: Path, tags: Mapping[str, str] | None = None
+) -> str:
+    """Create the parent run of one pipeline execution, with every parameter; returns its id."""
+    uri = use_tracking_uri(params.tracking, project_root)
+    client = MlflowClient()
+    exp_id = experiment_id(client, params.tracking.experiment, uri, project_root)
+    run_tags = {KIND: "pipeline", PIPELINE: pipeline, DATA_VERSION: UNKNOWN_VERSION, **(tags or {})}
+    run = client.create_run(exp_id, run_name=pipeline, tags=run_tags)
+    log_params(client, run.info.run_id, flatten_params(params))
+    return run.info.run_id
+
+
+def start_child_run(
+    parent_run_id: str,
+    name: str,
+    kind: str,
+    data_version: str | None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """A run nested under ``parent_run_id`` in the parent's experiment.
+
+    With ``data_version=None`` the parent's version is inherited; the parent's pipeline tag is
+    copied so that ``tags.ecogen.pipeline = 'x'`` finds the whole tree.
+    """
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    version = data_version or parent.data.tags.get(DATA_VERSION, UNKNOWN_VERSION)
+    run_tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, KIND: kind, DATA_VERSION: version}
+    if pipeline := parent.data.tags.get(PIPELINE):
+        run_tags[PIPELINE] = pipeline
+    run_tags.update(tags or {})
+    run = client.create_run(parent.info.experiment_id, run_name=name, tags=run_tags)
+    if version != UNKNOWN_VERSION:
+        log_params(client, run.info.run_id, {DATA_VERSION_PARAM: version})
+    return run.info.run_id
+
+
+def set_data_version(run_id: str, version: str) -> None:
+    """Record the DVC data version on a run: a tag (searchable) and a param (shown in compare).
+
+    MLflow params are write-once, so the param is logged only if the run has none yet; the tag
+    always follows the latest call.
+    """
+    client = MlflowClient()
+    client.set_tag(run_id, DATA_VERSION, version)
+    if DATA_VERSION_PARAM not in client.get_run(run_id).data.params:
+        log_params(client, run_id, {DATA_VERSION_PARAM: version})
+
+
+def finish_run(run_id: str, status: str = "FINISHED") -> None:
+    """Terminate a run: ``FINISHED``, ``FAILED`` or ``KILLED``."""
+    if status not in ("FINISHED", "FAILED", "KILLED"):
+        raise ValueError(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
+    MlflowClient().set_terminated(run_id, status)

@@ -1,0 +1,1 @@
+"""Lightning modules and loops: MAE pre-training, supervised and split semi-supervised training."""

@@ -1,0 +1,49 @@
+"""Supervised training and evaluation of a (PEFT-wrapped) classifier. Only tunable params train."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ecogen.data.prepared import Split
+from ecogen.training.trainer import loader, make_trainer
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay = lr, weight_decay
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        self.log("train_acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True)
+        return loss
+
+    def test_step(self, batch: list[Tensor], batch_idx: int) -> None:
+        x, y = batch
+        acc = (self.model(x).argmax(-1) == y).float().mean()
+        self.log("accuracy", acc, on_step=False, on_epoch=True, batch_size=len(y))
+
+    def configure_optimizers(self):  # type: ignore[no-untyped-def]
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int, accelerator: str) -> float:
+    """Top-1 accuracy of ``model`` on a labelled split, through Lightning's test loop."""
+    module = ClassifierModule(model)
+    trainer = make_trainer(accelerator, max_epochs=1)
+    (out,) = trainer.test(module, loader(split, batch_size, shuffle=False, seed=0), verbose=False)
+    return float(out["accuracy"])

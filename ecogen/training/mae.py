@@ -1,0 +1,32 @@
+"""Cloud pre-training: the masked autoencoder on the unlabelled public pool."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from ecogen.models.vit import MaskedAutoencoder
+
+
+class MAEModule(L.LightningModule):
+    def __init__(self, mae: MaskedAutoencoder, lr: float, weight_decay: float, mask_ratio: float, seed: int) -> None:
+        super().__init__()
+        self.mae = mae
+        self.lr, self.weight_decay, self.mask_ratio = lr, weight_decay, mask_ratio
+        self.seed = seed
+        self._gen: torch.Generator | None = None
+
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        (x,) = batch
+        if self._gen is None or self._gen.device != x.device:
+            self._gen = torch.Generator(device=x.device).manual_seed(self.seed)
+        loss, _, _ = self.mae(x, self.mask_ratio, generator=self._gen)
+        self.log("mae_loss", loss, on_step=False, on_epoch=True, prog_bar=False)
+        return loss
+
+    def configure_optimizers(self):  # type: ignore[no-untyped-def]
+        opt = torch.optim.AdamW(self.mae.parameters(), lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.95))
+        steps = self.trainer.estimated_stepping_batches
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=max(1, int(steps)), pct_start=0.1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,72 @@
+"""One place that builds Lightning Trainers: quiet, seeded, accelerator from params."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, TensorDataset
+
+from ecogen.data.prepared import Split, to_float
+
+log = logging.getLogger("ecogen.training")
+
+
+class History(Callback):
+    """Collects epoch-level metrics (``self.log(..., on_epoch=True)``) and prints progress."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.series: dict[str, list[float]] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        shown = []
+        for key, value in trainer.callback_metrics.items():
+            if key.endswith("_step"):
+                continue
+            name = key.removesuffix("_epoch")
+            self.series.setdefault(name, []).append(float(value))
+            shown.append(f"{name}={float(value):.4f}")
+        log.info("%s epoch %d/%d %s", self.label, trainer.current_epoch + 1, trainer.max_epochs, " ".join(shown))
+
+
+def quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*pytree.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def make_trainer(accelerator: str, max_epochs: int, callbacks: list[Callback] | None = None, **kw: Any) -> L.Trainer:
+    quiet_lightning()
+    if accelerator == "cuda":
+        accelerator = "gpu"
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        callbacks=callbacks or [],
+        **kw,
+    )
+
+
+def loader(split: Split, batch_size: int, shuffle: bool, seed: int, labelled_only: bool = False) -> DataLoader:
+    """float images in [-1, 1] with their labels (-1 where unlabelled); seeded shuffling."""
+    x, y = split.x, split.y
+    if labelled_only:
+        keep = split.labelled
+        x, y = x[keep], y[keep]
+    ds = TensorDataset(to_float(x), y)
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None)

@@ -1,0 +1,118 @@
+"""Image sources: digits, Fashion-MNIST from IDX files, and a user's ImageFolder tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ecogen.config.params import DataParams
+from ecogen.data import fashion_mnist
+from ecogen.data.digits import load_digits_source
+from ecogen.data.fashion_mnist import CLASS_NAMES, FILES, load_fashion_mnist
+from ecogen.data.idx import write_idx
+from ecogen.data.imagefolder import load_imagefolder
+from ecogen.data.sources import load_source
+
+
+def test_digits_shape_and_split():
+    src = load_digits_source(seed=0)
+    assert len(src.train) + len(src.test) == 1797
+    assert len(src.test) == round(0.2 * 1797)
+    assert src.train.x.shape[1:] == (1, 8, 8) and src.train.x.dtype == torch.uint8
+    assert src.train.y.dtype == torch.int64 and set(src.train.y.tolist()) == set(range(10))
+    assert int(src.train.x.max()) == 255 and int(src.train.x.min()) == 0
+    assert src.class_names == [str(i) for i in range(10)]
+    assert not src.domains_are_folders
+    again, other = load_digits_source(seed=0), load_digits_source(seed=1)
+    assert torch.equal(again.test.x, src.test.x)
+    assert not torch.equal(other.test.y, src.test.y)
+
+
+def _write_fake_fashion(folder: Path, n_train: int = 12, n_test: int = 5) -> None:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        write_idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), folder / f"{FILES[split + '_x']}.gz")
+        write_idx(rng.integers(0, 10, n, dtype=np.uint8), folder / f"{FILES[split + '_y']}.gz")
+
+
+def test_fashion_mnist_from_root(tmp_path):
+    _write_fake_fashion(tmp_path)
+    src = load_source(DataParams(source="fashion_mnist", root=str(tmp_path)), seed=0)
+    assert src.name == "fashion_mnist" and src.class_names == CLASS_NAMES
+    assert src.train.x.shape == (12, 1, 28, 28) and src.test.x.shape == (5, 1, 28, 28)
+    assert src.train.y.dtype == torch.int64
+
+
+def test_fashion_mnist_missing_names_the_paths(tmp_path, monkeypatch):
+    def no_torchvision(root):
+        raise ImportError("no torchvision")
+
+    monkeypatch.setattr(fashion_mnist, "_download", no_torchvision)
+    with pytest.raises(FileNotFoundError, match="torchvision is not installed") as err:
+        load_fashion_mnist(tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(err.value)
+
+
+def test_fashion_mnist_real_copy():
+    if fashion_mnist._complete(fashion_mnist.SYSTEM_ROOT) is None:
+        pytest.skip(f"no Fashion-MNIST in {fashion_mnist.SYSTEM_ROOT}")
+    src = load_fashion_mnist()
+    assert src.train.x.shape == (60000, 1, 28, 28) and src.test.x.shape == (10000, 1, 28, 28)
+    for pool in (src.train, src.test):
+        assert int(pool.y.min()) == 0 and int(pool.y.max()) == 9
+        assert torch.bincount(pool.y).min() > 0
+
+
+def _png(path: Path, size: tuple[int, int], value: int, mode: str = "L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = value if mode == "L" else (value, value, value)
+    Image.new(mode, size, colour).save(path)
+
+
+def _tree(root: Path, domains=("a", "b"), classes=("cat", "dog"), per_class: int = 5) -> None:
+    for domain in domains:
+        for c, name in enumerate(classes):
+            for i in range(per_class):
+                # the very first image sets the size (10×10); others are larger and non-square
+                size = (10, 10) if (domain, c, i) == (domains[0], 0, 0) else (16, 12)
+                _png(root / domain / name / f"{i}.png", size, 40 * c + i, mode="RGB" if i % 2 else "L")
+
+
+def test_imagefolder_loads_per_domain(tmp_path):
+    _tree(tmp_path)
+    src = load_imagefolder(tmp_path, ["a", "b"], seed=0)
+    assert src.class_names == ["cat", "dog"] and src.domains_are_folders
+    assert src.train.x.shape[1:] == (1, 10, 10) and src.train.x.dtype == torch.uint8
+    assert len(src.train) + len(src.test) == 20 and len(src.test) == 4  # 20% of 10, per domain
+    assert src.train.domain is not None and src.test.domain is not None
+    assert torch.bincount(src.test.domain).tolist() == [2, 2]
+    # a flat grey image stays flat at its grey level whatever the resize
+    first = src.train.x[src.train.y == 1][0]
+    assert int(first.min()) == int(first.max()) >= 40
+
+
+def test_imagefolder_class_mismatch(tmp_path):
+    _tree(tmp_path, domains=("a",), classes=("cat", "dog"))
+    _tree(tmp_path, domains=("b",), classes=("cat", "emu"))
+    with pytest.raises(ValueError, match="same classes"):
+        load_imagefolder(tmp_path, ["a", "b"], seed=0)
+
+
+def test_imagefolder_missing_domain_and_empty(tmp_path):
+    _tree(tmp_path, domains=("a",))
+    with pytest.raises(FileNotFoundError, match="domain folder"):
+        load_imagefolder(tmp_path, ["a", "zzz"], seed=0)
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no .*images"):
+        load_imagefolder(tmp_path, ["empty"], seed=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_imagefolder(tmp_path / "nope", ["a"], seed=0)
+
+
+def test_imagefolder_needs_root():
+    with pytest.raises(ValueError, match="data.root"):
+        load_source(DataParams(source="imagefolder"), seed=0)
