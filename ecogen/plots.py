@@ -14,7 +14,9 @@ import torch  # noqa: E402
 from ecogen.models.vit import MaskedAutoencoder  # noqa: E402
 
 
-def reconstruction_grid(mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, path: Path, seed: int) -> Path:
+def reconstruction_grid(
+    mae: MaskedAutoencoder, x: torch.Tensor, mask_ratio: float, path: Path, seed: int
+) -> Path:
     """Rows: input, masked input, reconstruction — the FM's generative view of public images."""
     mae.eval()
     with torch.no_grad():

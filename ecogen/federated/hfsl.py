@@ -115,6 +115,16 @@ def run_hfsl(
         accuracy.append(evaluate(edge_model))
         per_round.append(channel.ledger.snapshot())
         log.info(
-            "%s round %d/%d accuracy=%.4f bytes=%s", label, r + 1, cfg.rounds, accuracy[-1], channel.ledger.by_link()
+            "%s round %d/%d accuracy=%.4f bytes=%s",
+            label,
+            r + 1,
+            cfg.rounds,
+            accuracy[-1],
+            channel.ledger.by_link(),
         )
-    return HfslOutcome(global_state, accuracy, per_round, allocate_blocks(len(base_vit(edge_model).blocks), cfg.devices_per_cluster))
+    return HfslOutcome(
+        global_state,
+        accuracy,
+        per_round,
+        allocate_blocks(len(base_vit(edge_model).blocks), cfg.devices_per_cluster),
+    )

@@ -12,7 +12,11 @@ from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
 
 def save_fm(mae: MaskedAutoencoder, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"config": asdict(mae.encoder.cfg), "encoder": mae.encoder.state_dict(), "decoder": mae.decoder.state_dict()}
+    blob = {
+        "config": asdict(mae.encoder.cfg),
+        "encoder": mae.encoder.state_dict(),
+        "decoder": mae.decoder.state_dict(),
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(blob, tmp)
     tmp.replace(path)

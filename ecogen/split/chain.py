@@ -39,7 +39,9 @@ class SplitChain:
         # device i needs the gradient of its input iff some device before it can learn
         self._grad_in = [any(tunable[:i]) for i in range(len(segments))]
 
-    def forward(self, x: Tensor, labels: Tensor | None = None, train: bool = False) -> tuple[Tensor, SplitTrace]:
+    def forward(
+        self, x: Tensor, labels: Tensor | None = None, train: bool = False
+    ) -> tuple[Tensor, SplitTrace]:
         """Runs ``x`` (held by the start device) through every device; returns the end's logits."""
         trace = SplitTrace()
         h = self.segments[0](x)

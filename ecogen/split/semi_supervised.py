@@ -29,7 +29,9 @@ class SplitSemiSupervised(L.LightningModule):
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         return [
-            torch.optim.AdamW([p for p in seg.parameters() if p.requires_grad], lr=self.cfg.lr, weight_decay=0.0)
+            torch.optim.AdamW(
+                [p for p in seg.parameters() if p.requires_grad], lr=self.cfg.lr, weight_decay=0.0
+            )
             for seg in self.chain.segments
             if has_tunable(seg)
         ]

@@ -35,7 +35,11 @@ def hfsl_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     h = params.hfsl
     log.info(
         "hfsl[%s]: %d clusters × %d devices, %d rounds, start accuracy %.4f",
-        domain, len(clusters), h.devices_per_cluster, h.rounds, start,
+        domain,
+        len(clusters),
+        h.devices_per_cluster,
+        h.rounds,
+        start,
     )
     out = run_hfsl(model, clusters, h, accuracy, params.accelerator, seed, label=f"hfsl[{domain}]")
     path = ws.hfsl(domain) / "tunable.pt"

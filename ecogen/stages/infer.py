@@ -50,6 +50,11 @@ def infer_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         metrics[f"device{i}_compute_ms_per_request"] = 1e3 * s / n
     log.info(
         "infer[%s]: accuracy %.4f, %.0f bytes and %.2f ms per request",
-        domain, rep.accuracy, metrics["bytes_per_request"], metrics["latency_ms_per_request"],
+        domain,
+        rep.accuracy,
+        metrics["bytes_per_request"],
+        metrics["latency_ms_per_request"],
     )
-    return StageResult(name=f"edge-{domain}", metrics=metrics, params={"domain": domain, "block_ranges": str(ranges)})
+    return StageResult(
+        name=f"edge-{domain}", metrics=metrics, params={"domain": domain, "block_ranges": str(ranges)}
+    )

@@ -42,7 +42,9 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
     make_trainer(params.accelerator, p.epochs, [history]).fit(module, loader)
     mae.cpu().eval()
     save_fm(mae, ws.fm)
-    grid = reconstruction_grid(mae, to_float(pool[:8]), p.mask_ratio, ws.plots / "fm_reconstructions.png", params.seed)
+    grid = reconstruction_grid(
+        mae, to_float(pool[:8]), p.mask_ratio, ws.plots / "fm_reconstructions.png", params.seed
+    )
     example = example_input(Split(pool[:2], torch.zeros(2, dtype=torch.long)))
     return StageResult(
         name="pretrain",

@@ -46,7 +46,9 @@ def combine(stage: StageName, children: list[StageResult]) -> StageResult:
 def write_outputs(result: StageResult, ws: Workspace) -> StageResult:
     """metrics/<stage>.json for `dvc metrics`, per-round CSV + PNG for `dvc plots` and MLflow."""
     ws.metrics.mkdir(parents=True, exist_ok=True)
-    flat = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.flat_metrics().items()}
+    flat = {
+        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.flat_metrics().items()
+    }
     (ws.metrics / f"{result.name}.json").write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
     if result.name == "hfsl":
         for key, label in (("accuracy", "test accuracy"), ("bytes_edge_client", "edge↔client bytes")):

@@ -74,6 +74,8 @@ class EnergyMeter:
         try:
             # The tracker silently records nothing when its output_dir is missing.
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            # CodeCarbon applies log_level only after its first INFO/WARNING lines; apply it first.
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
             self._tracker = OfflineEmissionsTracker(
                 country_iso_code=self.energy.country_iso_code,
                 project_name=self.project_name,

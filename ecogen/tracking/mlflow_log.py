@@ -8,7 +8,11 @@ Models are logged with ``mlflow.pytorch.log_model`` in the ``pickle`` serializat
 * ``pickle`` loads back as the real class (``ViT`` with its split segments, ``PeftModel`` with
   its adapters), not a flat ``GraphModule``, and logs in ~0.1 s instead of ~2 s.
 * The price: unpickling runs code, so load only models from a tracking store you trust, and
-  ``ecogen`` must be importable where a model is loaded.
+  ``ecogen`` must be importable where a model is loaded.  ``serialization_format="pt2"`` remains
+  available (a peft model is then exported through its base model, adapters injected).
+
+The LoggedModel is created explicitly in the run's experiment and passed to ``log_model`` by id,
+with ``run_id=``: no fluent active run is involved, so edges may log from parallel threads.
 
 ``pip_requirements`` is given explicitly: inferring it takes 8–10 s per model and would pin the
 local ``torch==…+cpu`` build label.
@@ -19,7 +23,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Literal
 
 import mlflow.pytorch
@@ -28,9 +31,9 @@ from mlflow.entities import Metric
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
 from ecogen.stages.result import ModelArtifact, StageResult
-from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_params, log_tags, start_child_run
+from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_params, start_child_run
 
-MODEL_PIP_REQUIREMENTS = ["torch", "peft", "numpy"]
+MODEL_PIP_REQUIREMENTS = ["torch", "peft"]
 SerializationFormat = Literal["pickle", "pt2"]
 
 # log_model resolves state that is process-wide in MLflow (tracking URI, last logged model id);
@@ -56,7 +59,7 @@ def log_result(
         client.set_tag(run_id, DATA_VERSION, data_version)
     _log_metrics(client, run_id, result)
     if result.params:
-        log_params(client, run_id, result.params)
+        log_params(client, run_id, _without_clashes(client, run_id, result.params))
     for path in result.artifacts:
         if path.is_dir():
             client.log_artifacts(run_id, str(path), artifact_path=path.name)
@@ -84,40 +87,68 @@ def log_model(
     data_version: str | None,
     serialization_format: SerializationFormat = "pickle",
 ) -> str:
-    """Log one model as an MLflow logged model linked to ``run_id``; returns its ``models:/`` URI."""
+    """Log one model as an MLflow logged model of ``run_id``; returns its ``models:/`` URI.
+
+    The LoggedModel is created here, in the run's experiment: left to ``log_model``, it would go
+    to the fluent "active" experiment (Default, ``0``) whenever no fluent run is active.
+    """
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        experiment_id=run.info.experiment_id,
+        name=name,
+        source_run_id=run_id,
+        tags={DATA_VERSION: data_version} if data_version else None,
+        params=run.data.params,  # as log_model does itself: the run's params describe the model
+    )
     module = model.module
-    if serialization_format == "pt2" and hasattr(module, "get_base_model"):
+    get_base_model = getattr(module, "get_base_model", None)  # a peft.PeftModel
+    if serialization_format == "pt2" and callable(get_base_model):
         # torch.export cannot trace PeftModel.forward(*args, **kwargs); the base model with the
         # adapters injected computes the same function.
-        module = module.get_base_model()
+        module = get_base_model()
     with _MODEL_LOCK:
         info = mlflow.pytorch.log_model(
             module,
             name=name,
-            run_id=run_id,  # explicit run: no fluent active run needed
+            model_id=logged.model_id,
+            run_id=run_id,  # links the model as an output of the run; no fluent run needed
             input_example=model.input_example,
             extra_files=[str(p) for p in model.extra_files] or None,
             pip_requirements=MODEL_PIP_REQUIREMENTS,
             serialization_format=serialization_format,
-            tags={DATA_VERSION: data_version} if data_version else None,
         )
     return info.model_uri
 
 
 def _log_metrics(client: MlflowClient, run_id: str, result: StageResult) -> None:
+    """History step i is epoch/round i (from 1).  A final scalar that also has a history is logged
+    at the last step, 1 ms later, so MLflow shows it as the metric's latest value."""
     now = int(time.time() * 1000)
-    metrics = [Metric(key, float(value), now, 0) for key, value in result.metrics.items()]
+    metrics = []
     for key, series in result.history.items():
         metrics += [Metric(key, float(value), now, step) for step, value in enumerate(series, start=1)]
+    for key, value in result.metrics.items():
+        metrics.append(Metric(key, float(value), now + 1, len(result.history.get(key, ()))))
     for batch in _chunks(metrics, MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=batch)
-    _ = log_tags  # re-exported for callers that tag results
+
+
+def _without_clashes(
+    client: MlflowClient, run_id: str, params: dict[str, str | int | float]
+) -> dict[str, str | int | float]:
+    """MLflow params are write-once: a key the run already holds (e.g. from the config) with a
+    different value is logged as ``result.<key>``; with the same value it is skipped."""
+    existing = client.get_run(run_id).data.params
+    out: dict[str, str | int | float] = {}
+    for key, value in params.items():
+        if key not in existing:
+            out[key] = value
+        elif existing[key] != str(value):
+            out[f"result.{key}"] = value
+    return out
 
 
 def _chunks(items: list[Metric], size: int) -> Iterable[list[Metric]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def _relative(path: Path) -> str:
-    return path.name

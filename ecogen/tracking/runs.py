@@ -65,7 +65,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str, project_root: Path)
     if (exp := client.get_experiment_by_name(name)) is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(uri, project_root))
+        return client.create_experiment(name, artifact_location=artifact_location(uri, project_root, name))
     except MlflowException:
         if (exp := client.get_experiment_by_name(name)) is not None:
             return exp.experiment_id

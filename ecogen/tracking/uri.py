@@ -9,6 +9,7 @@ store).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import mlflow
@@ -37,12 +38,13 @@ def use_tracking_uri(tracking: TrackingParams, project_root: Path) -> str:
     return uri
 
 
-def artifact_location(uri: str, project_root: Path) -> str | None:
-    """Artifact root for a new experiment: ``<project>/mlruns`` for a local store.
+def artifact_location(uri: str, project_root: Path, experiment: str) -> str | None:
+    """Artifact root for a new experiment: ``<project>/mlruns/<experiment>`` for a local store.
 
     Left to MLflow otherwise: a tracking server decides where its artifacts go.  For a local
-    store MLflow would use ``<cwd>/mlruns``, which differs between entry points.
+    store MLflow would use ``<cwd>/mlruns/<id>``, which differs between entry points.
     """
     if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
-        return (project_root.resolve() / "mlruns").as_uri()
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+        return (project_root.resolve() / "mlruns" / folder).as_uri()
     return None

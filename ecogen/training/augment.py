@@ -34,8 +34,11 @@ def strong(x: Tensor, g: torch.Generator) -> Tensor:
     cx = torch.randint(0, W - side + 1, (B,), generator=g).to(x.device)
     ys = torch.arange(H, device=x.device)[None, :, None]
     xs = torch.arange(W, device=x.device)[None, None, :]
-    hole = (ys >= cy[:, None, None]) & (ys < cy[:, None, None] + side) & (xs >= cx[:, None, None]) & (
-        xs < cx[:, None, None] + side
+    hole = (
+        (ys >= cy[:, None, None])
+        & (ys < cy[:, None, None] + side)
+        & (xs >= cx[:, None, None])
+        & (xs < cx[:, None, None] + side)
     )
     x = x.masked_fill(hole[:, None], 0.0)
     noise = torch.randn(x.shape, generator=g).to(x.device) * 0.1

@@ -10,7 +10,9 @@ from ecogen.models.vit import MaskedAutoencoder
 
 
 class MAEModule(L.LightningModule):
-    def __init__(self, mae: MaskedAutoencoder, lr: float, weight_decay: float, mask_ratio: float, seed: int) -> None:
+    def __init__(
+        self, mae: MaskedAutoencoder, lr: float, weight_decay: float, mask_ratio: float, seed: int
+    ) -> None:
         super().__init__()
         self.mae = mae
         self.lr, self.weight_decay, self.mask_ratio = lr, weight_decay, mask_ratio
@@ -26,7 +28,11 @@ class MAEModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
-        opt = torch.optim.AdamW(self.mae.parameters(), lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.95))
+        opt = torch.optim.AdamW(
+            self.mae.parameters(), lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.95)
+        )
         steps = self.trainer.estimated_stepping_batches
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=max(1, int(steps)), pct_start=0.1)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.lr, total_steps=max(1, int(steps)), pct_start=0.1
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -31,7 +31,9 @@ class History(Callback):
             name = key.removesuffix("_epoch")
             self.series.setdefault(name, []).append(float(value))
             shown.append(f"{name}={float(value):.4f}")
-        log.info("%s epoch %d/%d %s", self.label, trainer.current_epoch + 1, trainer.max_epochs, " ".join(shown))
+        log.info(
+            "%s epoch %d/%d %s", self.label, trainer.current_epoch + 1, trainer.max_epochs, " ".join(shown)
+        )
 
 
 def quiet_lightning() -> None:
@@ -42,7 +44,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
 
-def make_trainer(accelerator: str, max_epochs: int, callbacks: list[Callback] | None = None, **kw: Any) -> L.Trainer:
+def make_trainer(
+    accelerator: str, max_epochs: int, callbacks: list[Callback] | None = None, **kw: Any
+) -> L.Trainer:
     quiet_lightning()
     if accelerator == "cuda":
         accelerator = "gpu"
@@ -61,7 +65,9 @@ def make_trainer(accelerator: str, max_epochs: int, callbacks: list[Callback] | 
     )
 
 
-def loader(split: Split, batch_size: int, shuffle: bool, seed: int, labelled_only: bool = False) -> DataLoader:
+def loader(
+    split: Split, batch_size: int, shuffle: bool, seed: int, labelled_only: bool = False
+) -> DataLoader:
     """float images in [-1, 1] with their labels (-1 where unlabelled); seeded shuffling."""
     x, y = split.x, split.y
     if labelled_only:

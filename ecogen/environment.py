@@ -1,0 +1,25 @@
+"""Quiet, offline defaults for the libraries EcoGen drives; called once by each entry point.
+
+``setdefault`` only: anything the user exported wins.  Must run before prefect is imported,
+because Prefect reads its settings at import time.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # else a failed telemetry call on every start
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # else a telemetry host lookup per client start
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # progress bars of parallel edges clutter logs
+    "CODECARBON_LOG_LEVEL": "error",
+    "DVC_NO_ANALYTICS": "1",
+    "TQDM_DISABLE": "1",
+    "HF_HUB_OFFLINE": "1",  # peft pulls in transformers; nothing may reach a hub
+}
+
+
+def quiet_defaults() -> None:
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,120 @@
+"""Glue between stages, tracking and versioning — what the CLI and the Prefect tasks call.
+
+A pipeline run (``ecogen run P``) works in ``runs/P/`` and nests every stage run, and every
+edge run, under one MLflow parent run.  A standalone stage (``ecogen stage S``, what `dvc repro`
+calls) works in the project root and logs a standalone stage run.  Both execute the same stage
+functions from :mod:`ecogen.stages.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from ecogen.config.params import Params
+from ecogen.config.pipelines import StageName
+from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
+from ecogen.stages.result import StageResult
+from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
+from ecogen.tracking.stage import StageRun
+from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
+from ecogen.workspace import Workspace
+
+
+class RunContext(BaseModel):
+    """Everything a task needs to do its part of one pipeline run (JSON-serialisable)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pipeline: str
+    params: Params
+    project_root: Path
+    workdir: Path
+    run_id: str
+    data_version: str | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.workdir)
+
+
+def start_pipeline(pipeline: str, params: Params, project_root: Path) -> RunContext:
+    root = project_root.resolve()
+    run_id = start_pipeline_run(params, pipeline, root)
+    return RunContext(
+        pipeline=pipeline, params=params, project_root=root, workdir=root / "runs" / pipeline, run_id=run_id
+    )
+
+
+def finish_pipeline(ctx: RunContext, failed: bool = False) -> None:
+    finish_run(ctx.run_id, "FAILED" if failed else "FINISHED")
+
+
+@contextmanager
+def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
+    with track_stage(ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace) as run:
+        yield run
+
+
+def prepare_and_version(ctx: RunContext) -> RunContext:
+    """The prepare stage, then DVC: `dvc add` + `dvc push` of the data; every later run gets its md5."""
+    with _stage(ctx, "prepare") as run:
+        result = run_stage("prepare", ctx.params, ctx.workspace)
+        ensure_dvc_repo(ctx.project_root)
+        version = version_data(ctx.project_root, ctx.workspace.data)
+        run.data_version = version
+        set_data_version(run.run_id, version)
+        run.log(result)
+    set_data_version(ctx.run_id, version)
+    return ctx.model_copy(update={"data_version": version})
+
+
+def cloud_stage(ctx: RunContext, stage: StageName) -> dict[str, float]:
+    if stage not in CLOUD_STAGES:
+        raise ValueError(f"{stage} is not a cloud stage")
+    with _stage(ctx, stage) as run:
+        result = run_stage(stage, ctx.params, ctx.workspace)
+        run.log(result)
+    return result.metrics
+
+
+@contextmanager
+def edge_stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
+    """The stage run that the per-edge tasks of one stage nest under."""
+    with _stage(ctx, stage) as run:
+        yield run
+
+
+def edge_task(ctx: RunContext, stage: StageName, stage_run_id: str, domain: str) -> StageResult:
+    """One edge's share of a stage, logged as a child run of the stage run."""
+    result = run_edge(stage, ctx.params, ctx.workspace, domain)
+    StageRun(run_id=stage_run_id, stage=stage, data_version=ctx.data_version).log(
+        StageResult(name=stage, children=[result])
+    )
+    return result
+
+
+def close_edge_stage(
+    ctx: RunContext, stage: StageName, run: StageRun, children: list[StageResult]
+) -> dict[str, float]:
+    """Combine the edges, write metrics/plots, log the stage-level metrics and plots."""
+    result = write_outputs(combine(stage, children), ctx.workspace)
+    run.log(StageResult(name=stage, metrics=result.metrics, artifacts=result.artifacts))
+    return result.metrics
+
+
+def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -> dict[str, float]:
+    """`ecogen stage S` / `dvc repro`: the project root is the workspace; one standalone run."""
+    root = project_root.resolve()
+    ws = Workspace(root)
+    version = None if stage == "prepare" else data_version_from_lock(root)
+    with track_stage(params, stage, root, None, version, ws) as run:
+        result = run_stage(stage, params, ws)
+        if stage == "prepare":  # the version this stage produced, as dvc.lock will record it
+            run.data_version = hash_data(root, ws.data)
+            set_data_version(run.run_id, run.data_version)
+        run.log(result)
+    return result.flat_metrics()

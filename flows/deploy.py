@@ -1,0 +1,63 @@
+"""Pipelines as Prefect deployments with the schedules from pipelines.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import serve
+from prefect.schedules import Cron, Interval, Schedule
+
+from ecogen.config.params import Params
+from ecogen.config.pipelines import Pipeline
+from ecogen.config.pipelines import Schedule as ScheduleSpec
+from flows.pipeline import pipeline_flow
+
+
+def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
+    if spec is None:
+        return []
+    if spec.cron is not None:
+        return [Cron(spec.cron, timezone=spec.timezone)]
+    return [Interval(spec.interval_seconds, timezone=spec.timezone)]
+
+
+def _parameters(name: str, spec: Pipeline, params: Params, project_root: Path) -> dict[str, object]:
+    return {
+        "pipeline": name,
+        "stages": list(spec.stages),
+        "params": params.model_dump(mode="json"),
+        "project_root": str(project_root.resolve()),
+    }
+
+
+def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root: Path) -> None:
+    """Serve in this process every pipeline without a work pool; register the others to their pool.
+
+    Parameters (the validated params) are pinned at deploy time: redeploy after editing params.yaml.
+    """
+    served = []
+    for name, (spec, params) in pipelines.items():
+        parameters = _parameters(name, spec, params, project_root)
+        if spec.work_pool:
+            pipeline_flow.from_source(
+                source=str(project_root.resolve()), entrypoint="flows/pipeline.py:pipeline_flow"
+            ).deploy(
+                name=name,
+                work_pool_name=spec.work_pool,
+                parameters=parameters,
+                schedules=_schedule(spec.schedule),
+                description=spec.description,
+                build=False,
+                push=False,
+            )
+        else:
+            served.append(
+                pipeline_flow.to_deployment(
+                    name=name,
+                    parameters=parameters,
+                    schedules=_schedule(spec.schedule),
+                    description=spec.description,
+                )
+            )
+    if served:
+        serve(*served)

@@ -1,0 +1,85 @@
+"""Configuration validation: params.yaml, pipelines.yaml and --set overrides."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecogen.config import ConfigError, load_params, load_pipelines, parse_set
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_project_files_validate_with_every_pipeline() -> None:
+    specs = load_pipelines(ROOT / "pipelines.yaml")
+    assert {"default", "quick"} <= set(specs.pipelines)
+    for spec in specs.pipelines.values():
+        load_params(ROOT / "params.yaml", spec.overrides)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"data": {"bogus": 1}}, "data.bogus"),
+        ({"hfsl": {"rounds": "many"}}, "hfsl.rounds"),
+        ({"hfsl": {"rounds": 0}}, "hfsl.rounds"),
+        ({"data": {"test_per_domain": -5}}, "data.test_per_domain"),
+        ({"data": {"labelled_fraction": 1.5}}, "data.labelled_fraction"),
+        ({"data": {"labelled_fraction": -0.1}}, "data.labelled_fraction"),
+        ({"hfsl": {"devices_per_cluster": 2}}, "hfsl.devices_per_cluster"),
+        ({"peft": {"method": "adapterx"}}, "peft.method"),
+        ({"topping": 1}, "topping"),
+    ],
+)
+def test_bad_values_name_their_key_on_one_line(tmp_path: Path, data: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_params(_write(tmp_path, data))
+    message = str(err.value)
+    assert key in message and "\n" not in message
+
+
+def test_cross_field_rule_devices_vs_depth(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="devices_per_cluster"):
+        load_params(_write(tmp_path, {"model": {"depth": 2}, "hfsl": {"devices_per_cluster": 5}}))
+
+
+def test_set_overrides_are_typed_and_validated(tmp_path: Path) -> None:
+    path = _write(tmp_path, {})
+    params = load_params(
+        path, assignments=["hfsl.rounds=7", "data.domains=[identity, blur]", "energy.enabled=false"]
+    )
+    assert (
+        params.hfsl.rounds == 7 and params.data.domains == ["identity", "blur"] and not params.energy.enabled
+    )
+    with pytest.raises(ConfigError, match="hfsl.rounds"):
+        load_params(path, assignments=["hfsl.rounds=-1"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set(["hfsl.rounds"])
+
+
+def test_pipeline_overrides_merge_deeply(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"hfsl": {"rounds": 3, "clusters": 4}})
+    params = load_params(path, overrides={"hfsl": {"rounds": 1}})
+    assert params.hfsl.rounds == 1 and params.hfsl.clusters == 4
+
+
+def test_pipelines_reject_unknown_stage_bad_order_and_bad_schedule(tmp_path: Path) -> None:
+    def load(doc: dict) -> None:
+        p = tmp_path / "pipelines.yaml"
+        p.write_text(yaml.safe_dump(doc))
+        load_pipelines(p)
+
+    with pytest.raises(ConfigError, match="stages"):
+        load({"pipelines": {"default": {"stages": ["prepare", "train"]}}})
+    with pytest.raises(ConfigError, match="order"):
+        load({"pipelines": {"default": {"stages": ["hfsl", "prepare"]}}})
+    with pytest.raises(ConfigError, match="exactly one"):
+        load({"pipelines": {"default": {"schedule": {"cron": "0 * * * *", "interval_seconds": 60}}}})
+    with pytest.raises(ConfigError, match="default pipeline"):
+        load({"default": "nope", "pipelines": {"a": {}}})

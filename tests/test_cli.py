@@ -1,0 +1,77 @@
+"""The `ecogen` command: help, validation, and bad configuration → one line, exit 2, nothing written."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ecogen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "ecogen.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(ROOT / "pipelines.yaml", tmp_path / "pipelines.yaml")
+    return tmp_path
+
+
+def test_help_lists_every_command(project: Path) -> None:
+    out = ecogen("--help", cwd=project)
+    assert out.returncode == 0
+    for command in ("run", "stage", "validate", "deploy"):
+        assert command in out.stdout
+        assert ecogen(command, "--help", cwd=project).returncode == 0
+
+
+def test_validate_accepts_the_project_files(project: Path) -> None:
+    out = ecogen("validate", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda p: p["data"].update(colour="red"), "data.colour"),
+        (lambda p: p["hfsl"].update(local_epochs="five"), "hfsl.local_epochs"),
+        (lambda p: p["hfsl"].update(clusters=0), "hfsl.clusters"),
+        (lambda p: p["peft"].update(batch_size=-3), "peft.batch_size"),
+        (lambda p: p["data"].update(labelled_fraction=2), "data.labelled_fraction"),
+    ],
+)
+def test_bad_params_one_line_exit_2_nothing_written(project: Path, edit, key: str) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    edit(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    before = sorted(p.name for p in project.iterdir())
+    for command in (["run", "quick"], ["stage", "prepare"], ["validate"]):
+        out = ecogen(*command, cwd=project)
+        assert out.returncode == 2, command
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and key in lines[0], out.stderr
+        assert sorted(p.name for p in project.iterdir()) == before
+
+
+def test_bad_set_and_unknown_pipeline_exit_2(project: Path) -> None:
+    out = ecogen("run", "quick", "--set", "data.labelled_fraction=-1", cwd=project)
+    assert out.returncode == 2 and "data.labelled_fraction" in out.stderr
+    out = ecogen("run", "nosuch", cwd=project)
+    assert out.returncode == 2 and "nosuch" in out.stderr
+    out = ecogen("stage", "train", cwd=project)
+    assert out.returncode == 2 and "train" in out.stderr
