@@ -23,3 +23,14 @@ DEFAULTS = {
 def quiet_defaults() -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def share_cores(parallel_tasks: int) -> None:
+    """Give each of ``parallel_tasks`` threads its share of the cores for torch's intra-op pool.
+
+    Edges train in parallel threads of one process; with torch's default (all cores per op)
+    they oversubscribe a small machine several times over.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, parallel_tasks)))

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ecogen.config.params import Params
+from ecogen.environment import share_cores
 from ecogen.config.pipelines import StageName
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
@@ -84,6 +85,7 @@ def cloud_stage(ctx: RunContext, stage: StageName) -> dict[str, float]:
 @contextmanager
 def edge_stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     """The stage run that the per-edge tasks of one stage nest under."""
+    share_cores(len(ctx.params.data.domains))
     with _stage(ctx, stage) as run:
         yield run
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import serve
+from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron, Interval, Schedule
 
 from ecogen.config.params import Params
@@ -39,9 +40,8 @@ def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root:
     for name, (spec, params) in pipelines.items():
         parameters = _parameters(name, spec, params, project_root)
         if spec.work_pool:
-            pipeline_flow.from_source(
-                source=str(project_root.resolve()), entrypoint="flows/pipeline.py:pipeline_flow"
-            ).deploy(
+            # module entrypoint: workers run the installed ecogen/flows packages, wherever they are
+            pipeline_flow.deploy(
                 name=name,
                 work_pool_name=spec.work_pool,
                 parameters=parameters,
@@ -49,6 +49,8 @@ def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root:
                 description=spec.description,
                 build=False,
                 push=False,
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                print_next_steps=False,
             )
         else:
             served.append(
@@ -57,6 +59,7 @@ def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root:
                     parameters=parameters,
                     schedules=_schedule(spec.schedule),
                     description=spec.description,
+                    entrypoint_type=EntrypointType.MODULE_PATH,
                 )
             )
     if served:

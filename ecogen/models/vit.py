@@ -100,7 +100,11 @@ class Embedding(nn.Module):
 
 
 class Head(nn.Module):
-    """End-client segment: final norm + MLP head on the class token → logits (B, classes)."""
+    """End-client segment: final norm + MLP head → logits (B, classes).
+
+    Pools by averaging all tokens rather than reading the class token alone: MAE pre-training
+    never supervises the class token, and averaged MAE features probe markedly better.
+    """
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
@@ -109,7 +113,7 @@ class Head(nn.Module):
         self.out = nn.Linear(cfg.dim, cfg.num_classes)
 
     def forward(self, h: Tensor) -> Tensor:  # (B, T, dim) → (B, classes)
-        return self.out(F.gelu(self.fc(self.norm(h)[:, 0])))
+        return self.out(F.gelu(self.fc(self.norm(h).mean(dim=1))))
 
 
 class ViT(nn.Module):

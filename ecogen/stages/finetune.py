@@ -29,7 +29,10 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     log.info("finetune[%s]: %s on %d labelled images, %d epochs", domain, p.method, len(train), p.epochs)
     history = History(f"finetune[{domain}]")
     trainer = make_trainer(params.accelerator, p.epochs, [history])
-    trainer.fit(ClassifierModule(model, lr=p.lr), loader(train, p.batch_size, shuffle=True, seed=seed))
+    trainer.fit(
+        ClassifierModule(model, lr=p.lr, augment_seed=seed),
+        loader(train, p.batch_size, shuffle=True, seed=seed),
+    )
     model.cpu().eval()
     test = data.test(domain)
     accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)

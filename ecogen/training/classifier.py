@@ -8,20 +8,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecogen.data.prepared import Split
+from ecogen.training.augment import weak
 from ecogen.training.trainer import loader, make_trainer
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0, augment_seed: int | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay = lr, weight_decay
+        # small labelled sets overfit fast: train on the weak (shifted) view when a seed is given
+        self.gen = None if augment_seed is None else torch.Generator().manual_seed(augment_seed)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         x, y = batch
+        if self.gen is not None:
+            x = weak(x, self.gen)
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         self.log("train_loss", loss, on_step=False, on_epoch=True)

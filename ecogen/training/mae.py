@@ -31,8 +31,17 @@ class MAEModule(L.LightningModule):
         opt = torch.optim.AdamW(
             self.mae.parameters(), lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.95)
         )
-        steps = self.trainer.estimated_stepping_batches
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.lr, total_steps=max(1, int(steps)), pct_start=0.1
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        # short linear warm-up, then cosine down to 10 % of the peak rate
+        warmup = max(1, steps // 20)
+        sched = torch.optim.lr_scheduler.SequentialLR(
+            opt,
+            [
+                torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup),
+                torch.optim.lr_scheduler.CosineAnnealingLR(
+                    opt, T_max=max(1, steps - warmup), eta_min=self.lr / 10
+                ),
+            ],
+            milestones=[warmup],
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

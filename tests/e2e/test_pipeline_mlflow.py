@@ -1,0 +1,195 @@
+"""`ecogen run quick` end to end: real Prefect (ephemeral API), MLflow on SQLite, DVC, CodeCarbon.
+
+The pipeline runs once per module, as a user runs it (a subprocess in a fresh project, with the
+quick pipeline shrunk by --set but every stage and every edge kept); the tests then read what it
+left in the project's MLflow store, its DVC files and its DVC remote.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e_support import TINY, make_project, offline_env, read_yaml, sh, sqlite_uri
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+pytestmark = pytest.mark.slow
+
+PIPELINE = "quick"
+STAGES = ["prepare", "pretrain", "finetune", "hfsl", "infer"]
+EDGE_STAGES = ["finetune", "hfsl", "infer"]
+ROUNDS = TINY["hfsl"]["rounds"]
+# digits (sklearn, 8×8 grayscale, 10 classes) is the quick pipeline's data source
+IMAGE_SHAPE, NUM_CLASSES = (1, 8, 8), 10
+
+
+@dataclass
+class RunTree:
+    project: Path
+    stdout: str
+    client: MlflowClient
+    experiment_id: str
+    domains: list[str]
+    runs: list[Run]
+
+    @property
+    def parents(self) -> list[Run]:
+        return [r for r in self.runs if r.data.tags.get("ecogen.kind") == "pipeline"]
+
+    @property
+    def parent(self) -> Run:
+        (parent,) = self.parents
+        return parent
+
+    def stage(self, name: str) -> Run:
+        (run,) = [
+            r
+            for r in self.runs
+            if r.data.tags.get("ecogen.kind") == "stage" and r.data.tags.get("ecogen.stage") == name
+        ]
+        return run
+
+    def children(self, run: Run) -> list[Run]:
+        return [r for r in self.runs if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory, offline_process_env: None) -> RunTree:
+    project = make_project(tmp_path_factory.mktemp("pipeline"))
+    sets = [f"--set={section}.{key}={value}" for section, kv in TINY.items() for key, value in kv.items()]
+    out = sh(["ecogen", "run", PIPELINE, *sets], project, offline_env(project), timeout=300)
+
+    client = MlflowClient(tracking_uri=sqlite_uri(project))
+    params = read_yaml(project / "params.yaml")
+    experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
+    assert experiment is not None, "the pipeline created no MLflow experiment"
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return RunTree(
+        project=project,
+        stdout=out.stdout,
+        client=client,
+        experiment_id=experiment.experiment_id,
+        domains=params["data"]["domains"],
+        runs=runs,
+    )
+
+
+def test_the_cli_reports_the_parent_run(tree: RunTree) -> None:
+    match = re.search(rf"pipeline {PIPELINE} finished: MLflow run (\w+)", tree.stdout)
+    assert match, tree.stdout[-3000:]
+    assert match.group(1) == tree.parent.info.run_id
+    assert (tree.project / "mlflow.db").is_file()
+    assert (tree.project / "runs" / PIPELINE / "metrics" / "infer.json").is_file()
+
+
+def test_one_parent_five_stages_one_edge_run_per_domain_and_stage(tree: RunTree) -> None:
+    assert len(tree.parents) == 1, [r.info.run_name for r in tree.parents]
+    parent = tree.parent
+    assert parent.data.tags.get("ecogen.pipeline") == PIPELINE
+    stages = tree.children(parent)
+    assert sorted(r.data.tags.get("ecogen.stage", "") for r in stages) == sorted(STAGES)
+    assert all(r.data.tags.get("ecogen.kind") == "stage" for r in stages)
+    for name in STAGES:
+        edges = tree.children(tree.stage(name))
+        if name not in EDGE_STAGES:
+            assert edges == [], name
+            continue
+        assert sorted(r.info.run_name for r in edges) == sorted(f"edge-{d}" for d in tree.domains), name
+        assert all(r.data.tags.get("ecogen.kind") == "edge" for r in edges)
+        assert sorted(r.data.tags.get("ecogen.edge", "") for r in edges) == sorted(
+            f"edge-{d}" for d in tree.domains
+        )
+    # nothing else in the experiment: no duplicated or orphaned runs
+    assert len(tree.runs) == 1 + len(STAGES) + len(EDGE_STAGES) * len(tree.domains)
+    assert {r.info.status for r in tree.runs} == {"FINISHED"}
+
+
+def test_every_stage_run_has_energy_carbon_and_duration(tree: RunTree) -> None:
+    for name in STAGES:
+        run = tree.stage(name)
+        metrics = run.data.metrics
+        for key in ("energy_kwh", "emissions_kg_co2eq", "duration_s"):
+            assert key in metrics, f"{name}: no {key} in {sorted(metrics)}"
+            assert math.isfinite(metrics[key]) and metrics[key] >= 0, (name, key, metrics[key])
+        assert metrics["duration_s"] > 0, name
+        # CodeCarbon really measured (offline) rather than falling back to zeros
+        assert run.data.tags.get("ecogen.energy.status") == "measured", (name, run.data.tags)
+        assert run.data.tags.get("ecogen.energy.hardware"), name
+
+
+def test_every_edge_run_has_an_accuracy(tree: RunTree) -> None:
+    for name in EDGE_STAGES:
+        for run in tree.children(tree.stage(name)):
+            accuracy = run.data.metrics.get("accuracy")
+            assert accuracy is not None and 0.0 <= accuracy <= 1.0, (name, run.info.run_name, accuracy)
+
+
+def test_hfsl_edges_have_per_round_accuracy_and_bytes(tree: RunTree) -> None:
+    for run in tree.children(tree.stage("hfsl")):
+        history = tree.client.get_metric_history(run.info.run_id, "accuracy")
+        # one value per round at steps 1..R (the final scalar repeats the last step)
+        assert sorted({m.step for m in history}) == list(range(1, ROUNDS + 1)), history
+        per_round = {m.step: m.value for m in history}
+        assert all(0.0 <= v <= 1.0 for v in per_round.values()), per_round
+        assert run.data.metrics["accuracy"] == pytest.approx(per_round[ROUNDS])
+        for key in ("edge_client_bytes_per_round", "d2d_bytes_per_round"):
+            assert run.data.metrics.get(key, 0) > 0, (run.info.run_name, key, run.data.metrics)
+
+
+def test_infer_edges_have_bytes_and_latency_per_request(tree: RunTree) -> None:
+    for run in tree.children(tree.stage("infer")):
+        for key in ("bytes_per_request", "latency_ms_per_request"):
+            value = run.data.metrics.get(key)
+            assert value is not None and value > 0, (run.info.run_name, key, run.data.metrics)
+
+
+def test_every_run_records_the_dvc_data_version(tree: RunTree) -> None:
+    dvc_file = read_yaml(tree.project / "runs" / PIPELINE / "data.dvc")
+    (out,) = dvc_file["outs"]
+    md5 = out["md5"]
+    assert md5.endswith(".dir") and md5 != "unknown"
+    versions = {
+        r.info.run_name + "/" + r.info.run_id: r.data.tags.get("ecogen.data_version") for r in tree.runs
+    }
+    assert set(versions.values()) == {md5}, versions
+
+
+def test_the_data_was_pushed_to_the_dvc_remote(tree: RunTree) -> None:
+    remote = tree.project / "dvc-remote"
+    assert remote.is_dir() and any(p.is_file() for p in remote.rglob("*")), "dvc-remote is empty"
+    md5 = read_yaml(tree.project / "runs" / PIPELINE / "data.dvc")["outs"][0]["md5"]
+    # the directory manifest itself is in the remote: `dvc pull` can restore this exact version
+    assert (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+
+
+def test_models_are_logged_for_the_fm_and_every_edge_and_load_back(tree: RunTree) -> None:
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    models = tree.client.search_logged_models([tree.experiment_id])
+    by_name = {m.name: m for m in models}
+    assert "fm" in by_name, sorted(by_name)
+    edge_names = {n for n in by_name if n.startswith("edge-")}
+    for domain in tree.domains:
+        assert f"edge-{domain}" in edge_names, sorted(by_name)  # finetune
+        assert f"edge-{domain}-hfsl" in edge_names, sorted(by_name)  # after HFSL
+    run_ids = {r.info.run_id: r for r in tree.runs}
+    assert by_name["fm"].source_run_id == tree.stage("pretrain").info.run_id
+    for name in edge_names:
+        source = run_ids[by_name[name].source_run_id]
+        assert source.data.tags.get("ecogen.kind") == "edge", name
+
+    mlflow.set_tracking_uri(sqlite_uri(tree.project))  # models:/ URIs resolve through the store
+    batch = torch.rand(5, *IMAGE_SHAPE)
+    for name in ("fm", f"edge-{tree.domains[0]}-hfsl"):
+        model = mlflow.pytorch.load_model(f"models:/{by_name[name].model_id}")
+        model.eval()
+        with torch.no_grad():
+            logits = model(batch)
+        assert tuple(logits.shape) == (5, NUM_CLASSES), name
+        assert torch.isfinite(logits).all(), name
