@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ecogen.config.params import Params
-from ecogen.environment import share_cores
 from ecogen.config.pipelines import StageName
+from ecogen.environment import share_cores
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
