@@ -79,9 +79,9 @@ class PeftParams(Section):
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
     prompt_tokens: PositiveInt = 4  # deep visual prompt tuning: tokens per block
-    epochs: PositiveInt = 20
+    epochs: PositiveInt = 40
     batch_size: PositiveInt = 32
-    lr: PositiveFloat = 3e-3
+    lr: PositiveFloat = 5e-3
 
 
 class HfslParams(Section):
