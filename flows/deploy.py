@@ -19,6 +19,7 @@ def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
         return []
     if spec.cron is not None:
         return [Cron(spec.cron, timezone=spec.timezone)]
+    assert spec.interval_seconds is not None  # the model guarantees exactly one kind
     return [Interval(spec.interval_seconds, timezone=spec.timezone)]
 
 
@@ -63,4 +64,4 @@ def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root:
                 )
             )
     if served:
-        serve(*served)
+        serve(*served)  # type: ignore[arg-type]

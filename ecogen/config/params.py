@@ -7,13 +7,16 @@ fractions lie in [0, 1]; a bad value is reported with the dotted path of its key
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-Fraction = float  # documented alias; bounds are set per field with ge/le
+DomainName = Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]
+DOMAIN_NAMES: tuple[str, ...] = get_args(DomainName)
 
-DOMAIN_NAMES = ("identity", "rotate90", "invert", "blur", "noise", "flip")
+
+def _default_domains() -> list[DomainName]:
+    return ["identity", "rotate90", "invert"]
 
 
 class Section(BaseModel):
@@ -27,9 +30,7 @@ class DataParams(Section):
     # IDX root for fashion_mnist, or the parent of one ImageFolder directory per domain.
     root: str | None = None
     # One domain per edge; each is a deterministic transform of the base images.
-    domains: list[Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]] = Field(
-        default_factory=lambda: ["identity", "rotate90", "invert"], min_length=1
-    )
+    domains: list[DomainName] = Field(default_factory=_default_domains, min_length=1)
     test_per_domain: PositiveInt = 1000
     public_pool: PositiveInt = 20000  # unlabelled images the cloud owns
     edge_labelled: PositiveInt = 500  # labelled images per edge server
@@ -75,7 +76,7 @@ class PeftParams(Section):
 
     method: Literal["lora", "prompt", "head"] = "lora"
     lora_rank: PositiveInt = 8
-    lora_alpha: PositiveFloat = 16.0
+    lora_alpha: PositiveInt = 16
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
     prompt_tokens: PositiveInt = 4  # deep visual prompt tuning: tokens per block

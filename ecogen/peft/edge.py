@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from pathlib import Path
+from typing import cast
 
 import torch
 from peft import PeftModel
@@ -32,7 +33,7 @@ def build_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, seed: int) -> nn.Mo
 def base_vit(model: nn.Module) -> ViT:
     """The ViT inside a (possibly peft-wrapped) edge model; adapters are injected into it."""
     if isinstance(model, PeftModel):
-        model = model.base_model.model
+        model = cast(nn.Module, model.base_model.model)
     if not isinstance(model, ViT):
         raise TypeError(f"expected a ViT edge model, got {type(model).__name__}")
     return model

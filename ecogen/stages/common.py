@@ -30,7 +30,7 @@ def vit_config(model: ModelParams, meta: DataMeta) -> ViTConfig:
 
 def edge_seed(params: Params, domain: str) -> int:
     """Each edge gets its own, stable seed."""
-    return params.seed + 1 + params.data.domains.index(domain)
+    return params.seed + 1 + [str(d) for d in params.data.domains].index(domain)
 
 
 def example_input(split: Split, n: int = 2) -> np.ndarray:
