@@ -50,7 +50,7 @@ def test_validate_accepts_the_project_files(project: Path) -> None:
     [
         (lambda p: p["data"].update(colour="red"), "data.colour"),
         (lambda p: p["hfsl"].update(local_epochs="five"), "hfsl.local_epochs"),
-        (lambda p: p["hfsl"].update(clusters=0), "hfsl.clusters"),
+        (lambda p: p["inference"].update(batch_size=0), "inference.batch_size"),
         (lambda p: p["peft"].update(batch_size=-3), "peft.batch_size"),
         (lambda p: p["data"].update(labelled_fraction=2), "data.labelled_fraction"),
     ],

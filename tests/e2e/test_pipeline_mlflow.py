@@ -23,8 +23,8 @@ PIPELINE = "quick"
 STAGES = ["prepare", "pretrain", "finetune", "hfsl", "infer"]
 EDGE_STAGES = ["finetune", "hfsl", "infer"]
 ROUNDS = TINY["hfsl"]["rounds"]
-# digits (sklearn, 8×8 grayscale, 10 classes) is the quick pipeline's data source
-IMAGE_SHAPE, NUM_CLASSES = (1, 8, 8), 10
+# Fashion-MNIST (28×28 grayscale, 10 classes) is the quick pipeline's data source
+IMAGE_SHAPE, NUM_CLASSES = (1, 28, 28), 10
 
 
 @dataclass

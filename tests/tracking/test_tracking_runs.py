@@ -67,7 +67,9 @@ def test_pipeline_stage_and_edge_runs(
     assert p.info.run_name == "quick" and p.info.status == "FINISHED"
     assert p.data.tags["ecogen.kind"] == "pipeline" and p.data.tags["ecogen.pipeline"] == "quick"
     assert p.data.tags["ecogen.trigger"] == "test"
-    assert p.data.params["hfsl.rounds"] == "5" and p.data.params["data_version"] == VERSION
+    assert (
+        p.data.params["hfsl.rounds"] == str(Params().hfsl.rounds) and p.data.params["data_version"] == VERSION
+    )
 
     for stage_run, name in ((s1, "pretrain"), (s2, "finetune")):
         assert stage_run.data.tags[MLFLOW_PARENT_RUN_ID] == parent

@@ -39,7 +39,7 @@ def test_offline_env_defaults_do_not_override(monkeypatch: pytest.MonkeyPatch) -
 
 def test_flatten_params_dotted_keys_and_json_values() -> None:
     flat = flatten_params(Params())
-    assert flat["hfsl.rounds"] == "5"
+    assert flat["hfsl.rounds"] == str(Params().hfsl.rounds)
     assert flat["tracking.experiment"] == "ecogen"
     assert flat["data.root"] == "null"
     assert flat["energy.enabled"] == "true"
