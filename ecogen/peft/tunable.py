@@ -8,10 +8,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 
-def tunable_names(module: nn.Module) -> list[str]:
-    return [n for n, p in module.named_parameters() if p.requires_grad]
-
-
 def tunable_state(module: nn.Module) -> dict[str, Tensor]:
     """A detached copy of the tunable parameters, keyed by their names in ``module``."""
     return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}

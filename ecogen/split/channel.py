@@ -113,11 +113,6 @@ class Channel:
         return self.transport.deliver(payload)
 
 
-def receive_activation(payload: Activation, needs_grad: bool) -> Tensor:
-    """The receiving device's input: a fresh leaf that collects the gradient to send back."""
-    return payload.tensor.requires_grad_(needs_grad) if needs_grad else payload.tensor
-
-
 __all__ = [
     "Activation",
     "ByteLedger",
@@ -127,5 +122,4 @@ __all__ = [
     "LinkClass",
     "TunableModules",
     "payload_bytes",
-    "receive_activation",
 ]

@@ -65,14 +65,8 @@ def make_trainer(
     )
 
 
-def loader(
-    split: Split, batch_size: int, shuffle: bool, seed: int, labelled_only: bool = False
-) -> DataLoader:
+def loader(split: Split, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """float images in [-1, 1] with their labels (-1 where unlabelled); seeded shuffling."""
-    x, y = split.x, split.y
-    if labelled_only:
-        keep = split.labelled
-        x, y = x[keep], y[keep]
-    ds = TensorDataset(to_float(x), y)
+    ds = TensorDataset(to_float(split.x), split.y)
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None)
