@@ -13,7 +13,16 @@ from typing import Annotated
 
 import typer
 
-from ecogen.config import STAGE_ORDER, ConfigError, Params, Pipelines, load_params, load_pipelines
+from ecogen.config import (
+    STAGE_ORDER,
+    ConfigError,
+    Params,
+    Pipelines,
+    expand_trials,
+    load_params,
+    load_pipelines,
+    profile_overrides,
+)
 
 app = typer.Typer(
     name="ecogen",
@@ -54,12 +63,17 @@ def run(
     params: ParamsOpt = Path("params.yaml"),
     pipelines: PipelinesOpt = Path("pipelines.yaml"),
     set_: SetOpt = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="A profile from pipelines.yaml, e.g. cpu.")
+    ] = None,
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     try:
         specs = load_pipelines(pipelines)
         name = _resolve(specs, pipeline)
-        cfg = load_params(params, specs.pipelines[name].overrides, set_ or [])
+        spec = specs.pipelines[name]
+        cfg = load_params(params, spec.overrides, set_ or [], profile_overrides(specs, profile))
+        trials = expand_trials(cfg, spec.trials, str(pipelines))
     except ConfigError as err:
         raise _fail(err) from None
     _setup_logging()
@@ -69,7 +83,12 @@ def run(
     from flows.pipeline import pipeline_flow
 
     summary = pipeline_flow(
-        pipeline=name, stages=list(specs.pipelines[name].stages), params=cfg, project_root=str(Path.cwd())
+        pipeline=name,
+        stages=list(spec.stages),
+        params=cfg,
+        project_root=str(Path.cwd()),
+        trials=trials,
+        trial_stages=list(spec.trials.stages) if spec.trials else [],
     )
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     for key, value in sorted(summary["metrics"].items()):
@@ -109,7 +128,9 @@ def validate(
         specs = load_pipelines(pipelines)
         for pname, spec in specs.pipelines.items():
             try:
-                load_params(params, spec.overrides)
+                for prof in [None, *specs.profiles]:
+                    cfg = load_params(params, spec.overrides, profile=profile_overrides(specs, prof))
+                    expand_trials(cfg, spec.trials, str(pipelines))
             except ConfigError as err:
                 raise ConfigError(f"pipeline {pname}: {err}") from None
     except ConfigError as err:
@@ -131,6 +152,8 @@ def deploy(
         specs = load_pipelines(pipelines)
         names = [_resolve(specs, p) for p in (pipeline or list(specs.pipelines))]
         configs: dict[str, Params] = {n: load_params(params, specs.pipelines[n].overrides) for n in names}
+        for n in names:
+            expand_trials(configs[n], specs.pipelines[n].trials, str(pipelines))
     except ConfigError as err:
         raise _fail(err) from None
     _setup_logging()
@@ -140,6 +163,36 @@ def deploy(
     from flows.deploy import serve_pipelines
 
     serve_pipelines({n: (specs.pipelines[n], configs[n]) for n in names}, project_root=Path.cwd())
+
+
+ReportOutOpt = Annotated[Path, typer.Option("--out", help="Folder for report.md and its CSV, JSON, PNG.")]
+ReportPipelineOpt = Annotated[
+    list[str] | None,
+    typer.Option("--pipeline", help="Pipeline to report (repeatable; default: table3 and baselines)."),
+]
+
+
+@app.command()
+def report(
+    params: ParamsOpt = Path("params.yaml"),
+    out: ReportOutOpt = Path("reports"),
+    pipeline: ReportPipelineOpt = None,
+) -> None:
+    """Compare the latest experiment runs from MLflow alone; log the report as an MLflow run."""
+    try:
+        cfg = load_params(params)
+    except ConfigError as err:
+        raise _fail(err) from None
+    _setup_logging()
+    from ecogen.environment import quiet_defaults
+
+    quiet_defaults()
+    from ecogen.reporting.tables import section
+    from ecogen.tracking.report import DEFAULT_PIPELINES, build_report
+
+    path = build_report(cfg, Path.cwd(), out, tuple(pipeline or DEFAULT_PIPELINES))
+    typer.echo(f"report: {path}")
+    typer.echo(section(path.read_text(), "Targets"))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ecogen.config.params import Params
-from ecogen.config.pipelines import StageName
+from ecogen.config.pipelines import StageName, Trial
 from ecogen.environment import share_cores
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
+from ecogen.tracking.runs import REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
@@ -36,10 +37,15 @@ class RunContext(BaseModel):
     workdir: Path
     run_id: str
     data_version: str | None = None
+    trial: Trial | None = None  # set while the trial stages of an experiment run
 
     @property
     def workspace(self) -> Workspace:
-        return Workspace(self.workdir)
+        return Workspace(self.workdir, self.trial.name if self.trial else None)
+
+    def for_trial(self, trial: Trial) -> RunContext:
+        """The context of one (row, replicate): its params, its own output folders and run tags."""
+        return self.model_copy(update={"trial": trial, "params": trial.params})
 
 
 def start_pipeline(pipeline: str, params: Params, project_root: Path) -> RunContext:
@@ -56,7 +62,14 @@ def finish_pipeline(ctx: RunContext, failed: bool = False) -> None:
 
 @contextmanager
 def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
-    with track_stage(ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace) as run:
+    tags, name = None, None
+    if ctx.trial is not None:
+        t = ctx.trial
+        tags = {ROW: t.row, REPLICATE: str(t.replicate), TRIAL: t.name}
+        name = f"{stage}[{t.name}]"
+    with track_stage(
+        ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace, tags, name
+    ) as run:
         yield run
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Workspace:
+    """``trial``: a row × replicate of an experiment pipeline; its stage outputs (not the shared
+    data, FM and edge modules they start from) go to ``trials/<trial>/`` subfolders."""
+
     root: Path
+    trial: str | None = None
+
+    def _out(self, base: Path) -> Path:
+        return base / "trials" / self.trial if self.trial else base
 
     @property
     def data(self) -> Path:  # prepared, DVC-versioned partitions
@@ -20,11 +27,11 @@ class Workspace:
 
     @property
     def metrics(self) -> Path:  # <stage>.json, read by `dvc metrics show`
-        return self.root / "metrics"
+        return self._out(self.root / "metrics")
 
     @property
     def plots(self) -> Path:  # PNG and CSV plots, read by `dvc plots show`
-        return self.root / "plots"
+        return self._out(self.root / "plots")
 
     @property
     def fm(self) -> Path:
@@ -34,4 +41,4 @@ class Workspace:
         return self.artifacts / "edges" / domain
 
     def hfsl(self, domain: str) -> Path:
-        return self.artifacts / "hfsl" / domain
+        return self._out(self.artifacts) / "hfsl" / domain

@@ -8,6 +8,7 @@ from prefect import serve
 from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron, Interval, Schedule
 
+from ecogen.config.load import expand_trials
 from ecogen.config.params import Params
 from ecogen.config.pipelines import Pipeline
 from ecogen.config.pipelines import Schedule as ScheduleSpec
@@ -29,6 +30,8 @@ def _parameters(name: str, spec: Pipeline, params: Params, project_root: Path) -
         "stages": list(spec.stages),
         "params": params.model_dump(mode="json"),
         "project_root": str(project_root.resolve()),
+        "trials": [t.model_dump(mode="json") for t in expand_trials(params, spec.trials)],
+        "trial_stages": list(spec.trials.stages) if spec.trials else [],
     }
 
 

@@ -1,4 +1,8 @@
-"""The parent flow of a pipeline: prepare (DVC-versioned) → pretrain → finetune → hfsl → infer."""
+"""The parent flow of a pipeline: prepare (DVC-versioned) → pretrain → finetune → hfsl → infer.
+
+An experiment pipeline (``trials`` in pipelines.yaml) runs its shared stages once, then one
+``trial`` subflow per (row, replicate) for its trailing stages.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,44 @@ from prefect import flow
 
 from ecogen import pipeline as glue
 from ecogen.config.params import Params
-from ecogen.config.pipelines import StageName
+from ecogen.config.pipelines import StageName, Trial
+from ecogen.pipeline import RunContext
 from ecogen.stages.registry import is_edge_stage
 from flows.stages import cloud_flow, edge_flow, prepare_flow
 
 
+def _run_stages(ctx: RunContext, stages: list[StageName]) -> tuple[RunContext, dict[str, float]]:
+    metrics: dict[str, float] = {}
+    for stage in stages:
+        if stage == "prepare":
+            ctx = prepare_flow(ctx)
+            continue
+        run = edge_flow if is_edge_stage(stage) else cloud_flow
+        metrics |= {f"{stage}.{k}": v for k, v in run(ctx, stage).items()}
+    return ctx, metrics
+
+
+@flow(name="trial", flow_run_name="{trial.name}")
+def trial_flow(ctx: RunContext, trial: Trial, stages: list[StageName]) -> dict[str, float]:
+    return _run_stages(ctx.for_trial(trial), stages)[1]
+
+
 @flow(name="ecogen-pipeline", flow_run_name="{pipeline}", log_prints=True)
 def pipeline_flow(
-    pipeline: str, stages: list[StageName], params: Params, project_root: str
+    pipeline: str,
+    stages: list[StageName],
+    params: Params,
+    project_root: str,
+    trials: list[Trial] | None = None,
+    trial_stages: list[StageName] | None = None,
 ) -> dict[str, Any]:
     ctx = glue.start_pipeline(pipeline, params, Path(project_root))
-    metrics: dict[str, float] = {}
     try:
-        for stage in stages:
-            if stage == "prepare":
-                ctx = prepare_flow(ctx)
-                continue
-            run = edge_flow if is_edge_stage(stage) else cloud_flow
-            metrics |= {f"{stage}.{k}": v for k, v in run(ctx, stage).items()}
+        shared = [s for s in stages if s not in (trial_stages or [])]
+        ctx, metrics = _run_stages(ctx, shared)
+        for trial in trials or []:
+            result = trial_flow(ctx, trial, list(trial_stages or []))
+            metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
     except BaseException:
         glue.finish_pipeline(ctx, failed=True)
         raise

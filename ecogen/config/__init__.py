@@ -1,8 +1,15 @@
 """Typed configuration: ``params.yaml`` and ``pipelines.yaml`` as pydantic models."""
 
-from ecogen.config.load import ConfigError, load_params, load_pipelines, parse_set
+from ecogen.config.load import (
+    ConfigError,
+    expand_trials,
+    load_params,
+    load_pipelines,
+    parse_set,
+    profile_overrides,
+)
 from ecogen.config.params import Params
-from ecogen.config.pipelines import STAGE_ORDER, Pipeline, Pipelines, StageName
+from ecogen.config.pipelines import STAGE_ORDER, Pipeline, Pipelines, StageName, Trial, Trials
 
 __all__ = [
     "STAGE_ORDER",
@@ -11,7 +18,11 @@ __all__ = [
     "Pipeline",
     "Pipelines",
     "StageName",
+    "Trial",
+    "Trials",
+    "expand_trials",
     "load_params",
     "load_pipelines",
     "parse_set",
+    "profile_overrides",
 ]

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ecogen.config.params import Params
-from ecogen.config.pipelines import Pipelines
+from ecogen.config.pipelines import Pipelines, Trial, Trials
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -95,14 +95,18 @@ def load_params(
     path: Path | str = "params.yaml",
     overrides: Mapping[str, Any] | None = None,
     assignments: Iterable[str] = (),
+    profile: Mapping[str, Any] | None = None,
 ) -> Params:
-    """params.yaml, then a pipeline's overrides, then ``--set`` assignments; validated once."""
+    """params.yaml, then a pipeline's overrides, then a profile, then ``--set``; validated once."""
     path = Path(path)
     data = read_yaml(path)
     source = str(path)
     if overrides:
         data = deep_merge(data, overrides)
         source += " + pipeline overrides"
+    if profile:
+        data = deep_merge(data, profile)
+        source += " + profile"
     sets = list(assignments)
     if sets:
         data = deep_merge(data, parse_set(sets))
@@ -110,6 +114,31 @@ def load_params(
     return validate(Params, data, source)
 
 
+def profile_overrides(pipelines: Pipelines, name: str | None) -> dict[str, Any] | None:
+    if name is None:
+        return None
+    if name not in pipelines.profiles:
+        known = ", ".join(pipelines.profiles) or "none"
+        raise ConfigError(f"unknown profile {name!r}; defined: {known}")
+    return pipelines.profiles[name]
+
+
 def load_pipelines(path: Path | str = "pipelines.yaml") -> Pipelines:
     path = Path(path)
     return validate(Pipelines, read_yaml(path), str(path))
+
+
+def expand_trials(params: Params, trials: Trials | None, source: str = "pipelines.yaml") -> list[Trial]:
+    """Every (row, replicate) of an experiment, replicate-major (all rows of replicate 0 first, so
+    an interrupted experiment still has complete replicates); each row's params validated."""
+    if trials is None:
+        return []
+    base = params.model_dump(mode="json")
+    out = []
+    for replicate in range(trials.replicates):
+        for row, overrides in trials.rows.items():
+            merged = deep_merge(deep_merge(base, overrides), {"replicate": replicate})
+            out.append(
+                Trial(row=row, replicate=replicate, params=validate(Params, merged, f"{source}: row {row}"))
+            )
+    return out

@@ -55,6 +55,9 @@ class ModelParams(Section):
     mlp_ratio: PositiveFloat = 2.0
     decoder_dim: PositiveInt = 32
     decoder_depth: PositiveInt = 1
+    # Hidden width of the classification head's MLP (null: dim; 0: a linear head, the fewest
+    # tunable bytes, since the head is trained at the edge and travels with the PEFT modules).
+    head_hidden: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelParams:
@@ -85,20 +88,34 @@ class PeftParams(Section):
     lr: PositiveFloat = 5e-3
 
 
-class HfslParams(Section):
-    """Hybrid federated split learning over the client clusters of every edge."""
+HfslMethod = Literal["ecogen", "centralized", "local", "fedavg_full", "fedavg_peft", "splitfed"]
+HFSL_METHODS: tuple[str, ...] = get_args(HfslMethod)
 
-    clusters: PositiveInt = 3  # client clusters per edge
+
+class HfslParams(Section):
+    """Hybrid federated split learning over the client clusters of every edge.
+
+    ``method`` picks EcoGen or one of the baselines it is compared with, all over the same data,
+    backbone and rounds (see ``ecogen/federated/methods.py``).
+    """
+
+    method: HfslMethod = "ecogen"
+    clusters: PositiveInt = 3  # client clusters per edge (prepare writes this many)
     devices_per_cluster: int = Field(3, ge=3)  # start (embedding), ≥1 middle (blocks), end (head)
+    # How blocks are shared among the middle devices: "balanced" (contiguous ranges as equal as
+    # possible, extra blocks to the first devices) or "front" (every middle device one block, the
+    # last middle device the rest: the weakest devices do the least).
+    allocation: Literal["balanced", "front"] = "balanced"
     rounds: PositiveInt = 4
     local_epochs: PositiveInt = 1
-    batch_size: PositiveInt = 64
-    # A fresh optimiser per client and round; a small rate keeps the edge's fine-tuned modules
-    # from drifting on small, label-skewed client batches (larger rates lowered accuracy per round).
+    cloud_every: int = Field(0, ge=0)  # rounds between cloud aggregations across edges (0: never)
+    batch_size: PositiveInt = 16  # labelled images per client batch
+    unlabelled_ratio: PositiveInt = 3  # μ: unlabelled images per labelled image in a batch
+    # A fresh optimiser per client and round.
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: PositiveFloat = 2e-4
     confidence_threshold: float = Field(0.95, ge=0.0, le=1.0)  # FixMatch pseudo-label cut
-    unlabelled_weight: float = Field(0.5, ge=0.0)  # weight of the pseudo-label loss
+    unlabelled_weight: float = Field(0.5, ge=0.0)  # weight of the pseudo-label loss (0: labels only)
 
 
 class InferenceParams(Section):
@@ -124,6 +141,9 @@ class Params(Section):
     """Root of ``params.yaml``."""
 
     seed: int = 0
+    # Repetition of a trial: varies the seeds of client training (batches, augmentations), not
+    # the data partition or the FM, so rows of one experiment are compared on the same data.
+    replicate: int = Field(0, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()

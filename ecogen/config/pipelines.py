@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from ecogen.config.params import Params
+
 StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "infer"]
 STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "infer")
 
@@ -26,6 +28,42 @@ class Schedule(BaseModel):
         return self
 
 
+class Trials(BaseModel):
+    """An experiment: the trailing ``stages`` of a pipeline rerun once per row and replicate.
+
+    The pipeline's other stages run once and are shared (same data, FM and edge modules); each
+    row's overrides are merged over the pipeline's params, and ``replicate`` is set to 0…N-1.
+    Every (row, replicate) is its own MLflow stage run, tagged ``ecogen.row`` / ``ecogen.replicate``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stages: list[StageName] = Field(min_length=1)
+    replicates: PositiveInt = 1
+    rows: dict[str, dict[str, Any]] = Field(min_length=1)  # row name → nested overrides
+
+    @model_validator(mode="after")
+    def _row_names(self) -> Trials:
+        bad = [r for r in self.rows if not r or not all(c.isalnum() or c in "-_." for c in r)]
+        if bad:
+            raise ValueError(f"row names may hold letters, digits, '-', '_' and '.' only: {bad}")
+        return self
+
+
+class Trial(BaseModel):
+    """One (row, replicate) of an experiment, with its fully merged and validated params."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    row: str
+    replicate: int
+    params: Params
+
+    @property
+    def name(self) -> str:
+        return f"{self.row}-r{self.replicate}"
+
+
 class Pipeline(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,13 +73,23 @@ class Pipeline(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     schedule: Schedule | None = None
     work_pool: str | None = None  # None: served by `ecogen deploy` in-process
+    trials: Trials | None = None  # an experiment over rows × replicates (see Trials)
 
     @model_validator(mode="after")
     def _ordered(self) -> Pipeline:
         order = [STAGE_ORDER.index(s) for s in self.stages]
         if order != sorted(set(order)):
             raise ValueError(f"stages must be distinct and in the order {list(STAGE_ORDER)}")
+        if self.trials is not None:
+            tail = self.stages[len(self.stages) - len(self.trials.stages) :]
+            if list(self.trials.stages) != tail:
+                raise ValueError(f"trials.stages must be the last stages of the pipeline, here {tail}")
         return self
+
+    @property
+    def shared_stages(self) -> list[StageName]:
+        """The stages that run once (all of them when there are no trials)."""
+        return self.stages[: len(self.stages) - len(self.trials.stages)] if self.trials else list(self.stages)
 
 
 class Pipelines(BaseModel):
@@ -51,6 +99,9 @@ class Pipelines(BaseModel):
 
     default: str = "default"  # pipeline run when `ecogen run` names none
     pipelines: dict[str, Pipeline] = Field(min_length=1)
+    # Named overlays chosen at run time (`ecogen run P --profile NAME`), merged over the
+    # pipeline's overrides: e.g. a reduced CPU profile of a pipeline whose own size is for a GPU.
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_exists(self) -> Pipelines:

@@ -5,9 +5,12 @@
     data/<domain>/test.pt                {"x", "y"}                           held-out test set
     data/<domain>/edge.pt                {"x", "y"}                           edge's labelled set
     data/<domain>/cluster_<k>.pt         {"x", "y"}  y = -1 where unlabelled  client cluster k
+    data/<domain>/oracle_labels.pt       {"cluster_<k>": int64 (N,)}          every client label
 
-Unlabelled client samples carry ``y = -1`` on disk, so no stage can peek at labels it should not
-have.  Images stay uint8 on disk (small, exact); :func:`to_float` maps them into [-1, 1].
+Unlabelled client samples carry ``y = -1`` in their split, so no stage can peek at labels it
+should not have.  The full labels sit in a separate file that only the centralized oracle
+baseline reads (it is defined as the learner that has every label).  Images stay uint8 on disk
+(small, exact); :func:`to_float` maps them into [-1, 1].
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from torch import Tensor
 
 UNLABELLED = -1
+ORACLE_LABELS = "oracle_labels.pt"
 
 
 @dataclass(frozen=True)
@@ -93,5 +97,16 @@ class PreparedData:
     def cluster(self, domain: str, k: int) -> Split:
         return load_split(self.root / domain / f"cluster_{k}.pt")
 
-    def clusters(self, domain: str) -> list[Split]:
-        return [self.cluster(domain, k) for k in range(self.meta.clusters)]
+    def clusters(self, domain: str, count: int | None = None) -> list[Split]:
+        """The first ``count`` clusters (all of them by default)."""
+        count = self.meta.clusters if count is None else count
+        if count > self.meta.clusters:
+            raise ValueError(
+                f"{count} clusters asked for but the prepared data has {self.meta.clusters}: "
+                "rerun prepare with hfsl.clusters at least that large"
+            )
+        return [self.cluster(domain, k) for k in range(count)]
+
+    def oracle_labels(self, domain: str, k: int) -> Tensor:
+        """Every label of cluster ``k``, hidden ones included — for the centralized oracle only."""
+        return torch.load(self.root / domain / ORACLE_LABELS, weights_only=True)[f"cluster_{k}"]

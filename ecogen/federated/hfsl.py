@@ -1,33 +1,40 @@
-"""HFSL — hybrid federated split learning for one edge and its client clusters.
+"""HFSL — hybrid federated split learning over the client clusters of one or more edges.
 
 Every round: the edge sends each device of each cluster the tunable modules of the segment it
-holds; inside each cluster training is serial through the device chain (split learning, see
-``ecogen.split``); clusters are independent of each other (parallel in a deployment, one after the
-other in this process); each device uploads its segment's tunable modules and the edge averages the
-clusters' modules weighted by their examples (FedAvg).  Everything that crosses a link goes
-through one :class:`~ecogen.split.channel.Channel`, so the byte ledger is complete.
+holds; inside a cluster training is serial through the device chain (split learning, see
+``ecogen.split``); the clusters of an edge train in parallel (threads of this process); each
+device uploads its segment's modules and the edge averages the clusters' modules weighted by
+their examples (FedAvg).  Every ``cloud_every`` rounds the cloud averages the edges' modules the
+same way and sends the result back.  Everything that crosses a link goes through a
+:class:`~ecogen.split.channel.Channel` (one per edge), so the byte ledgers are complete.
+
+The baselines run through the same loop with other switches (:mod:`ecogen.federated.methods`).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split
 from ecogen.federated.aggregate import fedavg
+from ecogen.federated.methods import MethodSpec, method_spec
 from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state, tunable_state
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.chain import SplitChain
 from ecogen.split.channel import Channel, TunableModules
-from ecogen.split.semi_supervised import SplitSemiSupervised
-from ecogen.training.trainer import loader, make_trainer
+from ecogen.split.semi_supervised import SplitSemiSupervised, WholeModel, fixmatch_loader
+from ecogen.training.trainer import make_trainer
 
 log = logging.getLogger("ecogen.hfsl")
 
@@ -36,13 +43,25 @@ Evaluate = Callable[[nn.Module], float]
 
 @dataclass
 class Cluster:
-    """One client cluster: its own copy of the edge model, cut into per-device segments."""
+    """One client cluster: its own copy of the model, cut into per-device segments."""
 
     model: nn.Module
     segments: list[nn.Module]
     data: Split
     # full-model parameter names held by each device (empty for devices with nothing tunable)
     device_keys: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class EdgeJob:
+    """One edge's part of an HFSL run: its model (trained in place), clusters and test."""
+
+    name: str
+    model: nn.Module
+    clusters: list[Split]
+    evaluate: Evaluate
+    seed: int
+    channel: Channel = field(default_factory=Channel)
 
 
 @dataclass
@@ -53,11 +72,15 @@ class HfslOutcome:
     block_ranges: list[tuple[int, int]]
 
 
-def make_cluster(edge_model: nn.Module, data: Split, devices: int) -> Cluster:
+def make_cluster(
+    edge_model: nn.Module, data: Split, devices: int, split: bool = True, rule: str = "balanced"
+) -> Cluster:
     model = copy.deepcopy(edge_model)
-    vit = base_vit(model)
-    ranges = allocate_blocks(len(vit.blocks), devices)
-    segments = split_segments(vit, ranges)
+    if split:
+        vit = base_vit(model)
+        segments = split_segments(vit, allocate_blocks(len(vit.blocks), devices, rule))  # type: ignore[arg-type]
+    else:
+        segments = [model]
     names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     keys = [[names[id(p)] for p in seg.parameters() if id(p) in names] for seg in segments]
     return Cluster(model, segments, data, keys)
@@ -83,6 +106,115 @@ def upload(cluster: Cluster, channel: Channel) -> dict[str, Tensor]:
     return out
 
 
+def train_cluster(
+    cluster: Cluster, spec: MethodSpec, cfg: HfslParams, channel: Channel, accelerator: str, seed: int
+) -> None:
+    """``cfg.local_epochs`` of semi-supervised training inside one cluster."""
+    path = SplitChain(cluster.segments, channel) if spec.split else WholeModel(cluster.model)
+    module = SplitSemiSupervised(cluster.model, path, cfg, seed=seed)
+    trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs)
+    trainer.fit(module, fixmatch_loader(cluster.data, cfg, seed=seed))
+    cluster.model.cpu()
+
+
+def cloud_step(
+    jobs: list[EdgeJob], states: list[dict[str, Tensor]], weights: list[int]
+) -> list[dict[str, Tensor]]:
+    """Edges → cloud → edges: FedAvg of the edges' modules, weighted by their clusters' examples."""
+    uploaded = [
+        j.channel.send(TunableModules(s), "cloud_edge", "up").state for j, s in zip(jobs, states, strict=True)
+    ]
+    merged = fedavg(list(zip(uploaded, weights, strict=True)))
+    return [j.channel.send(TunableModules(merged), "cloud_edge", "down").state for j in jobs]
+
+
+def run_hfsl_edges(
+    jobs: list[EdgeJob], cfg: HfslParams, accelerator: str, workers: int | None = None
+) -> dict[str, HfslOutcome]:
+    """Runs ``cfg.rounds`` rounds of ``cfg.method`` for every edge; models are trained in place.
+
+    ``workers``: clusters trained at once (default: one per core, at most one per cluster).
+    """
+    spec = method_spec(cfg.method)
+    members = {
+        j.name: [
+            make_cluster(j.model, d, cfg.devices_per_cluster, spec.split, cfg.allocation) for d in j.clusters
+        ]
+        for j in jobs
+    }
+    states = {j.name: tunable_state(j.model) for j in jobs}
+    accuracy: dict[str, list[float]] = {j.name: [] for j in jobs}
+    per_round: dict[str, list[dict[str, int]]] = {j.name: [] for j in jobs}
+    tasks = [(j, k, c) for j in jobs for k, c in enumerate(members[j.name])]
+    workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
+            for r in range(cfg.rounds):
+                for j in jobs:
+                    j.channel.ledger.reset()
+                    for cluster in members[j.name]:
+                        if spec.federated or (r == 0 and not spec.pooled):
+                            deliver(cluster, states[j.name], j.channel)
+
+                def one(task: tuple[EdgeJob, int, Cluster], r: int = r) -> None:
+                    job, k, cluster = task
+                    train_cluster(cluster, spec, cfg, job.channel, accelerator, job.seed + 1000 * r + k)
+
+                list(pool.map(one, tasks))
+                _aggregate(jobs, members, states, spec, cfg, r)
+                for j in jobs:
+                    accuracy[j.name].append(_accuracy(j, members[j.name], spec))
+                    per_round[j.name].append(j.channel.ledger.snapshot())
+                    log.info(
+                        "hfsl[%s] %s round %d/%d accuracy=%.4f bytes=%s",
+                        j.name,
+                        cfg.method,
+                        r + 1,
+                        cfg.rounds,
+                        accuracy[j.name][-1],
+                        j.channel.ledger.by_link(),
+                    )
+    finally:
+        torch.set_num_threads(threads)
+    depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
+    ranges = allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if spec.split else [(0, depth)]
+    return {j.name: HfslOutcome(states[j.name], accuracy[j.name], per_round[j.name], ranges) for j in jobs}
+
+
+def _aggregate(
+    jobs: list[EdgeJob],
+    members: dict[str, list[Cluster]],
+    states: dict[str, dict[str, Tensor]],
+    spec: MethodSpec,
+    cfg: HfslParams,
+    r: int,
+) -> None:
+    if not spec.federated:
+        if spec.pooled:  # the oracle's one learner is the edge model
+            for j in jobs:
+                states[j.name] = tunable_state(members[j.name][0].model)
+                load_tunable_state(j.model, states[j.name])
+        return
+    for j in jobs:
+        updates = [(upload(c, j.channel), len(c.data)) for c in members[j.name]]
+        states[j.name] = fedavg(updates)
+    if cfg.cloud_every and (r + 1) % cfg.cloud_every == 0 and len(jobs) > 1:
+        weights = [sum(len(c.data) for c in members[j.name]) for j in jobs]
+        merged = cloud_step(jobs, [states[j.name] for j in jobs], weights)
+        states.update({j.name: s for j, s in zip(jobs, merged, strict=True)})
+    for j in jobs:
+        load_tunable_state(j.model, states[j.name])
+
+
+def _accuracy(job: EdgeJob, clusters: list[Cluster], spec: MethodSpec) -> float:
+    if spec.federated or spec.pooled:
+        return job.evaluate(job.model)
+    # local only: every cluster keeps its own model; report their mean
+    return sum(job.evaluate(c.model) for c in clusters) / len(clusters)
+
+
 def run_hfsl(
     edge_model: nn.Module,
     clusters: list[Split],
@@ -90,41 +222,9 @@ def run_hfsl(
     evaluate: Evaluate,
     accelerator: str,
     seed: int,
-    label: str = "hfsl",
+    label: str = "edge",
     channel: Channel | None = None,
 ) -> HfslOutcome:
-    """Runs ``cfg.rounds`` HFSL rounds starting from ``edge_model``'s tunable modules."""
-    channel = channel or Channel()
-    members = [make_cluster(edge_model, data, cfg.devices_per_cluster) for data in clusters]
-    global_state = tunable_state(edge_model)
-    accuracy: list[float] = []
-    per_round: list[dict[str, int]] = []
-    for r in range(cfg.rounds):
-        channel.ledger.reset()
-        updates = []
-        for k, cluster in enumerate(members):
-            deliver(cluster, global_state, channel)
-            chain = SplitChain(cluster.segments, channel)
-            module = SplitSemiSupervised(cluster.model, chain, cfg, seed=seed + 1000 * r + k)
-            trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs)
-            trainer.fit(module, loader(cluster.data, cfg.batch_size, shuffle=True, seed=seed + 1000 * r + k))
-            cluster.model.cpu()
-            updates.append((upload(cluster, channel), len(cluster.data)))
-        global_state = fedavg(updates)
-        load_tunable_state(edge_model, global_state)
-        accuracy.append(evaluate(edge_model))
-        per_round.append(channel.ledger.snapshot())
-        log.info(
-            "%s round %d/%d accuracy=%.4f bytes=%s",
-            label,
-            r + 1,
-            cfg.rounds,
-            accuracy[-1],
-            channel.ledger.by_link(),
-        )
-    return HfslOutcome(
-        global_state,
-        accuracy,
-        per_round,
-        allocate_blocks(len(base_vit(edge_model).blocks), cfg.devices_per_cluster),
-    )
+    """One edge's HFSL run (see :func:`run_hfsl_edges`)."""
+    job = EdgeJob(label, edge_model, clusters, evaluate, seed, channel or Channel())
+    return run_hfsl_edges([job], cfg, accelerator)[label]

@@ -37,6 +37,7 @@ class ViTConfig:
     mlp_ratio: float = 2.0
     decoder_dim: int = 32  # MAE decoder, used only in pre-training
     decoder_depth: int = 1
+    head_hidden: int | None = None  # hidden width of the head's MLP (None: dim; 0: a linear head)
 
     @property
     def num_patches(self) -> int:
@@ -100,7 +101,7 @@ class Embedding(nn.Module):
 
 
 class Head(nn.Module):
-    """End-client segment: final norm + MLP head → logits (B, classes).
+    """End-client segment: final norm + MLP head (or linear, ``head_hidden=0``) → logits (B, classes).
 
     Pools by averaging all tokens rather than reading the class token alone: MAE pre-training
     never supervises the class token, and averaged MAE features probe markedly better.
@@ -108,12 +109,14 @@ class Head(nn.Module):
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
+        hidden = cfg.dim if cfg.head_hidden is None else cfg.head_hidden
         self.norm = nn.LayerNorm(cfg.dim)
-        self.fc = nn.Linear(cfg.dim, cfg.dim)
-        self.out = nn.Linear(cfg.dim, cfg.num_classes)
+        self.fc = nn.Linear(cfg.dim, hidden) if hidden else None
+        self.out = nn.Linear(hidden or cfg.dim, cfg.num_classes)
 
     def forward(self, h: Tensor) -> Tensor:  # (B, T, dim) → (B, classes)
-        return self.out(F.gelu(self.fc(self.norm(h).mean(dim=1))))
+        z = self.norm(h).mean(dim=1)
+        return self.out(z if self.fc is None else F.gelu(self.fc(z)))
 
 
 class ViT(nn.Module):

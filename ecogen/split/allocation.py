@@ -1,25 +1,37 @@
 """Which device holds which part of the model.
 
-Rule: device 0 (start) holds the embedding, device C-1 (end) the norm + head, and the C-2 middle
-devices hold contiguous block ranges as equal as possible; when the depth does not divide
-evenly the *earlier* middle devices take one block more (they sit closer to the data holder and
-usually send the same activation size anyway).
+Device 0 (start) holds the embedding, device C-1 (end) the norm + head, and the C-2 middle
+devices hold contiguous block ranges, by one of two rules:
+
+* ``balanced``: ranges as equal as possible; when the depth does not divide evenly the *earlier*
+  middle devices take one block more (they sit closer to the data holder).
+* ``front``: every middle device but the last holds one block and the last holds the rest, for
+  clusters whose last middle device is markedly stronger than the others.
 """
 
 from __future__ import annotations
 
+from typing import Literal
 
-def allocate_blocks(depth: int, devices: int) -> list[tuple[int, int]]:
+AllocationRule = Literal["balanced", "front"]
+
+
+def allocate_blocks(depth: int, devices: int, rule: AllocationRule = "balanced") -> list[tuple[int, int]]:
     """Half-open block ranges ``[(start, end), ...]``, one per middle device."""
     if devices < 3:
         raise ValueError(f"a cluster needs ≥3 devices (start, middle, end), got {devices}")
     middle = devices - 2
     if depth < middle:
         raise ValueError(f"{middle} middle devices cannot share {depth} blocks (≥1 block each)")
-    base, extra = divmod(depth, middle)
+    if rule == "front":
+        sizes = [1] * (middle - 1) + [depth - (middle - 1)]
+    elif rule == "balanced":
+        base, extra = divmod(depth, middle)
+        sizes = [base + (1 if i < extra else 0) for i in range(middle)]
+    else:
+        raise ValueError(f"unknown allocation rule {rule!r}")
     ranges, start = [], 0
-    for i in range(middle):
-        end = start + base + (1 if i < extra else 0)
-        ranges.append((start, end))
-        start = end
+    for size in sizes:
+        ranges.append((start, start + size))
+        start += size
     return ranges

@@ -11,6 +11,7 @@ ever spans a link.  A multi-process transport can plug in behind :class:`Transpo
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
@@ -72,9 +73,12 @@ class ByteLedger:
     bytes: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     messages: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # clusters send in parallel
+
     def record(self, link: str, direction: str, n: int) -> None:
-        self.bytes[(link, direction)] += n
-        self.messages[(link, direction)] += 1
+        with self.lock:
+            self.bytes[(link, direction)] += n
+            self.messages[(link, direction)] += 1
 
     def total(self, link: str | None = None) -> int:
         return sum(v for (lk, _), v in self.bytes.items() if link is None or lk == link)

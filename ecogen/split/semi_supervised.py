@@ -1,25 +1,101 @@
-"""One client cluster's local training: split learning through the device chain, FixMatch-style.
+"""One client cluster's local training, FixMatch-style (Sohn et al., 2020, arXiv 2001.07685).
 
-Labelled samples train with cross-entropy; unlabelled samples get a pseudo-label from the weak
-view (a forward-only pass through the chain) and train on the strong view where the end device
-is confident.  With λ = 1 there is nothing unlabelled and this is plain supervised split
-training.  Manual optimisation: one optimiser per device that holds tunable parameters.
+Each batch holds ``batch_size`` labelled images and ``μ × batch_size`` unlabelled ones
+(:class:`FixMatchBatches`).  Labelled images train with cross-entropy on a weak view; each
+unlabelled image gets a pseudo-label from its weak view (a forward-only pass) and trains on its
+strong view where the end device is confident (threshold τ, loss weight ``unlabelled_weight``).
+With λ = 1 there is nothing unlabelled and this is plain supervised training.
+
+The same module trains through a split :class:`~ecogen.split.chain.SplitChain` (EcoGen, SplitFed)
+or through the whole model in one place (:class:`WholeModel`: FedAvg, local, the oracle).
+Manual optimisation: one optimiser per device that holds trainable parameters.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from ecogen.config.params import HfslParams
-from ecogen.split.chain import SplitChain, has_tunable
+from ecogen.data.prepared import Split, to_float
+from ecogen.split.chain import SplitChain, SplitTrace, has_tunable
 from ecogen.training.augment import pseudo_labels, strong, weak
 
 
+class WholeModel:
+    """The unsplit path with :class:`SplitChain`'s interface: one device holds everything."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.segments = [model]
+
+    def forward(
+        self, x: Tensor, labels: Tensor | None = None, train: bool = False
+    ) -> tuple[Tensor, SplitTrace]:
+        return self.segments[0](x), SplitTrace(labels=labels)
+
+    def backward(self, loss: Tensor, trace: SplitTrace) -> None:
+        loss.backward()
+
+
+class FixMatchBatches(Sampler[list[int]]):
+    """Index batches of ``batch_size`` labelled + ``ratio × batch_size`` unlabelled samples.
+
+    One epoch passes over the unlabelled samples once; the labelled ones are reshuffled and
+    cycled as often as needed.  Without unlabelled samples (λ = 1, or unlabelled samples not
+    used) an epoch is one pass over the labelled ones.  Seeded per epoch.
+    """
+
+    def __init__(
+        self, labelled: Tensor, batch_size: int, ratio: int, seed: int, use_unlabelled: bool
+    ) -> None:
+        self.lab = torch.nonzero(labelled).flatten()
+        self.unl = torch.nonzero(~labelled).flatten() if use_unlabelled else labelled.new_zeros(0).long()
+        self.batch_size, self.ratio, self.seed, self.epoch = batch_size, ratio, seed, 0
+        if not len(self.lab) and not len(self.unl):
+            raise ValueError("a client with no labelled samples and no usable unlabelled ones cannot train")
+
+    def __len__(self) -> int:
+        if len(self.unl):
+            return math.ceil(len(self.unl) / (self.ratio * self.batch_size))
+        return math.ceil(len(self.lab) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + 7919 * self.epoch)
+        self.epoch += 1
+        lab = self.lab[torch.randperm(len(self.lab), generator=g)]
+        if not len(self.unl):
+            for b in range(len(self)):
+                yield lab[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+            return
+        unl = self.unl[torch.randperm(len(self.unl), generator=g)]
+        step = self.ratio * self.batch_size
+        labelled = self._cycle(g)
+        for b in range(len(self)):
+            take = [next(labelled) for _ in range(self.batch_size)] if len(self.lab) else []
+            yield take + unl[b * step : (b + 1) * step].tolist()
+
+    def _cycle(self, g: torch.Generator) -> Iterator[int]:
+        while True:
+            yield from self.lab[torch.randperm(len(self.lab), generator=g)].tolist()
+
+
+def fixmatch_loader(split: Split, cfg: HfslParams, seed: int) -> DataLoader:
+    """float images in [-1, 1] with labels (-1 where unlabelled), batched by :class:`FixMatchBatches`."""
+    ds = TensorDataset(to_float(split.x), split.y)
+    sampler = FixMatchBatches(
+        split.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=cfg.unlabelled_weight > 0
+    )
+    return DataLoader(ds, batch_sampler=sampler)
+
+
 class SplitSemiSupervised(L.LightningModule):
-    def __init__(self, model: nn.Module, chain: SplitChain, cfg: HfslParams, seed: int) -> None:
+    def __init__(self, model: nn.Module, chain: SplitChain | WholeModel, cfg: HfslParams, seed: int) -> None:
         super().__init__()
         self.model = model  # registers every segment's parameters (device moves, state)
         self.chain = chain
@@ -28,10 +104,13 @@ class SplitSemiSupervised(L.LightningModule):
         self.gen = torch.Generator().manual_seed(seed)
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
+        def make(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+            if self.cfg.optimizer == "sgd":
+                return torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9)
+            return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=0.0)
+
         return [
-            torch.optim.AdamW(
-                [p for p in seg.parameters() if p.requires_grad], lr=self.cfg.lr, weight_decay=0.0
-            )
+            make([p for p in seg.parameters() if p.requires_grad])
             for seg in self.chain.segments
             if has_tunable(seg)
         ]

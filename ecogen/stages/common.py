@@ -25,6 +25,7 @@ def vit_config(model: ModelParams, meta: DataMeta) -> ViTConfig:
         mlp_ratio=model.mlp_ratio,
         decoder_dim=model.decoder_dim,
         decoder_depth=model.decoder_depth,
+        head_hidden=model.head_hidden,
     )
 
 

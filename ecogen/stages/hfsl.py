@@ -1,78 +1,120 @@
-"""Client-cluster stage: HFSL of each edge's tunable modules on its clusters' mostly-unlabelled data."""
+"""Client-cluster stage: HFSL (or a baseline) of every edge's model on its clusters' data.
+
+All edges run in one call so the cloud can aggregate across them every ``hfsl.cloud_every``
+rounds; inside, the clusters of every edge train in parallel threads.
+"""
 
 from __future__ import annotations
 
 import logging
 
+import torch
 from torch import nn
 
 from ecogen.config.params import Params
-from ecogen.data.prepared import PreparedData
-from ecogen.federated.hfsl import run_hfsl
+from ecogen.data.prepared import PreparedData, Split
+from ecogen.data.seeding import derive_seed
+from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
+from ecogen.federated.methods import method_spec, trainable_model
 from ecogen.models.checkpoint import load_fm
 from ecogen.peft.edge import load_edge_model, save_tunable
 from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
 from ecogen.stages.common import edge_seed, example_input, mean
-from ecogen.stages.result import ModelArtifact, StageResult
+from ecogen.stages.result import ModelArtifact, StageResult, combine
 from ecogen.training.classifier import evaluate
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.hfsl")
 
 
-def hfsl_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
-    seed = edge_seed(params, domain)
+def pooled_clusters(data: PreparedData, domain: str, count: int) -> Split:
+    """Every image of the first ``count`` clusters with every label: the oracle's training set."""
+    xs, ys = [], []
+    for k in range(count):
+        xs.append(data.cluster(domain, k).x)
+        ys.append(data.oracle_labels(domain, k))
+    return Split(torch.cat(xs), torch.cat(ys))
+
+
+def hfsl(params: Params, ws: Workspace) -> StageResult:
+    h = params.hfsl
+    spec = method_spec(h.method)
     data = PreparedData(ws.data)
     fm = load_fm(ws.fm)
-    model = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", seed)
-    test = data.test(domain)
-    clusters = data.clusters(domain)
+    jobs: list[EdgeJob] = []
+    starts: dict[str, float] = {}
+    tests: dict[str, Split] = {}
+    for domain in params.data.domains:
+        seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
+        edge = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", edge_seed(params, domain))
+        model = trainable_model(edge, spec)
+        test = tests[domain] = data.test(domain)
 
-    def accuracy(m: nn.Module) -> float:
-        return evaluate(m, test, params.inference.batch_size, params.accelerator)
+        def accuracy(m: nn.Module, test: Split = test) -> float:
+            return evaluate(m, test, params.inference.batch_size, params.accelerator)
 
-    start = accuracy(model)
-    h = params.hfsl
-    log.info(
-        "hfsl[%s]: %d clusters × %d devices, %d rounds, start accuracy %.4f",
-        domain,
-        len(clusters),
-        h.devices_per_cluster,
-        h.rounds,
-        start,
-    )
-    out = run_hfsl(model, clusters, h, accuracy, params.accelerator, seed, label=f"hfsl[{domain}]")
-    path = ws.hfsl(domain) / "tunable.pt"
-    save_tunable(model, path, params.peft.method)
-
-    d2d = [sum(v for k, v in r.items() if k.startswith("d2d/")) for r in out.bytes_per_round]
-    edge_client = [sum(v for k, v in r.items() if k.startswith("edge_client/")) for r in out.bytes_per_round]
+        clusters = data.clusters(domain, h.clusters)
+        if spec.pooled:
+            clusters = [pooled_clusters(data, domain, h.clusters)]
+        starts[domain] = accuracy(model)
+        log.info(
+            "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
+            domain,
+            h.method,
+            spec.title,
+            h.clusters,
+            h.devices_per_cluster,
+            h.rounds,
+            starts[domain],
+        )
+        jobs.append(EdgeJob(domain, model, clusters, accuracy, seed))
+    outcomes = run_hfsl_edges(jobs, h, params.accelerator)
     full = module_bytes(fm.encoder)
-    fedavg_full = 2 * len(clusters) * full  # down + up of the whole model per cluster per round
-    labelled = sum(int(c.labelled.sum()) for c in clusters)
+    children = [
+        _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full) for j in jobs
+    ]
+    return combine("hfsl", children)
+
+
+def _edge_result(
+    params: Params, ws: Workspace, job: EdgeJob, out: HfslOutcome, start: float, test: Split, full: int
+) -> StageResult:
+    h, domain, model = params.hfsl, job.name, job.model
+    spec = method_spec(h.method)
+    path = ws.hfsl(domain) / ("model.pt" if spec.full_model else "tunable.pt")
+    if spec.full_model:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    else:
+        save_tunable(model, path, params.peft.method)
+
+    def link(prefix: str) -> list[float]:
+        return [float(sum(v for k, v in r.items() if k.startswith(prefix))) for r in out.bytes_per_round]
+
+    edge_client, d2d, cloud = link("edge_client/"), link("d2d/"), link("cloud_edge/")
+    fedavg_full = 2 * h.clusters * full  # down + up of the whole model per cluster per round
+    clusters = job.clusters
     return StageResult(
         name=f"edge-{domain}",
         metrics={
             "accuracy_start": start,
             "accuracy_first": out.accuracy[0],
             "accuracy": out.accuracy[-1],
-            "edge_client_bytes_per_round": mean([float(v) for v in edge_client]),
-            "d2d_bytes_per_round": mean([float(v) for v in d2d]),
+            "edge_client_bytes_per_round": mean(edge_client),
+            "d2d_bytes_per_round": mean(d2d),
+            "cloud_edge_bytes_per_round": mean(cloud),
             "tunable_bytes": float(state_bytes(tunable_state(model))),
             "full_model_bytes": float(full),
             "fedavg_full_bytes_per_round": float(fedavg_full),
-            "edge_client_bytes_vs_fedavg_full": mean([float(v) for v in edge_client]) / fedavg_full,
+            "edge_client_bytes_vs_fedavg_full": mean(edge_client) / fedavg_full,
         },
-        history={
-            "accuracy": out.accuracy,
-            "bytes_d2d": [float(v) for v in d2d],
-            "bytes_edge_client": [float(v) for v in edge_client],
-        },
+        history={"accuracy": out.accuracy, "bytes_d2d": d2d, "bytes_edge_client": edge_client},
         params={
             "domain": domain,
+            "method": h.method,
             "block_ranges": str(out.block_ranges),
             "client_images": sum(len(c) for c in clusters),
-            "client_labelled": labelled,
+            "client_labelled": sum(int(c.labelled.sum()) for c in clusters),
         },
         models={f"edge-{domain}-hfsl": ModelArtifact(model, example_input(test), [path])},
     )

@@ -6,6 +6,7 @@ import logging
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData
+from ecogen.federated.methods import method_spec
 from ecogen.inference.split_inference import SplitInference, link_seconds
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import split_segments
@@ -22,9 +23,16 @@ log = logging.getLogger("ecogen.infer")
 
 def infer_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     seed = edge_seed(params, domain)
+    if method_spec(params.hfsl.method).full_model:
+        raise ValueError(
+            f"infer serves EcoGen's tunable modules; hfsl.method {params.hfsl.method!r} trains the full "
+            "model (it is a baseline for comparison, not a served configuration)"
+        )
     data = PreparedData(ws.data)
     model = load_edge_model(load_fm(ws.fm), params.peft, ws.hfsl(domain) / "tunable.pt", seed).eval()
-    ranges = allocate_blocks(len(base_vit(model).blocks), params.hfsl.devices_per_cluster)
+    ranges = allocate_blocks(
+        len(base_vit(model).blocks), params.hfsl.devices_per_cluster, params.hfsl.allocation
+    )
     channel = Channel()
     module = SplitInference(model, split_segments(base_vit(model), ranges), channel)
     test = data.test(domain)

@@ -21,7 +21,7 @@ from ecogen.config.params import Params
 from ecogen.data.domains import apply_domain
 from ecogen.data.partition import DomainIndices, Partition, PartitionSpec, label_skew, partition
 from ecogen.data.pools import SourceImages
-from ecogen.data.prepared import UNLABELLED, DataMeta, Split, save_meta, save_split
+from ecogen.data.prepared import ORACLE_LABELS, UNLABELLED, DataMeta, Split, save_meta, save_split
 from ecogen.data.seeding import derive_seed
 from ecogen.data.sources import load_source
 from ecogen.stages.result import StageResult
@@ -117,6 +117,11 @@ def _write(
     for d, dom in enumerate(part.domains):
         for name, split in _domain_splits(source, dom, d, seed).items():
             keep(split, f"{dom.name}/{name}")
+        oracle = {
+            f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone()
+            for k, c in enumerate(dom.clusters)
+        }
+        torch.save(oracle, root / dom.name / ORACLE_LABELS)
         log.info(
             "domain %s: test %d, edge %d, %d clusters written",
             dom.name,

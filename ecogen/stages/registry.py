@@ -1,7 +1,8 @@
 """The stages by name, and the one runner that both `dvc repro` and the Prefect flows use.
 
 Cloud stages run once; edge stages run once per domain (the flows fan those out as parallel
-tasks) and are combined into one stage result whose children are the edges.
+tasks) and are combined into one stage result whose children are the edges.  HFSL runs once
+for all edges and returns the same shape of result.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from ecogen.config.params import Params
 from ecogen.config.pipelines import StageName
 from ecogen.plots import series_csv, series_plot
 from ecogen.stages.finetune import finetune_edge
-from ecogen.stages.hfsl import hfsl_edge
+from ecogen.stages.hfsl import hfsl
 from ecogen.stages.infer import infer_edge
 from ecogen.stages.prepare import prepare
 from ecogen.stages.pretrain import pretrain
-from ecogen.stages.result import StageResult
+from ecogen.stages.result import StageResult, combine
 from ecogen.workspace import Workspace
 
 CloudStage = Callable[[Params, Workspace], StageResult]
 EdgeStage = Callable[[Params, Workspace, str], StageResult]
 
-CLOUD_STAGES: dict[str, CloudStage] = {"prepare": prepare, "pretrain": pretrain}
-EDGE_STAGES: dict[str, EdgeStage] = {"finetune": finetune_edge, "hfsl": hfsl_edge, "infer": infer_edge}
+# Stages that run as one call: the cloud's, and HFSL (its edges meet at the cloud every
+# `hfsl.cloud_every` rounds, so they run together; their clusters train in parallel inside).
+CLOUD_STAGES: dict[str, CloudStage] = {"prepare": prepare, "pretrain": pretrain, "hfsl": hfsl}
+EDGE_STAGES: dict[str, EdgeStage] = {"finetune": finetune_edge, "infer": infer_edge}
 
 
 def is_edge_stage(stage: StageName) -> bool:
@@ -34,13 +37,6 @@ def is_edge_stage(stage: StageName) -> bool:
 
 def run_edge(stage: StageName, params: Params, ws: Workspace, domain: str) -> StageResult:
     return EDGE_STAGES[stage](params, ws, domain)
-
-
-def combine(stage: StageName, children: list[StageResult]) -> StageResult:
-    """Stage-level result over its edges: the mean of every metric all edges share."""
-    shared = set.intersection(*(set(c.metrics) for c in children)) if children else set()
-    metrics = {f"mean_{k}": sum(c.metrics[k] for c in children) / len(children) for k in sorted(shared)}
-    return StageResult(name=stage, metrics=metrics, children=children)
 
 
 def write_outputs(result: StageResult, ws: Workspace) -> StageResult:

@@ -39,3 +39,19 @@ class StageResult:
         for child in self.children:
             out.update({f"{child.name}/{k}": v for k, v in child.flat_metrics().items()})
         return out
+
+
+def combine(stage: str, children: list[StageResult]) -> StageResult:
+    """Stage-level result over its edges: the mean of every metric, and of every per-step series,
+    that all edges share."""
+    if not children:
+        return StageResult(name=stage)
+    shared = set.intersection(*(set(c.metrics) for c in children))
+    metrics = {f"mean_{k}": sum(c.metrics[k] for c in children) / len(children) for k in sorted(shared)}
+    series = set.intersection(*(set(c.history) for c in children))
+    history = {
+        f"mean_{k}": [sum(v) / len(v) for v in zip(*(c.history[k] for c in children), strict=True)]
+        for k in sorted(series)
+        if len({len(c.history[k]) for c in children}) == 1
+    }
+    return StageResult(name=stage, metrics=metrics, history=history, children=children)

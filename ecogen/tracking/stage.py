@@ -50,7 +50,13 @@ class StageRun:
 
 
 def start_stage_run(
-    params: Params, stage: str, project_root: Path, parent_run_id: str | None, data_version: str | None
+    params: Params,
+    stage: str,
+    project_root: Path,
+    parent_run_id: str | None,
+    data_version: str | None,
+    tags: dict[str, str] | None = None,
+    run_name: str | None = None,
 ) -> str:
     """A stage run under a pipeline run, or standalone (``parent_run_id=None``, as `dvc repro` runs).
 
@@ -58,15 +64,16 @@ def start_stage_run(
     compared without walking up to their parents.
     """
     uri = use_tracking_uri(params.tracking, project_root)
-    tags = {STAGE: stage}
+    tags = {STAGE: stage, **(tags or {})}
+    run_name = run_name or stage
     if parent_run_id is not None:
-        run_id = start_child_run(parent_run_id, stage, "stage", data_version, tags)
+        run_id = start_child_run(parent_run_id, run_name, "stage", data_version, tags)
         client = MlflowClient()
     else:
         client = MlflowClient()
         exp_id = experiment_id(client, params.tracking.experiment, uri, project_root)
         tags |= {KIND: "stage", DATA_VERSION: data_version or UNKNOWN_VERSION}
-        run_id = client.create_run(exp_id, run_name=stage, tags=tags).info.run_id
+        run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         if data_version:
             log_params(client, run_id, {DATA_VERSION_PARAM: data_version})
     log_params(client, run_id, flatten_params(params))
@@ -81,6 +88,8 @@ def track_stage(
     parent_run_id: str | None,
     data_version: str | None,
     workspace: Workspace,
+    tags: dict[str, str] | None = None,
+    run_name: str | None = None,
 ) -> Iterator[StageRun]:
     """Run the body inside a stage run, measuring its energy when ``params.energy.enabled``.
 
@@ -90,7 +99,7 @@ def track_stage(
     what it measured, marks the run FAILED (KILLED for Ctrl-C) and re-raises.
     CodeCarbon writes its CSV to ``<workspace>/emissions/``.
     """
-    run_id = start_stage_run(params, stage, project_root, parent_run_id, data_version)
+    run_id = start_stage_run(params, stage, project_root, parent_run_id, data_version, tags, run_name)
     handle = StageRun(run_id=run_id, stage=stage, data_version=data_version)
     meter = None
     if params.energy.enabled:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecogen.config import ConfigError, load_params, load_pipelines, parse_set
+from ecogen.config import ConfigError, Params, load_params, load_pipelines, parse_set
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,3 +83,44 @@ def test_pipelines_reject_unknown_stage_bad_order_and_bad_schedule(tmp_path: Pat
         load({"pipelines": {"default": {"schedule": {"cron": "0 * * * *", "interval_seconds": 60}}}})
     with pytest.raises(ConfigError, match="default pipeline"):
         load({"default": "nope", "pipelines": {"a": {}}})
+
+
+def test_trials_expand_rows_over_replicates_with_validated_params(tmp_path: Path) -> None:
+    from ecogen.config import expand_trials
+
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(
+        "pipelines:\n  default:\n    stages: [prepare, pretrain, finetune, hfsl]\n"
+        "    trials:\n      stages: [hfsl]\n      replicates: 2\n"
+        "      rows:\n        a: {hfsl: {clusters: 1}}\n        b: {hfsl: {method: splitfed}}\n"
+    )
+    spec = load_pipelines(path).pipelines["default"]
+    assert spec.shared_stages == ["prepare", "pretrain", "finetune"]
+    trials = expand_trials(Params(), spec.trials)
+    assert [t.name for t in trials] == ["a-r0", "b-r0", "a-r1", "b-r1"]
+    assert trials[0].params.hfsl.clusters == 1 and trials[0].params.hfsl.method == "ecogen"
+    assert trials[3].params.hfsl.method == "splitfed" and trials[3].params.replicate == 1
+    bad = spec.trials.model_copy(update={"rows": {"c": {"hfsl": {"method": "nope"}}}})
+    with pytest.raises(ConfigError, match="row c: hfsl.method"):
+        expand_trials(Params(), bad)
+
+
+def test_trial_stages_must_end_the_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(
+        "pipelines:\n  default:\n    stages: [prepare, pretrain, finetune, hfsl, infer]\n"
+        "    trials: {stages: [hfsl], rows: {a: {}}}\n"
+    )
+    with pytest.raises(ConfigError, match="last stages"):
+        load_pipelines(path)
+
+
+def test_profiles_overlay_the_pipeline_and_unknown_profiles_fail(tmp_path: Path) -> None:
+    from ecogen.config import profile_overrides
+
+    specs = load_pipelines(ROOT / "pipelines.yaml")
+    cpu = profile_overrides(specs, "cpu")
+    params = load_params(ROOT / "params.yaml", specs.pipelines["baselines"].overrides, profile=cpu)
+    assert params.model.dim == cpu["model"]["dim"] and params.hfsl.clusters == 6
+    with pytest.raises(ConfigError, match="unknown profile"):
+        profile_overrides(specs, "nope")

@@ -1,0 +1,463 @@
+"""Performance figures of the current code, printed as one JSON object on stdout.
+
+Three parts, each selectable with ``--only``:
+
+* ``split_step``: one LoRA training step through the split chain (three devices, one
+  :class:`~ecogen.split.channel.Channel`) against the same step on the whole model, on the same
+  batch, interleaved in one process; medians of ``--repeats`` timings.
+* ``samples_per_s``: images per second of each stage's inner loop on CPU (pre-training,
+  fine-tuning, one HFSL client step through Lightning, split inference), synthetic batches of
+  the real shape.
+* ``bytes_per_round``: bytes one round of :func:`~ecogen.federated.hfsl.run_hfsl` puts on the
+  edge↔client and d2d links, for every method, measured by running that round.
+
+Progress goes to stderr.  Run ``python benchmarks/bench.py > bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ecogen.config.params import (
+    HFSL_METHODS,
+    HfslParams,
+    InferenceParams,
+    ModelParams,
+    PeftParams,
+    PretrainParams,
+)
+from ecogen.data.prepared import UNLABELLED, Split
+from ecogen.federated.hfsl import run_hfsl
+from ecogen.federated.methods import METHODS, trainable_model
+from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig, split_segments
+from ecogen.peft.edge import base_vit, build_edge_model
+from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
+from ecogen.split.allocation import allocate_blocks
+from ecogen.split.chain import SplitChain, has_tunable
+from ecogen.split.channel import Channel
+from ecogen.split.semi_supervised import SplitSemiSupervised, fixmatch_loader
+from ecogen.training.augment import weak
+from ecogen.training.trainer import make_trainer
+
+log = logging.getLogger("ecogen.bench")
+
+PARTS = ("split_step", "samples_per_s", "bytes_per_round")
+RATIO_TARGET = 1.10
+DEVICES = 3  # start (embedding), one middle (every block), end (head)
+
+# Smoke-test size: same code paths, numbers not representative of the real model.
+TINY = ViTConfig(
+    image_size=8, channels=1, patch_size=2, num_classes=10, dim=16, depth=2, heads=2, decoder_dim=16
+)
+
+
+def default_config(model: ModelParams | None = None) -> ViTConfig:
+    """The ViT that ``params.yaml``'s default ``model`` section builds for 28×28×1 images, 10 classes."""
+    m = model or ModelParams()
+    return ViTConfig(
+        image_size=28,
+        channels=1,
+        patch_size=m.patch_size,
+        num_classes=10,
+        dim=m.dim,
+        depth=m.depth,
+        heads=m.heads,
+        mlp_ratio=m.mlp_ratio,
+        decoder_dim=m.decoder_dim,
+        decoder_depth=m.decoder_depth,
+    )
+
+
+def edge_model(cfg: ViTConfig, seed: int) -> nn.Module:
+    """A LoRA edge model (default :class:`PeftParams`) on a freshly initialised FM."""
+    torch.manual_seed(seed)
+    return build_edge_model(MaskedAutoencoder(ViT(cfg)), PeftParams(), seed)
+
+
+def synthetic_images(n: int, cfg: ViTConfig, g: torch.Generator) -> Tensor:  # (n, C, H, W) in [-1, 1]
+    return torch.rand(n, cfg.channels, cfg.image_size, cfg.image_size, generator=g) * 2 - 1
+
+
+def synthetic_split(n: int, labelled: int, cfg: ViTConfig, g: torch.Generator) -> Split:
+    """``n`` uint8 images with random labels, the first ``labelled`` of them kept."""
+    x = torch.randint(
+        0, 256, (n, cfg.channels, cfg.image_size, cfg.image_size), generator=g, dtype=torch.uint8
+    )
+    y = torch.randint(0, cfg.num_classes, (n,), generator=g)
+    y[labelled:] = UNLABELLED
+    return Split(x, y)
+
+
+def segment_optimizers(segments: list[nn.Module], lr: float) -> list[torch.optim.Optimizer]:
+    """One AdamW per device that holds trainable parameters, as :class:`SplitSemiSupervised` builds them."""
+    return [
+        torch.optim.AdamW([p for p in s.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+        for s in segments
+        if has_tunable(s)
+    ]
+
+
+# --------------------------------------------------------------------------- split vs unsplit step
+
+
+def split_step(
+    cfg: ViTConfig, repeats: int = 30, batch: int = 64, warmup: int = 5, seed: int = 0
+) -> dict[str, Any]:
+    """Median time of one LoRA training step, split over 3 devices vs whole, on one batch."""
+    base = edge_model(cfg, seed)
+    split_model, whole_model = copy.deepcopy(base), copy.deepcopy(base)
+    lr = HfslParams().lr
+    segments = split_segments(base_vit(split_model), allocate_blocks(cfg.depth, DEVICES))
+    chain = SplitChain(segments, Channel())
+    split_opts = segment_optimizers(segments, lr)
+    whole_opt = torch.optim.AdamW(
+        [p for p in whole_model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
+    )
+
+    g = torch.Generator().manual_seed(seed)
+    x = synthetic_images(batch, cfg, g)
+    y = torch.randint(0, cfg.num_classes, (batch,), generator=g)
+
+    def split() -> None:
+        for opt in split_opts:
+            opt.zero_grad()
+        logits, trace = chain.forward(x, labels=y, train=True)
+        labels = trace.labels if trace.labels is not None else y  # as the end device got them
+        chain.backward(F.cross_entropy(logits, labels), trace)
+        for opt in split_opts:
+            opt.step()
+
+    def whole() -> None:
+        whole_opt.zero_grad()
+        F.cross_entropy(whole_model(x), y).backward()
+        whole_opt.step()
+
+    for _ in range(warmup):
+        split()
+        whole()
+    times: dict[str, list[float]] = {"split": [], "unsplit": []}
+    steps = {"split": split, "unsplit": whole}
+    for r in range(repeats):
+        order = ("split", "unsplit") if r % 2 == 0 else ("unsplit", "split")  # cancels drift
+        for name in order:
+            t0 = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - t0)
+    split_ms = 1e3 * statistics.median(times["split"])
+    unsplit_ms = 1e3 * statistics.median(times["unsplit"])
+    out = {
+        "split_ms": split_ms,
+        "unsplit_ms": unsplit_ms,
+        "ratio": split_ms / unsplit_ms,
+        "ratio_target": RATIO_TARGET,
+        "repeats": repeats,
+        "warmup": warmup,
+        "batch": batch,
+        "devices": DEVICES,
+        "block_ranges": allocate_blocks(cfg.depth, DEVICES),
+        "optimizers": {"split": len(split_opts), "unsplit": 1},
+        "split_ms_min": 1e3 * min(times["split"]),
+        "unsplit_ms_min": 1e3 * min(times["unsplit"]),
+    }
+    log.info("split_step: split %.2f ms, unsplit %.2f ms, ratio %.3f", split_ms, unsplit_ms, out["ratio"])
+    return out
+
+
+# --------------------------------------------------------------------------- stage throughput
+
+
+def _throughput(step: Callable[[], int], seconds: float, warmup: int = 2, min_steps: int = 3) -> float:
+    """Images per second of ``step`` (which returns the images it processed), run for ~``seconds``."""
+    for _ in range(warmup):
+        step()
+    images, steps = 0, 0
+    t0 = time.perf_counter()
+    while steps < min_steps or time.perf_counter() - t0 < seconds:
+        images += step()
+        steps += 1
+    return images / (time.perf_counter() - t0)
+
+
+def pretrain_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
+    p = PretrainParams()
+    torch.manual_seed(seed)
+    mae = MaskedAutoencoder(ViT(cfg))
+    opt = torch.optim.AdamW(mae.parameters(), lr=p.lr, weight_decay=p.weight_decay, betas=(0.9, 0.95))
+    g = torch.Generator().manual_seed(seed)
+    x = synthetic_images(p.batch_size, cfg, g)
+
+    def step() -> int:
+        opt.zero_grad()
+        loss, _, _ = mae(x, p.mask_ratio, generator=g)
+        loss.backward()
+        opt.step()
+        return len(x)
+
+    return _throughput(step, seconds), p.batch_size
+
+
+def finetune_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
+    p = PeftParams()
+    model = edge_model(cfg, seed)
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=p.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    x = synthetic_images(p.batch_size, cfg, g)
+    y = torch.randint(0, cfg.num_classes, (p.batch_size,), generator=g)
+
+    def step() -> int:  # as ClassifierModule trains: weak view, cross-entropy, AdamW
+        opt.zero_grad()
+        F.cross_entropy(model(weak(x, g)), y).backward()
+        opt.step()
+        return len(x)
+
+    return _throughput(step, seconds), p.batch_size
+
+
+class _BatchClock(L.Callback):
+    """Wall time and images from the start of batch ``skip`` to the end of the last batch."""
+
+    def __init__(self, skip: int) -> None:
+        self.skip = skip
+        self.start: float | None = None
+        self.end = 0.0
+        self.images = 0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        if idx == self.skip:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if idx >= self.skip:
+            self.images += len(batch[0])
+            self.end = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start if self.start is not None else float("nan")
+
+
+def _hfsl_fit(cfg: ViTConfig, h: HfslParams, batches: int, skip: int, seed: int) -> _BatchClock:
+    """One epoch of ``batches`` client batches (λ = 0.1) through the split chain, in Lightning."""
+    g = torch.Generator().manual_seed(seed)
+    unlabelled = batches * h.unlabelled_ratio * h.batch_size
+    labelled = max(h.batch_size, unlabelled // 9)  # λ = 0.1 of the images, cycled by the sampler
+    data = synthetic_split(labelled + unlabelled, labelled, cfg, g)
+    model = edge_model(cfg, seed)
+    chain = SplitChain(split_segments(base_vit(model), allocate_blocks(cfg.depth, DEVICES)), Channel())
+    clock = _BatchClock(skip)
+    trainer = make_trainer("cpu", max_epochs=1, callbacks=[clock])
+    trainer.fit(SplitSemiSupervised(model, chain, h, seed=seed), fixmatch_loader(data, h, seed=seed))
+    return clock
+
+
+def hfsl_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
+    """One client's SplitSemiSupervised steps via a Lightning Trainer: weak no-grad pass for the
+    pseudo-labels, then split forward/backward on labelled + strong views.  Images = batch images."""
+    h = HfslParams()
+    skip = 2  # warm-up batches, not timed
+    probe = _hfsl_fit(cfg, h, skip + 3, skip, seed)
+    per_batch = probe.seconds / 3
+    batches = skip + max(3, math.ceil(seconds / per_batch))
+    clock = _hfsl_fit(cfg, h, batches, skip, seed)
+    return clock.images / clock.seconds, h.batch_size * (1 + h.unlabelled_ratio)
+
+
+def infer_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
+    batch = InferenceParams().batch_size
+    model = edge_model(cfg, seed).eval()
+    chain = SplitChain(split_segments(base_vit(model), allocate_blocks(cfg.depth, DEVICES)), Channel())
+    x = synthetic_images(batch, cfg, torch.Generator().manual_seed(seed))
+
+    def step() -> int:
+        with torch.no_grad():
+            chain.forward(x)
+        return len(x)
+
+    return _throughput(step, seconds), batch
+
+
+def samples_per_s(cfg: ViTConfig, seconds: float = 3.0, seed: int = 0) -> dict[str, Any]:
+    stages = {
+        "pretrain": pretrain_throughput,
+        "finetune": finetune_throughput,
+        "hfsl": hfsl_throughput,
+        "infer": infer_throughput,
+    }
+    out: dict[str, Any] = {"seconds_per_stage": seconds, "batch": {}}
+    for name, fn in stages.items():
+        rate, batch = fn(cfg, seconds, seed)
+        out[name] = rate
+        out["batch"][name] = batch
+        log.info("samples_per_s: %s %.1f images/s (batch %d)", name, rate, batch)
+    return out
+
+
+# --------------------------------------------------------------------------- bytes per round
+
+
+def _link_bytes(rnd: dict[str, int], link: str) -> int:
+    return sum(v for k, v in rnd.items() if k.startswith(link + "/"))
+
+
+def bytes_per_round(
+    cfg: ViTConfig,
+    clusters: int = 6,
+    per_cluster: int = 64,
+    labelled_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Bytes of one measured HFSL round per method, for one edge with ``clusters`` clusters."""
+    edge = edge_model(cfg, seed)
+    g = torch.Generator().manual_seed(seed)
+    labelled = max(1, round(labelled_fraction * per_cluster))
+    data = [synthetic_split(per_cluster, labelled, cfg, g) for _ in range(clusters)]
+    # the oracle: one learner with every image and every label
+    pooled = synthetic_split(clusters * per_cluster, clusters * per_cluster, cfg, g)
+    images = clusters * per_cluster
+    rows: dict[str, dict[str, Any]] = {}
+    for method in HFSL_METHODS:
+        spec = METHODS[method]
+        h = HfslParams(method=method, clusters=clusters, rounds=1)
+        t0 = time.perf_counter()
+        outcome = run_hfsl(
+            trainable_model(edge, spec),
+            [pooled] if spec.pooled else data,
+            h,
+            lambda m: 0.0,  # accuracy is not what is measured here
+            "cpu",
+            seed=seed,
+        )
+        (rnd,) = outcome.bytes_per_round
+        edge_client, d2d = _link_bytes(rnd, "edge_client"), _link_bytes(rnd, "d2d")
+        rows[method] = {
+            "edge_client": edge_client,
+            "d2d": d2d,
+            "cloud_edge": _link_bytes(rnd, "cloud_edge"),
+            "total": sum(rnd.values()),
+            "d2d_bytes_per_image": d2d / images,
+            "by_link_direction": dict(rnd),
+        }
+        log.info("bytes_per_round: %s %s (%.1f s)", method, rnd, time.perf_counter() - t0)
+    full = rows["fedavg_full"]
+    for row in rows.values():
+        row["edge_client_vs_fedavg_full"] = row["edge_client"] / full["edge_client"]
+        row["total_vs_fedavg_full"] = row["total"] / full["total"]
+    return {
+        "clusters": clusters,
+        "images_per_cluster": per_cluster,
+        "labelled_fraction": labelled_fraction,
+        "rounds_measured": 1,
+        "full_model_bytes": module_bytes(trainable_model(edge, METHODS["fedavg_full"])),
+        "tunable_bytes": state_bytes(tunable_state(edge)),
+        "fedavg_full_bytes_per_round": full["edge_client"],
+        "methods": rows,
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _load_avg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not available on every platform
+        return None
+
+
+def meta(cfg: ViTConfig, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        # other jobs on the machine: with load near cpu_count, multi-threaded timings are unreliable
+        "load_avg_1m": _load_avg(),
+        "model": asdict(cfg),
+        "peft": PeftParams().model_dump(),
+        "args": vars(args),
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--repeats", type=int, default=30, help="timed repeats of each step (split_step)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each path first (split_step)")
+    ap.add_argument(
+        "--batch", type=int, default=64, help="images per step (split_step); 16 labelled + 48 unlabelled"
+    )
+    ap.add_argument("--seconds", type=float, default=3.0, help="time per stage (samples_per_s)")
+    ap.add_argument("--clusters", type=int, default=6, help="client clusters of the edge (bytes_per_round)")
+    ap.add_argument("--per-cluster", type=int, default=64, help="images per cluster (bytes_per_round)")
+    ap.add_argument("--labelled-fraction", type=float, default=0.1, help="λ (bytes_per_round)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--only", action="append", choices=PARTS, help="run only this part (repeatable)")
+    ap.add_argument("--tiny", action="store_true", help="tiny 8×8 model, for smoke tests only")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="also write the JSON to this file")
+    return ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = TINY if args.tiny else default_config()
+        parts = args.only or list(PARTS)
+        result: dict[str, Any] = {"meta": meta(cfg, args)}
+        t0 = time.perf_counter()
+        if "split_step" in parts:
+            result["split_step"] = split_step(cfg, args.repeats, args.batch, args.warmup, args.seed)
+        if "samples_per_s" in parts:
+            result["samples_per_s"] = samples_per_s(cfg, args.seconds, args.seed)
+        if "bytes_per_round" in parts:
+            result["bytes_per_round"] = bytes_per_round(
+                cfg, args.clusters, args.per_cluster, args.labelled_fraction, args.seed
+            )
+        result["meta"]["wall_s"] = time.perf_counter() - t0
+        result["meta"]["load_avg_1m_end"] = _load_avg()
+        return result
+    finally:
+        torch.set_num_threads(threads)  # callers in the same process (tests) keep their setting
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON only
+        result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

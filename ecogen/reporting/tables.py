@@ -1,0 +1,326 @@
+"""The report's tables: Markdown for people, CSV for `dvc plots`, JSON for `dvc metrics`.
+
+Inputs are aggregated rows (:mod:`ecogen.reporting.summary`) and target checks; a missing
+pipeline is ``None`` and a missing row is absent, both written as "not run".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ecogen.reporting import paper
+from ecogen.reporting.summary import (
+    BASELINE_ROWS,
+    CENTRALIZED,
+    CLOUD_EDGE_BYTES,
+    D2D_BYTES,
+    DURATION_S,
+    EDGE_CLIENT_BYTES,
+    END,
+    ENERGY_KWH,
+    FEDAVG_FULL,
+    FEDAVG_FULL_BYTES,
+    FIRST,
+    VS_FEDAVG_FULL,
+    RowSummary,
+    Stat,
+    by_clusters,
+    ordered,
+)
+from ecogen.reporting.targets import TargetCheck
+
+Rows = Mapping[str, RowSummary]
+NOT_RUN = "not run"
+DASH = "—"
+
+# report.json names → hfsl metrics (the numbers `dvc metrics diff` compares).
+JSON_METRICS = {
+    "accuracy_first": FIRST,
+    "accuracy": END,
+    "edge_client_bytes_per_round": EDGE_CLIENT_BYTES,
+    "d2d_bytes_per_round": D2D_BYTES,
+    "energy_kwh": ENERGY_KWH,
+}
+
+
+@dataclass(frozen=True)
+class PipelineSource:
+    """Where one pipeline's numbers came from (its run; ``run_id=None`` when it never ran)."""
+
+    pipeline: str
+    run_id: str | None = None
+    status: str = NOT_RUN
+    started: datetime | None = None
+    trials: int = 0
+    skipped: int = 0  # trial runs left out: unfinished, or superseded by a rerun of the same trial
+    params: Mapping[str, str] = field(default_factory=dict)
+    replicates: tuple[int, ...] = ()  # per row
+    model_bytes: float | None = None  # the full model's size, as the trials measured it
+
+
+def _stat(stat: Stat | None, spec: str = ".3f") -> str:
+    return DASH if stat is None else stat.format(spec)
+
+
+def format_bytes(value: float | None) -> str:
+    """Decimal units, as link capacities are quoted: ``6.87 MB``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _cell_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    lines = [_cell_row(head), _cell_row(["---"] * len(head)), *(_cell_row(r) for r in body)]
+    return "\n".join(lines)
+
+
+def _span(values: Sequence[int]) -> str:
+    if not values:
+        return DASH
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def header_markdown(generated: datetime, experiment: str, sources: Sequence[PipelineSource]) -> str:
+    """Title, when, and which pipeline runs (with their data, model size, λ and rounds) fed the report."""
+    body = []
+    for s in sources:
+        if s.run_id is None:
+            body.append([s.pipeline, NOT_RUN, *[DASH] * 8])
+            continue
+        p = s.params
+        model = ", ".join(f"{k} {p.get(f'model.{k}', '?')}" for k in ("dim", "depth", "heads"))
+        if s.model_bytes is not None:
+            model += f" ({format_bytes(s.model_bytes)})"
+        trials = f"{s.trials}" + (f" (+{s.skipped} unfinished or rerun, left out)" if s.skipped else "")
+        started = s.started.strftime("%Y-%m-%d %H:%M UTC") if s.started else DASH
+        body.append(
+            [
+                s.pipeline,
+                f"`{s.run_id}`",
+                s.status,
+                started,
+                trials,
+                p.get("data.source", DASH),
+                model,
+                p.get("data.labelled_fraction", DASH),
+                p.get("hfsl.rounds", DASH),
+                _span(s.replicates),
+            ]
+        )
+    head = [
+        "Pipeline",
+        "MLflow run",
+        "Status",
+        "Started",
+        "Trials",
+        "Data",
+        "Model (ViT)",
+        "λ",
+        "Rounds",
+        "Replicates",
+    ]
+    return (
+        "# EcoGen comparison report\n\n"
+        f"Generated {generated.strftime('%Y-%m-%d %H:%M:%S UTC')} from MLflow experiment `{experiment}`, "
+        "using the latest finished run of each pipeline. Values are mean ± sample std over replicates "
+        '("± —": one replicate).\n\n' + _table(head, body)
+    )
+
+
+def table3_markdown(table3: Rows | None) -> str:
+    """Rows = clusters per edge (1…6 and any other measured), beside the paper's Table 3."""
+    title = "## Table 3: accuracy vs clusters per edge\n\n"
+    if table3 is None:
+        return title + "_not run: no finished `table3` pipeline run._"
+    measured = dict(by_clusters(table3))
+    body = []
+    for c in sorted(set(paper.TABLE3_CLUSTERS) | set(measured)):
+        pf, pe = paper.TABLE3_FIRST.get(c), paper.TABLE3_END.get(c)
+        ref = [DASH if pf is None else f"{pf:.3f}", DASH if pe is None else f"{pe:.3f}"]
+        if (s := measured.get(c)) is None:
+            body.append([str(c), NOT_RUN, NOT_RUN, *ref, "0"])
+        else:
+            body.append([str(c), _stat(s.stat(FIRST)), _stat(s.stat(END)), *ref, str(s.replicates)])
+    head = ["Clusters", "First (round 1)", "End (last round)", "Paper first", "Paper end", "Replicates"]
+    return title + _table(head, body)
+
+
+def _vs_full(s: RowSummary, rows: Rows) -> float | None:
+    if (ratio := s.mean(VS_FEDAVG_FULL)) is not None:
+        return ratio
+    full = rows.get(FEDAVG_FULL)
+    reference = full.mean(EDGE_CLIENT_BYTES) if full else s.mean(FEDAVG_FULL_BYTES)
+    ours = s.mean(EDGE_CLIENT_BYTES)
+    return None if ours is None or not reference else ours / reference
+
+
+def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> str:
+    """Rows = methods; accuracy, ratio to the centralized oracle, traffic per round, energy, time.
+
+    Any other experiment pipeline is tabulated the same way under its own name.
+    """
+    heading = "Baselines: EcoGen beside the other methods" if pipeline == "baselines" else pipeline
+    title = f"## {heading}\n\n"
+    if baselines is None:
+        return title + f"_not run: no finished `{pipeline}` pipeline run._"
+    oracle = baselines[CENTRALIZED].mean(END) if CENTRALIZED in baselines else None
+    body = []
+    order = BASELINE_ROWS if pipeline == "baselines" else ()
+    for row in ordered(baselines, order):
+        if (s := baselines.get(row)) is None:
+            body.append([row, NOT_RUN, *[DASH] * 7])
+            continue
+        end = s.mean(END)
+        ratio = DASH if end is None or not oracle else f"{end / oracle:.3f}"
+        vs_full = _vs_full(s, baselines)
+        body.append(
+            [
+                row,
+                _stat(s.stat(FIRST)),
+                _stat(s.stat(END)),
+                ratio,
+                format_bytes(s.mean(EDGE_CLIENT_BYTES)),
+                DASH if vs_full is None else f"{vs_full:.2%}",
+                format_bytes(s.mean(D2D_BYTES)),
+                _stat(s.stat(ENERGY_KWH), ".3g"),
+                _stat(s.stat(DURATION_S), ".1f"),
+            ]
+        )
+    head = [
+        "Method",
+        "First",
+        "End",
+        "End / oracle",
+        "Edge↔client / round",
+        "vs FedAvg-full",
+        "D2D / round",
+        "Energy (kWh)",
+        "Duration (s)",
+    ]
+    return title + _table(head, body)
+
+
+def targets_markdown(checks: Sequence[TargetCheck]) -> str:
+    body = [[c.claim, c.measured, c.required, f"**{c.status}**"] for c in checks]
+    return "## Targets\n\n" + _table(["Target", "Measured", "Required", "Result"], body)
+
+
+def section(markdown: str, title: str) -> str:
+    """The ``## title`` section of a Markdown document (heading included), or ``""``."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"## {title}"), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip()
+
+
+def _write_csv(path: Path, head: Sequence[str], body: Sequence[Sequence[object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerows(body)
+    return path
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def accuracy_csv(baselines: Rows | None, path: Path) -> Path:
+    """Long format ``method,round,accuracy`` (mean over replicates; round 0 = before training)."""
+    rows = baselines or {}
+    body = [
+        [row, r, _num(stat.mean)]
+        for row in ordered(rows, BASELINE_ROWS)
+        if row in rows
+        for r, stat in sorted(rows[row].curve.items())
+    ]
+    return _write_csv(path, ["method", "round", "accuracy"], body)
+
+
+def table3_csv(table3: Rows | None, path: Path) -> Path:
+    """One line per measured cluster count, with the paper's values beside it."""
+    body: list[list[object]] = []
+    for c, s in by_clusters(table3 or {}):
+        first, end = s.stat(FIRST), s.stat(END)
+        measured = [_num(st.mean if st else None) for st in (first, end)]
+        spread = [_num(st.std if st else None) for st in (first, end)]
+        reference = [_num(paper.TABLE3_FIRST.get(c)), _num(paper.TABLE3_END.get(c))]
+        body.append([c, *measured, *spread, *reference])
+    head = ["clusters", "first", "end", "first_std", "end_std", "paper_first", "paper_end"]
+    return _write_csv(path, head, body)
+
+
+def bytes_csv(baselines: Rows | None, path: Path) -> Path:
+    """Traffic per round per method (means over replicates)."""
+    rows = baselines or {}
+    body = [
+        [
+            row,
+            _num(s.mean(EDGE_CLIENT_BYTES)),
+            _num(s.mean(D2D_BYTES)),
+            _num(s.mean(CLOUD_EDGE_BYTES)),
+            _num(s.mean(FEDAVG_FULL_BYTES)),
+            _num(_vs_full(s, rows)),
+        ]
+        for row in ordered(rows, BASELINE_ROWS)
+        if (s := rows.get(row)) is not None
+    ]
+    head = [
+        "method",
+        "edge_client_bytes_per_round",
+        "d2d_bytes_per_round",
+        "cloud_edge_bytes_per_round",
+        "fedavg_full_bytes_per_round",
+        "vs_fedavg_full",
+    ]
+    return _write_csv(path, head, body)
+
+
+def _row_json(s: RowSummary, with_clusters: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"replicates": s.replicates}
+    if with_clusters and s.clusters is not None:
+        out["clusters"] = s.clusters
+    for name, key in JSON_METRICS.items():
+        if (stat := s.stat(key)) is not None:
+            out[name] = {"mean": stat.mean, "std": stat.std}
+    return out
+
+
+def report_json(pipelines: Mapping[str, Rows | None], checks: Sequence[TargetCheck], path: Path) -> Path:
+    """Nested numbers for `dvc metrics`: ``{pipeline: {row: {metric: {mean, std}}}, targets: {...}}``."""
+    data: dict[str, Any] = {
+        name: {"status": NOT_RUN}
+        if rows is None
+        else {row: _row_json(s, name == "table3") for row, s in rows.items()}
+        for name, rows in pipelines.items()
+    }
+    data["targets"] = {
+        c.key: {
+            "status": c.status,
+            **({} if c.value is None else {"value": c.value}),
+            **({} if c.threshold is None else {"threshold": c.threshold}),
+        }
+        for c in checks
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,0 +1,112 @@
+"""Experiments end to end: `ecogen run table3` and `ecogen run baselines` (shrunk to digits by a
+profile), then `ecogen report` built from the MLflow store alone.
+
+Checks that every (row, replicate) is its own tagged MLflow run, that the rows share one data
+version, FM and edge fine-tune, and that the report's numbers are the runs' numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from e2e_support import make_project, offline_env, read_yaml, sh, sqlite_uri, write_yaml
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+TINY_PROFILE = {
+    "data": {
+        "source": "digits",
+        "test_per_domain": 60,
+        "public_pool": 300,
+        "edge_labelled": 40,
+        "samples_per_cluster": 60,
+        "labelled_fraction": 0.25,
+    },
+    "model": {"patch_size": 2, "dim": 16, "depth": 2, "heads": 2, "decoder_dim": 8},
+    "pretrain": {"epochs": 1},
+    "peft": {"epochs": 2},
+    "hfsl": {"clusters": 2, "rounds": 2, "batch_size": 4, "unlabelled_ratio": 2},
+    "energy": {"enabled": False},
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("experiments"))
+    spec = read_yaml(project / "pipelines.yaml")
+    spec["profiles"]["tiny"] = TINY_PROFILE
+    table3 = spec["pipelines"]["table3"]["trials"]
+    table3["rows"] = {"c1": {"hfsl": {"clusters": 1}}, "c2": {"hfsl": {"clusters": 2}}}
+    table3["replicates"] = 2
+    spec["pipelines"]["baselines"]["trials"]["replicates"] = 1
+    write_yaml(project / "pipelines.yaml", spec)
+    env = offline_env(project)
+    for pipeline in ("table3", "baselines"):
+        sh(["ecogen", "run", pipeline, "--profile", "tiny"], project, env, timeout=900)
+    sh(["ecogen", "report"], project, env, timeout=300)
+    return project
+
+
+def _client(project: Path) -> tuple[MlflowClient, str]:
+    client = MlflowClient(sqlite_uri(project))
+    exp = client.get_experiment_by_name("ecogen")
+    assert exp is not None
+    return client, exp.experiment_id
+
+
+def test_every_row_and_replicate_is_a_tagged_run_on_shared_stages(project: Path) -> None:
+    client, exp = _client(project)
+    trials = client.search_runs(
+        [exp], "tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.stage` = 'hfsl'"
+    )
+    rows = {r.data.tags["ecogen.row"]: r for r in trials}
+    assert set(rows) == set(read_yaml(project / "pipelines.yaml")["pipelines"]["baselines"]["trials"]["rows"])
+    assert {r.data.params["hfsl.method"] for r in trials} == {
+        "ecogen", "centralized", "local", "fedavg_full", "fedavg_peft", "splitfed"
+    }  # fmt: skip
+    assert {r.data.tags["ecogen.data_version"] for r in trials} == {
+        client.search_runs([exp], "tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.stage` = 'prepare'")[
+            0
+        ].data.tags["ecogen.data_version"]
+    }
+    finetunes = client.search_runs(
+        [exp], "tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.stage` = 'finetune'"
+    )
+    assert len(finetunes) == 1  # shared by every row
+    assert all(r.info.status == "FINISHED" for r in trials)
+    oracle, ecogen = rows["centralized"].data.metrics, rows["ecogen"].data.metrics
+    assert oracle["mean_edge_client_bytes_per_round"] == 0.0
+    assert (
+        ecogen["mean_edge_client_bytes_per_round"]
+        < rows["fedavg-full"].data.metrics["mean_edge_client_bytes_per_round"]
+    )
+
+
+def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
+    client, exp = _client(project)
+    report = json.loads((project / "reports" / "report.json").read_text())
+    text = (project / "reports" / "report.md").read_text()
+    assert "Table 3" in text and "Targets" in text
+    c1 = client.search_runs([exp], "tags.`ecogen.pipeline` = 'table3' AND tags.`ecogen.row` = 'c1'")
+    ends = [r.data.metrics["mean_accuracy"] for r in c1]
+    assert len(ends) == 2
+    flat = json.dumps(report)
+    assert f"{statistics.mean(ends):.3f}" in text
+    assert "table3" in flat and "baselines" in flat
+    (run,) = client.search_runs([exp], "tags.`ecogen.kind` = 'report'")
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "report.md" in names and "report.json" in names
+    for png in ("accuracy_per_round.png", "table3.png", "bytes_per_round.png", "energy.png"):
+        assert (project / "reports" / png).stat().st_size > 0
+
+
+def test_dvc_renders_the_report_metrics_and_plots(project: Path) -> None:
+    env = offline_env(project)
+    shown = sh(["dvc", "metrics", "show", "reports/report.json"], project, env).stdout
+    assert "reports/report.json" in shown
+    sh(["dvc", "plots", "show", "--out", str(project / ".plots")], project, env)
+    assert (project / ".plots" / "index.html").exists()

@@ -1,0 +1,48 @@
+"""Every figure is written, with data and with nothing run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecogen.reporting import figures
+from ecogen.reporting.summary import (
+    CENTRALIZED,
+    ECOGEN,
+    EDGE_CLIENT_BYTES,
+    END,
+    ENERGY_KWH,
+    FIRST,
+    Trial,
+    aggregate,
+)
+
+PNG = b"\x89PNG"
+
+
+def test_figures_with_data_and_without(tmp_path: Path) -> None:
+    base = aggregate(
+        Trial(
+            row,
+            k,
+            {END: 0.9, EDGE_CLIENT_BYTES: 1e6 * (k + 1), ENERGY_KWH: 1e-4},
+            {},
+            {0: 0.1, 1: 0.5, 2: 0.9},
+        )
+        for row in (ECOGEN, CENTRALIZED)
+        for k in (0, 1)
+    )
+    t3 = aggregate(Trial(f"c{c}", 0, {FIRST: 0.9, END: 0.95}) for c in (1, 2, 3))
+    written = figures.write_figures(t3, base, tmp_path / "with")
+    empty = figures.write_figures(None, None, tmp_path / "without")
+    assert (
+        [p.name for p in written]
+        == [p.name for p in empty]
+        == [
+            "accuracy_per_round.png",
+            "table3.png",
+            "bytes_per_round.png",
+            "energy.png",
+        ]
+    )
+    for path in [*written, *empty]:
+        assert path.read_bytes()[:4] == PNG

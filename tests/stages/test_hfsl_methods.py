@@ -1,0 +1,109 @@
+"""Every HFSL method (EcoGen and the five baselines) runs one round of the hfsl stage on digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ecogen.config.params import HFSL_METHODS, Params
+from ecogen.data.prepared import PreparedData
+from ecogen.federated.methods import METHODS
+from ecogen.stages.finetune import finetune_edge
+from ecogen.stages.hfsl import hfsl, pooled_clusters
+from ecogen.stages.prepare import prepare
+from ecogen.stages.pretrain import pretrain
+from ecogen.workspace import Workspace
+
+DOMAINS = ["identity", "invert"]
+
+
+def _params(**hfsl_over: object) -> Params:
+    return Params.model_validate(
+        {
+            "seed": 5,
+            "accelerator": "cpu",
+            "data": {
+                "source": "digits",
+                "domains": DOMAINS,
+                "test_per_domain": 40,
+                "public_pool": 200,
+                "edge_labelled": 30,
+                "samples_per_cluster": 48,
+                "labelled_fraction": 0.25,
+            },
+            "model": {"patch_size": 2, "dim": 16, "depth": 2, "heads": 2, "decoder_dim": 8},
+            "pretrain": {"epochs": 1, "batch_size": 64},
+            "peft": {"epochs": 1, "lora_rank": 2, "batch_size": 16},
+            "hfsl": {"clusters": 3, "rounds": 1, "batch_size": 4, "unlabelled_ratio": 2, **hfsl_over},
+            "energy": {"enabled": False},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    ws = Workspace(Path(tmp_path_factory.mktemp("hfsl-methods")))
+    params = _params()
+    prepare(params, ws)
+    pretrain(params, ws)
+    for d in DOMAINS:
+        finetune_edge(params, ws, d)
+    return ws
+
+
+def test_every_configured_method_has_a_spec() -> None:
+    assert set(HFSL_METHODS) == set(METHODS)
+
+
+@pytest.mark.parametrize("method", HFSL_METHODS)
+def test_each_method_runs_one_round_on_digits(workspace: Workspace, method: str) -> None:
+    params = _params(method=method)
+    ws = Workspace(workspace.root, trial=f"{method}-r0")
+    result = hfsl(params, ws)
+    spec = METHODS[method]
+    assert [c.name for c in result.children] == [f"edge-{d}" for d in DOMAINS]
+    for child in result.children:
+        m = child.metrics
+        assert 0.0 <= m["accuracy"] <= 1.0 and len(child.history["accuracy"]) == 1
+        full = m["full_model_bytes"]
+        if spec.federated:
+            # every cluster receives and returns what it trains: everything, or the tunable modules
+            per_cluster = full if spec.full_model else m["tunable_bytes"]
+            assert m["edge_client_bytes_per_round"] >= 2 * 3 * per_cluster * 0.99
+            assert (m["edge_client_bytes_per_round"] < 0.5 * m["fedavg_full_bytes_per_round"]) == (
+                not spec.full_model
+            )
+        if spec.pooled:
+            assert m["edge_client_bytes_per_round"] == 0.0
+        assert (m["d2d_bytes_per_round"] > 0) == spec.split
+        saved = ws.hfsl(child.name.removeprefix("edge-")) / ("model.pt" if spec.full_model else "tunable.pt")
+        assert saved.exists() and "trials" in saved.parts
+    assert result.metrics["mean_accuracy"] == pytest.approx(
+        sum(c.metrics["accuracy"] for c in result.children) / len(DOMAINS)
+    )
+
+
+def test_the_oracle_sees_every_label_of_the_clusters_it_pools(workspace: Workspace) -> None:
+    data = PreparedData(workspace.data)
+    pooled = pooled_clusters(data, "identity", 2)
+    visible = torch.cat([data.cluster("identity", k).y for k in range(2)])
+    assert len(pooled) == len(visible) and bool((pooled.y >= 0).all())
+    assert torch.equal(pooled.y[visible >= 0], visible[visible >= 0])  # the known labels agree
+
+
+def test_more_clusters_than_prepared_is_a_clear_error(workspace: Workspace) -> None:
+    with pytest.raises(ValueError, match="prepared data has 3"):
+        hfsl(_params(clusters=4), Workspace(workspace.root, trial="too-many"))
+
+
+def test_cloud_step_averages_edges_every_cloud_every_rounds(workspace: Workspace) -> None:
+    result = hfsl(_params(rounds=2, cloud_every=1), Workspace(workspace.root, trial="cloud"))
+    states = [c.metrics for c in result.children]
+    assert all(m["cloud_edge_bytes_per_round"] == 2 * m["tunable_bytes"] for m in states)  # up + down
+    saved = [
+        torch.load(workspace.root / "artifacts/trials/cloud/hfsl" / d / "tunable.pt")["state"]
+        for d in DOMAINS
+    ]
+    assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])  # both edges hold the cloud's average
