@@ -73,19 +73,23 @@ def sh(
     env: Mapping[str, str],
     timeout: float = 300,
     check: bool = True,
+    merge_stderr: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command, output captured (stderr folded into stdout); on failure show its output."""
+    """Run a command, output captured (stderr folded into stdout unless ``merge_stderr`` is false,
+    e.g. when stdout must parse as JSON); on failure show its output."""
     out = subprocess.run(
         [str(a) for a in args],
         cwd=cwd,
         env=dict(env),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         text=True,
         timeout=timeout,
     )
     if check and out.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, args))} exited {out.returncode}:\n{out.stdout[-6000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {out.returncode}:\n{out.stdout[-6000:]}{out.stderr or ''}"
+        )
     return out
 
 
