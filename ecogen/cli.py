@@ -89,6 +89,7 @@ def run(
         project_root=str(Path.cwd()),
         trials=trials,
         trial_stages=list(spec.trials.stages) if spec.trials else [],
+        cycle_stages=list(spec.cycle or []),
     )
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     for key, value in sorted(summary["metrics"].items()):
@@ -168,7 +169,9 @@ def deploy(
 ReportOutOpt = Annotated[Path, typer.Option("--out", help="Folder for report.md and its CSV, JSON, PNG.")]
 ReportPipelineOpt = Annotated[
     list[str] | None,
-    typer.Option("--pipeline", help="Pipeline to report (repeatable; default: table3 and baselines)."),
+    typer.Option(
+        "--pipeline", help="Pipeline to report (repeatable; default: table3, baselines and cycles)."
+    ),
 ]
 
 

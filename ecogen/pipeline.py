@@ -20,7 +20,7 @@ from ecogen.environment import share_cores
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
-from ecogen.tracking.runs import REPLICATE, ROW, TRIAL
+from ecogen.tracking.runs import CYCLE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
@@ -38,10 +38,14 @@ class RunContext(BaseModel):
     run_id: str
     data_version: str | None = None
     trial: Trial | None = None  # set while the trial stages of an experiment run
+    cycle: int | None = None  # set while cycle k of the knowledge-flow loop runs
 
     @property
     def workspace(self) -> Workspace:
-        return Workspace(self.workdir, self.trial.name if self.trial else None)
+        return Workspace(self.workdir, self.trial.name if self.trial else None, self.cycle)
+
+    def for_cycle(self, k: int) -> RunContext:
+        return self.model_copy(update={"cycle": k})
 
     def for_trial(self, trial: Trial) -> RunContext:
         """The context of one (row, replicate): its params, its own output folders and run tags."""
@@ -67,6 +71,9 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
         t = ctx.trial
         tags = {ROW: t.row, REPLICATE: str(t.replicate), TRIAL: t.name}
         name = f"{stage}[{t.name}]"
+    if ctx.cycle is not None:
+        tags = {CYCLE: str(ctx.cycle)}
+        name = f"{stage}[cycle {ctx.cycle}]"
     with track_stage(
         ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace, tags, name
     ) as run:

@@ -9,13 +9,23 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Workspace:
     """``trial``: a row × replicate of an experiment pipeline; its stage outputs (not the shared
-    data, FM and edge modules they start from) go to ``trials/<trial>/`` subfolders."""
+    data, FM and edge modules they start from) go to ``trials/<trial>/`` subfolders.
+
+    ``cycle``: cycle k of the knowledge-flow loop (deliver → finetune → hfsl → relay); its outputs
+    go to ``cycles/<k>/`` subfolders, and from cycle 1 on the FM it starts from is the one the
+    previous cycle's relay produced, and the edges warm-start from their previous modules."""
 
     root: Path
     trial: str | None = None
+    cycle: int | None = None
 
     def _out(self, base: Path) -> Path:
-        return base / "trials" / self.trial if self.trial else base
+        if self.trial:
+            return base / "trials" / self.trial
+        return base / "cycles" / str(self.cycle) if self.cycle is not None else base
+
+    def _cycle(self, k: int) -> Path:
+        return self.artifacts / "cycles" / str(k)
 
     @property
     def data(self) -> Path:  # prepared, DVC-versioned partitions
@@ -34,11 +44,22 @@ class Workspace:
         return self._out(self.root / "plots")
 
     @property
-    def fm(self) -> Path:
+    def fm(self) -> Path:  # the FM delivered to the edges: pre-trained, or the last relay's
+        if self.cycle:
+            return self._cycle(self.cycle - 1) / "relay" / "fm.pt"
         return self.artifacts / "fm.pt"
 
     def edge(self, domain: str) -> Path:
-        return self.artifacts / "edges" / domain
+        base = self._cycle(self.cycle) if self.cycle is not None else self.artifacts
+        return base / "edges" / domain
+
+    def warm_start(self, domain: str) -> Path | None:
+        """The modules an edge re-adapts from after a redelivery (none before the first relay)."""
+        return self._cycle(self.cycle - 1) / "hfsl" / domain / "tunable.pt" if self.cycle else None
+
+    @property
+    def relay(self) -> Path:  # the relayed FM (fm.pt) and the naive relay's model
+        return self._out(self.artifacts) / "relay"
 
     def hfsl(self, domain: str) -> Path:
         return self._out(self.artifacts) / "hfsl" / domain

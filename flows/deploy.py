@@ -32,6 +32,7 @@ def _parameters(name: str, spec: Pipeline, params: Params, project_root: Path) -
         "project_root": str(project_root.resolve()),
         "trials": [t.model_dump(mode="json") for t in expand_trials(params, spec.trials)],
         "trial_stages": list(spec.trials.stages) if spec.trials else [],
+        "cycle_stages": list(spec.cycle or []),
     }
 
 

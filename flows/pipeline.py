@@ -1,7 +1,9 @@
 """The parent flow of a pipeline: prepare (DVC-versioned) → pretrain → finetune → hfsl → infer.
 
 An experiment pipeline (``trials`` in pipelines.yaml) runs its shared stages once, then one
-``trial`` subflow per (row, replicate) for its trailing stages.
+``trial`` subflow per (row, replicate) for its trailing stages.  A knowledge-flow pipeline
+(``cycle``) runs its shared stages once, then one ``cycle`` subflow per cycle k = 0…N-1
+(N = ``relay.cycles``), each starting from the FM the previous cycle's relay produced.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def trial_flow(ctx: RunContext, trial: Trial, stages: list[StageName]) -> dict[s
     return _run_stages(ctx.for_trial(trial), stages)[1]
 
 
+@flow(name="cycle", flow_run_name="cycle-{k}")
+def cycle_flow(ctx: RunContext, k: int, stages: list[StageName]) -> dict[str, float]:
+    return _run_stages(ctx.for_cycle(k), stages)[1]
+
+
 @flow(name="ecogen-pipeline", flow_run_name="{pipeline}", log_prints=True)
 def pipeline_flow(
     pipeline: str,
@@ -43,14 +50,18 @@ def pipeline_flow(
     project_root: str,
     trials: list[Trial] | None = None,
     trial_stages: list[StageName] | None = None,
+    cycle_stages: list[StageName] | None = None,
 ) -> dict[str, Any]:
     ctx = glue.start_pipeline(pipeline, params, Path(project_root))
     try:
-        shared = [s for s in stages if s not in (trial_stages or [])]
-        ctx, metrics = _run_stages(ctx, shared)
+        repeated = list(trial_stages or []) + list(cycle_stages or [])
+        ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])
         for trial in trials or []:
             result = trial_flow(ctx, trial, list(trial_stages or []))
             metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
+        for k in range(params.relay.cycles if cycle_stages else 0):
+            result = cycle_flow(ctx, k, list(cycle_stages or []))
+            metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
     except BaseException:
         glue.finish_pipeline(ctx, failed=True)
         raise

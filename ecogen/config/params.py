@@ -118,6 +118,31 @@ class HfslParams(Section):
     unlabelled_weight: float = Field(0.5, ge=0.0)  # weight of the pseudo-label loss (0: labels only)
 
 
+class RelayParams(Section):
+    """Data-free knowledge relay: the edges' domain models (teachers) distilled into the FM
+    (student: backbone + one shared head) on a transfer set the cloud owns."""
+
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 2e-3
+    temperature: PositiveFloat = 2.0  # distillation temperature
+    # How the teachers' predictions are combined per sample: "mean" (plain average), "confidence"
+    # (low-entropy teachers count more) or "agreement" (confidence × agreement with the others,
+    # so a teacher contradicting the consensus on a sample is damped).
+    weighting: Literal["mean", "confidence", "agreement"] = "confidence"
+    public_samples: int = Field(10000, ge=0)  # images drawn from the public pool
+    synthetic_samples: int = Field(5000, ge=0)  # images the FM's decoder synthesises
+    synthetic_mask_ratio: float = Field(0.85, gt=0.0, lt=1.0)  # masks the FM reconstructs from
+    train: Literal["full", "head"] = "full"  # what the student trains: backbone + head, or head
+    cycles: PositiveInt = 1  # N: deliver → finetune → hfsl → relay cycles of a `cycle` pipeline
+
+    @model_validator(mode="after")
+    def _some_transfer_data(self) -> RelayParams:
+        if self.public_samples + self.synthetic_samples == 0:
+            raise ValueError("the transfer set is empty: give public_samples or synthetic_samples")
+        return self
+
+
 class InferenceParams(Section):
     """SL inference through the split chain; link time comes from this bandwidth model."""
 
@@ -150,6 +175,7 @@ class Params(Section):
     pretrain: PretrainParams = PretrainParams()
     peft: PeftParams = PeftParams()
     hfsl: HfslParams = HfslParams()
+    relay: RelayParams = RelayParams()
     inference: InferenceParams = InferenceParams()
     energy: EnergyParams = EnergyParams()
     tracking: TrackingParams = TrackingParams()

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from ecogen.config.params import Params
 
-StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "infer"]
-STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "infer")
+StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "relay", "infer"]
+STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
 
 
 class Schedule(BaseModel):
@@ -74,6 +74,9 @@ class Pipeline(BaseModel):
     schedule: Schedule | None = None
     work_pool: str | None = None  # None: served by `ecogen deploy` in-process
     trials: Trials | None = None  # an experiment over rows × replicates (see Trials)
+    # The knowledge-flow loop: these trailing stages run `relay.cycles` times, each cycle starting
+    # from the FM the previous relay produced (e.g. [finetune, hfsl, relay]).
+    cycle: list[StageName] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Pipeline:
@@ -84,12 +87,23 @@ class Pipeline(BaseModel):
             tail = self.stages[len(self.stages) - len(self.trials.stages) :]
             if list(self.trials.stages) != tail:
                 raise ValueError(f"trials.stages must be the last stages of the pipeline, here {tail}")
+        if self.cycle is not None:
+            tail = self.stages[len(self.stages) - len(self.cycle) :]
+            if not self.cycle or list(self.cycle) != tail:
+                raise ValueError(f"cycle must be the last stages of the pipeline, here {tail}")
+            if self.trials is not None:
+                raise ValueError("a pipeline has either trials or a cycle, not both")
         return self
 
     @property
+    def repeated_stages(self) -> list[StageName]:
+        """The trailing stages run per trial or per cycle (none in a plain pipeline)."""
+        return list(self.trials.stages) if self.trials else list(self.cycle or [])
+
+    @property
     def shared_stages(self) -> list[StageName]:
-        """The stages that run once (all of them when there are no trials)."""
-        return self.stages[: len(self.stages) - len(self.trials.stages)] if self.trials else list(self.stages)
+        """The stages that run once."""
+        return self.stages[: len(self.stages) - len(self.repeated_stages)]
 
 
 class Pipelines(BaseModel):

@@ -4,7 +4,8 @@ Nothing here reads MLflow; :mod:`ecogen.tracking.report` turns runs into :class:
 and hands them over, so every number in the report can be checked from literal inputs in tests.
 """
 
+from ecogen.reporting.cycles import Cycle
 from ecogen.reporting.summary import RowSummary, Stat, Trial, aggregate, summarize
 from ecogen.reporting.targets import TargetCheck, check_targets
 
-__all__ = ["RowSummary", "Stat", "TargetCheck", "Trial", "aggregate", "check_targets", "summarize"]
+__all__ = ["Cycle", "RowSummary", "Stat", "TargetCheck", "Trial", "aggregate", "check_targets", "summarize"]

@@ -1,4 +1,4 @@
-"""The report's PNG figures (matplotlib, Agg): accuracy per round, Table 3, traffic and energy.
+"""The report's PNG figures (matplotlib, Agg): accuracy per round, Table 3, traffic, energy and relay.
 
 Every figure is always written, with a "not run" note when its pipeline or rows are missing, so
 the paths `dvc plots` and the MLflow report run list never go stale.
@@ -6,7 +6,7 @@ the paths `dvc plots` and the MLflow report run list never go stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ecogen.reporting import paper  # noqa: E402
+from ecogen.reporting.cycles import Cycle, in_order  # noqa: E402
 from ecogen.reporting.summary import (  # noqa: E402
     BASELINE_ROWS,
     ECOGEN,
@@ -156,10 +157,38 @@ def energy(baselines: Rows | None, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_figures(table3_rows: Rows | None, baselines: Rows | None, out_dir: Path) -> list[Path]:
+def relay_cycles(cycles: Sequence[Cycle] | None, path: Path) -> Path:
+    """Mean cross-domain accuracy after each cycle's relay: the FM, naive averaging, the best edge."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ordered_cycles = [c for c in in_order(cycles) if c.fm is not None]
+    if not ordered_cycles:
+        _not_run(ax, "cycles")
+        return _save(fig, path)
+    series = (
+        ("relayed FM", lambda c: c.fm, "tab:green", "o-"),
+        ("naive averaging", lambda c: c.naive, "tab:gray", "s--"),
+        ("best single edge", lambda c: c.best, "tab:blue", "^:"),
+    )
+    for name, value, colour, style in series:
+        points = [(c.k, v) for c in ordered_cycles if (v := value(c)) is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), style, color=colour, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("cycle")
+    ax.set_ylabel("mean test accuracy over all domains")
+    ax.set_title("Knowledge relay: accuracy after each cycle's relay", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def write_figures(
+    table3_rows: Rows | None, baselines: Rows | None, out_dir: Path, cycles: Sequence[Cycle] | None = None
+) -> list[Path]:
     return [
         accuracy_per_round(baselines, out_dir / "accuracy_per_round.png"),
         table3(table3_rows, out_dir / "table3.png"),
         bytes_per_round(baselines, out_dir / "bytes_per_round.png"),
         energy(baselines, out_dir / "energy.png"),
+        relay_cycles(cycles, out_dir / "relay_cycles.png"),
     ]

@@ -36,6 +36,8 @@ CENTRALIZED = "centralized"  # the oracle: all client data in one place
 FEDAVG_FULL = "fedavg-full"
 BASELINE_ROWS = (ECOGEN, LABELS_ONLY, CENTRALIZED, "local", FEDAVG_FULL, "fedavg-peft", "splitfed")
 
+DASH = "—"  # a number that was not measured
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -60,6 +62,17 @@ class Stat:
         """``"0.955 ± 0.004"``; with one replicate the spread is unknown: ``"0.955 ± —"``."""
         spread = format(self.std, spec) if self.n > 1 else "—"
         return f"{format(self.mean, spec)} ± {spread}"
+
+
+def format_bytes(value: float | None) -> str:
+    """Decimal units, as link capacities are quoted: ``6.87 MB``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
 
 
 def summarize(values: Sequence[float]) -> Stat | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ecogen.reporting import paper
+from ecogen.reporting.cycles import Cycle, in_order
 from ecogen.reporting.summary import (
     BASELINE_ROWS,
     CENTRALIZED,
     CLOUD_EDGE_BYTES,
     D2D_BYTES,
+    DASH,
     DURATION_S,
     EDGE_CLIENT_BYTES,
     END,
@@ -32,13 +33,13 @@ from ecogen.reporting.summary import (
     RowSummary,
     Stat,
     by_clusters,
+    format_bytes,
     ordered,
 )
 from ecogen.reporting.targets import TargetCheck
 
 Rows = Mapping[str, RowSummary]
 NOT_RUN = "not run"
-DASH = "—"
 
 # report.json names → hfsl metrics (the numbers `dvc metrics diff` compares).
 JSON_METRICS = {
@@ -63,21 +64,11 @@ class PipelineSource:
     params: Mapping[str, str] = field(default_factory=dict)
     replicates: tuple[int, ...] = ()  # per row
     model_bytes: float | None = None  # the full model's size, as the trials measured it
+    unit: str = ""  # what ``trials`` counts when it is not trials ("cycles")
 
 
 def _stat(stat: Stat | None, spec: str = ".3f") -> str:
     return DASH if stat is None else stat.format(spec)
-
-
-def format_bytes(value: float | None) -> str:
-    """Decimal units, as link capacities are quoted: ``6.87 MB``."""
-    if value is None or not math.isfinite(value):
-        return DASH
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(value) < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def _cell_row(cells: Sequence[str]) -> str:
@@ -107,7 +98,8 @@ def header_markdown(generated: datetime, experiment: str, sources: Sequence[Pipe
         model = ", ".join(f"{k} {p.get(f'model.{k}', '?')}" for k in ("dim", "depth", "heads"))
         if s.model_bytes is not None:
             model += f" ({format_bytes(s.model_bytes)})"
-        trials = f"{s.trials}" + (f" (+{s.skipped} unfinished or rerun, left out)" if s.skipped else "")
+        trials = f"{s.trials} {s.unit}".strip()
+        trials += f" (+{s.skipped} unfinished or rerun, left out)" if s.skipped else ""
         started = s.started.strftime("%Y-%m-%d %H:%M UTC") if s.started else DASH
         body.append(
             [
@@ -216,6 +208,74 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
     return title + _table(head, body)
 
 
+def _acc(value: float | None, spec: str = ".3f") -> str:
+    return DASH if value is None else format(value, spec)
+
+
+def _upload_cell(c: Cycle) -> str:
+    """``"14.18 kB of FM 21.10 kB (67.2%)"``: what an edge uploads beside the model it received."""
+    up, fm = c.upload_bytes, c.fm_bytes
+    if up is None:
+        return DASH
+    return format_bytes(up) if not fm else f"{format_bytes(up)} of FM {format_bytes(fm)} ({up / fm:.1%})"
+
+
+def cycles_markdown(cycles: Sequence[Cycle] | None, pipeline: str = "cycles") -> str:
+    """One row per cycle: the relay's FM beside naive averaging and the best edge, the edges'
+    accuracy through the cycle (redelivered, fine-tuned, after HFSL) and its traffic and energy."""
+    title = "## Knowledge relay (cycles)\n\n"
+    if cycles is None:
+        return title + f"_not run: no finished `{pipeline}` pipeline run._"
+    note = (
+        "FM, naive and best edge: mean accuracy over every domain's test set after the cycle's relay "
+        "(FM: the relayed FM with its shared head; naive: plain parameter averaging of the edges' "
+        "modules; best edge: the best single edge model). Edge columns: mean over the edges of each "
+        "edge's accuracy on its own domain — redelivered: its previous modules on the newly delivered "
+        "FM, before re-adapting (from cycle 1). Bytes are per edge: upload = the edge's tunable "
+        "modules; cloud→edge = the FM delivered."
+    )
+    body = []
+    for c in in_order(cycles):
+        best = _acc(c.best)
+        if c.best is not None and c.best_edge:
+            best += f" ({c.best_edge})"
+        body.append(
+            [
+                str(c.k),
+                _acc(c.fm),
+                _acc(c.naive),
+                best,
+                _acc(c.fm_vs_best_edge, "+.3f"),
+                _acc(c.fm_vs_naive, "+.3f"),
+                _acc(c.redelivered),
+                _acc(c.finetuned),
+                _acc(c.after_hfsl),
+                _upload_cell(c),
+                format_bytes(c.delivery_bytes),
+                format_bytes(c.edge_client_bytes),
+                _acc(c.energy_kwh, ".3g"),
+            ]
+        )
+    if not body:
+        body.append([NOT_RUN, *[DASH] * 12])
+    head = [
+        "Cycle",
+        "FM",
+        "Naive",
+        "Best edge",
+        "FM − best edge",
+        "FM − naive",
+        "Edges redelivered",
+        "Edges after finetune",
+        "Edges after HFSL",
+        "Upload / edge",
+        "Cloud→edge / edge",
+        "Edge↔client / round",
+        "Relay energy (kWh)",
+    ]
+    return title + note + "\n\n" + _table(head, body)
+
+
 def targets_markdown(checks: Sequence[TargetCheck]) -> str:
     body = [[c.claim, c.measured, c.required, f"**{c.status}**"] for c in checks]
     return "## Targets\n\n" + _table(["Target", "Measured", "Required", "Result"], body)
@@ -295,6 +355,31 @@ def bytes_csv(baselines: Rows | None, path: Path) -> Path:
     return _write_csv(path, head, body)
 
 
+def cycles_csv(cycles: Sequence[Cycle] | None, path: Path) -> Path:
+    """One line per cycle (header only when the pipeline never ran)."""
+    ordered_cycles = in_order(cycles)
+    names = list(Cycle(0).values())
+    body = [[c.k, *(_num(v) for v in c.values().values()), c.best_edge or ""] for c in ordered_cycles]
+    return _write_csv(path, ["cycle", *names, "best_edge"], body)
+
+
+def cycles_json(cycles: Sequence[Cycle] | None) -> dict[str, Any]:
+    """``{"<k>": {metric: value, ..., "hfsl_edge_accuracy": {edge: accuracy}}}`` or "not run"."""
+    if cycles is None:
+        return {"status": NOT_RUN}
+    out: dict[str, Any] = {}
+    for c in in_order(cycles):
+        entry: dict[str, Any] = {k: v for k, v in c.values().items() if v is not None}
+        if c.best_edge:
+            entry["best_edge"] = c.best_edge
+        if c.hfsl_edges:
+            entry["hfsl_edge_accuracy"] = dict(sorted(c.hfsl_edges.items()))
+        if c.redelivered_edges:
+            entry["redelivered_edge_accuracy"] = dict(sorted(c.redelivered_edges.items()))
+        out[str(c.k)] = entry
+    return out
+
+
 def _row_json(s: RowSummary, with_clusters: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"replicates": s.replicates}
     if with_clusters and s.clusters is not None:
@@ -305,14 +390,23 @@ def _row_json(s: RowSummary, with_clusters: bool) -> dict[str, Any]:
     return out
 
 
-def report_json(pipelines: Mapping[str, Rows | None], checks: Sequence[TargetCheck], path: Path) -> Path:
-    """Nested numbers for `dvc metrics`: ``{pipeline: {row: {metric: {mean, std}}}, targets: {...}}``."""
+def report_json(
+    pipelines: Mapping[str, Rows | None],
+    checks: Sequence[TargetCheck],
+    path: Path,
+    sections: Mapping[str, Any] | None = None,
+) -> Path:
+    """Nested numbers for `dvc metrics`: ``{pipeline: {row: {metric: {mean, std}}}, targets: {...}}``.
+
+    ``sections`` are added as they are (``{"cycles": cycles_json(...)}``).
+    """
     data: dict[str, Any] = {
         name: {"status": NOT_RUN}
         if rows is None
         else {row: _row_json(s, name == "table3") for row, s in rows.items()}
         for name, rows in pipelines.items()
     }
+    data.update(sections or {})
     data["targets"] = {
         c.key: {
             "status": c.status,

@@ -2,15 +2,17 @@
 
 Each check compares row means (replicate spread enters only the Table 3 monotonicity rule) and
 says what it measured, so the report reads "measured vs required" without recomputing anything.
-A check whose rows are missing is "not run", never a failure of the report.
+A check whose rows are missing is "not run", never a failure of the report.  The knowledge-relay
+targets read the per-cycle records of the ``cycles`` pipeline (:mod:`ecogen.reporting.cycles`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ecogen.reporting.cycles import Cycle, in_order
 from ecogen.reporting.summary import (
     CENTRALIZED,
     ECOGEN,
@@ -22,6 +24,7 @@ from ecogen.reporting.summary import (
     LABELS_ONLY,
     RowSummary,
     by_clusters,
+    format_bytes,
 )
 
 Status = Literal["PASS", "MISS", "not run"]
@@ -30,6 +33,10 @@ Rows = Mapping[str, RowSummary]
 ORACLE_RATIO = 0.95  # EcoGen end ≥ 95 % of the centralized oracle's end
 BYTES_SHARE = 0.05  # EcoGen edge↔client bytes/round ≤ 5 % of FedAvg on the full model
 SEMI_SUPERVISED_GAIN = 0.02  # unlabelled data must add ≥ 2 accuracy points
+RELAY_VS_BEST_EDGE = 0.03  # the first relay's FM beats the best single edge by ≥ 3 points
+RELAY_VS_NAIVE = 0.02  # ... and naive parameter averaging by ≥ 2 points
+FORGETTING = 0.005  # an edge may lose at most half a point after a redelivery
+BYTES_TOLERANCE = 0.5  # byte counts are means over edges, logged as floats
 EPS = 1e-9  # accuracies are counts over a test set: 0.95 − 0.93 meets a 0.02 bar despite rounding
 
 
@@ -139,7 +146,104 @@ def semi_supervised_gain(baselines: Rows | None, gain: float = SEMI_SUPERVISED_G
     return TargetCheck(key, claim, measured, required, _status(value >= gain - EPS), value, gain)
 
 
-def check_targets(table3: Rows | None, baselines: Rows | None) -> list[TargetCheck]:
+def _first_relay(cycles: Sequence[Cycle] | None) -> Cycle | None:
+    return next((c for c in in_order(cycles) if c.k == 0), None)
+
+
+def relay_vs_best_edge(cycles: Sequence[Cycle] | None, margin: float = RELAY_VS_BEST_EDGE) -> TargetCheck:
+    """After the first relay (cycle 0): FM mean cross-domain accuracy − best single edge's ≥ ``margin``."""
+    key, claim = "relay_vs_best_edge", "First relay: FM mean accuracy vs the best single edge"
+    required = f"FM − best edge ≥ {margin:+.3f}"
+    first = _first_relay(cycles)
+    if first is None or first.fm is None or first.best is None:
+        return _not_run(key, claim, required, "needs the cycle-0 relay")
+    value = first.fm - first.best
+    edge = f" ({first.best_edge})" if first.best_edge else ""
+    measured = f"{first.fm:.3f} − {first.best:.3f}{edge} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value >= margin - EPS), value, margin)
+
+
+def relay_vs_naive(cycles: Sequence[Cycle] | None, margin: float = RELAY_VS_NAIVE) -> TargetCheck:
+    """After the first relay (cycle 0): FM mean cross-domain accuracy − naive averaging's ≥ ``margin``."""
+    key, claim = "relay_vs_naive", "First relay: FM mean accuracy vs naive parameter averaging"
+    required = f"FM − naive ≥ {margin:+.3f}"
+    first = _first_relay(cycles)
+    if first is None or first.fm is None or first.naive is None:
+        return _not_run(key, claim, required, "needs the cycle-0 relay")
+    value = first.fm - first.naive
+    measured = f"{first.fm:.3f} − {first.naive:.3f} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value >= margin - EPS), value, margin)
+
+
+def relay_non_decreasing(cycles: Sequence[Cycle] | None) -> TargetCheck:
+    """FM mean cross-domain accuracy of cycle k ≥ that of cycle k − 1 (``value``: the worst step)."""
+    key, claim = "relay_non_decreasing", "Relay: FM mean accuracy does not decrease over the cycles"
+    required = "FM[k] ≥ FM[k−1] every cycle"
+    fms = [(c.k, fm) for c in in_order(cycles) if (fm := c.fm) is not None]
+    if len(fms) < 2:
+        return _not_run(key, claim, required, "needs ≥ 2 relayed cycles")
+    steps = [(b - a, ka, kb) for (ka, a), (kb, b) in zip(fms, fms[1:], strict=False)]
+    step, ka, kb = min(steps)
+    trend = " → ".join(f"{fm:.3f}" for _, fm in fms)
+    measured = f"{trend} (worst step {ka}→{kb}: {step:+.3f})"
+    return TargetCheck(key, claim, measured, required, _status(step >= -EPS), step, 0.0)
+
+
+def redelivery_no_forgetting(cycles: Sequence[Cycle] | None, tolerance: float = FORGETTING) -> TargetCheck:
+    """Every edge's HFSL accuracy in each cycle ≥ 1 (after a redelivery) ≥ its cycle-0 HFSL accuracy
+    (before the first relay) − ``tolerance``.
+
+    ``value`` is the worst change (most negative), compared with ``−tolerance``.
+    """
+    key, claim = "redelivery_no_forgetting", "Redelivery: no edge loses accuracy vs before the first relay"
+    required = f"every edge, every cycle ≥ 1: HFSL accuracy ≥ its cycle-0 accuracy − {tolerance:.3f}"
+    ordered = in_order(cycles)
+    before = next((c.hfsl_edges for c in ordered if c.k == 0), {})
+    changes = [
+        (acc - before[edge], c.k, edge, acc, before[edge])
+        for c in ordered
+        if c.k >= 1
+        for edge, acc in sorted(c.hfsl_edges.items())
+        if edge in before
+    ]
+    if not changes:
+        return _not_run(key, claim, required, "needs per-edge HFSL accuracy of cycle 0 and a later cycle")
+    change, k, edge, acc, ref = min(changes)
+    edges = len({e for _, _, e, _, _ in changes})
+    measured = f"worst: {edge} cycle {k}: {acc:.3f} vs {ref:.3f} = {change:+.3f} ({edges} edges)"
+    ok = change >= -tolerance - EPS
+    return TargetCheck(key, claim, measured, required, _status(ok), change, -tolerance)
+
+
+def upload_is_tunable(cycles: Sequence[Cycle] | None) -> TargetCheck:
+    """Relay upload per edge == the edges' tunable bytes (hfsl ``mean_tunable_bytes``) in every cycle.
+
+    ``value`` is the largest |upload − tunable| in bytes; the FM's size is stated beside it.
+    """
+    key, claim = "upload_is_tunable", "Relay upload per edge = tunable modules' bytes (vs the FM size)"
+    required = "upload = tunable bytes, every cycle"
+    pairs = [
+        (abs(up - tb), c.k, up, tb)
+        for c in in_order(cycles)
+        if (up := c.upload_bytes) is not None and (tb := c.tunable_bytes) is not None
+    ]
+    if not pairs:
+        return _not_run(key, claim, required, "needs a relay and its cycle's hfsl tunable bytes")
+    gap, k, up, tb = max(pairs)
+    ok = gap <= BYTES_TOLERANCE
+    if ok:
+        measured = f"{format_bytes(up)} = {format_bytes(tb)} in {len(pairs)} cycle(s)"
+    else:
+        measured = f"cycle {k}: upload {format_bytes(up)} ≠ tunable {format_bytes(tb)}"
+    fm = next((f for c in in_order(cycles) if (f := c.fm_bytes)), None)
+    if fm:
+        measured += f"; FM {format_bytes(fm)} (upload {up / fm:.1%} of it)"
+    return TargetCheck(key, claim, measured, required, _status(ok), gap, 0.0)
+
+
+def check_targets(
+    table3: Rows | None, baselines: Rows | None, cycles: Sequence[Cycle] | None = None
+) -> list[TargetCheck]:
     """Every target, in the order the report lists them."""
     return [
         ecogen_vs_oracle(baselines),
@@ -147,4 +251,9 @@ def check_targets(table3: Rows | None, baselines: Rows | None) -> list[TargetChe
         end_non_decreasing(table3),
         communication(baselines),
         semi_supervised_gain(baselines),
+        relay_vs_best_edge(cycles),
+        relay_vs_naive(cycles),
+        relay_non_decreasing(cycles),
+        redelivery_no_forgetting(cycles),
+        upload_is_tunable(cycles),
     ]

@@ -8,7 +8,7 @@ from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import parameter_count
-from ecogen.peft.edge import build_edge_model, save_tunable
+from ecogen.peft.edge import build_edge_model, load_edge_model, save_tunable
 from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
 from ecogen.stages.common import edge_seed, example_input
 from ecogen.stages.result import ModelArtifact, StageResult
@@ -24,9 +24,23 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     data = PreparedData(ws.data)
     fm = load_fm(ws.fm)
     p = params.peft
-    model = build_edge_model(fm, p, seed)
+    warm = ws.warm_start(domain)
+    # after a redelivery the edge re-adapts its previous modules to the new FM (warm start)
+    model = load_edge_model(fm, p, warm, seed) if warm is not None else build_edge_model(fm, p, seed)
     train = data.edge(domain)
-    log.info("finetune[%s]: %s on %d labelled images, %d epochs", domain, p.method, len(train), p.epochs)
+    log.info(
+        "finetune[%s]: %s on %d labelled images, %d epochs%s",
+        domain,
+        p.method,
+        len(train),
+        p.epochs,
+        f", warm start from {warm}" if warm is not None else "",
+    )
+    test = data.test(domain)
+    before: dict[str, float] = {}
+    if warm is not None:  # the previous modules on the redelivered FM, before re-adapting
+        acc = evaluate(model, test, params.inference.batch_size, params.accelerator)
+        before["accuracy_redelivered"] = acc
     history = History(f"finetune[{domain}]")
     trainer = make_trainer(params.accelerator, p.epochs, [history])
     trainer.fit(
@@ -34,7 +48,6 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         loader(train, p.batch_size, shuffle=True, seed=seed),
     )
     model.cpu().eval()
-    test = data.test(domain)
     accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
     path = ws.edge(domain) / "tunable.pt"
     save_tunable(model, path, p.method)
@@ -44,12 +57,14 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     return StageResult(
         name=f"edge-{domain}",
         metrics={
+            **before,
             "accuracy": accuracy,
             "trainable_params": float(trainable),
             "total_params": float(total),
             "trainable_fraction": trainable / total,
             "tunable_bytes": float(state_bytes(tunable_state(model))),
             "fm_bytes": float(module_bytes(fm.encoder)),
+            "cloud_edge_down_bytes": float(module_bytes(fm.encoder)),  # the FM delivered to this edge
         },
         history={k: v for k, v in history.series.items()},
         params={"domain": domain, "peft_method": p.method, "labelled_images": len(train)},

@@ -19,6 +19,7 @@ from ecogen.stages.hfsl import hfsl
 from ecogen.stages.infer import infer_edge
 from ecogen.stages.prepare import prepare
 from ecogen.stages.pretrain import pretrain
+from ecogen.stages.relay import relay
 from ecogen.stages.result import StageResult, combine
 from ecogen.workspace import Workspace
 
@@ -27,7 +28,7 @@ EdgeStage = Callable[[Params, Workspace, str], StageResult]
 
 # Stages that run as one call: the cloud's, and HFSL (its edges meet at the cloud every
 # `hfsl.cloud_every` rounds, so they run together; their clusters train in parallel inside).
-CLOUD_STAGES: dict[str, CloudStage] = {"prepare": prepare, "pretrain": pretrain, "hfsl": hfsl}
+CLOUD_STAGES: dict[str, CloudStage] = {"prepare": prepare, "pretrain": pretrain, "hfsl": hfsl, "relay": relay}
 EDGE_STAGES: dict[str, EdgeStage] = {"finetune": finetune_edge, "infer": infer_edge}
 
 

@@ -3,14 +3,17 @@
 For each pipeline name the latest usable pipeline run is taken (FINISHED, or FAILED with at least
 one finished trial), and only the ``hfsl`` trial runs nested directly under it.  Their metrics and
 accuracy histories become :class:`~ecogen.reporting.Trial` records for the pure
-:mod:`ecogen.reporting` modules; the resulting folder (``report.md``, CSV, JSON, PNG) is logged as
-the artifacts of a new ``report`` run in the same experiment.  Runs are addressed by id through
-``MlflowClient``, never through the fluent active-run stack.
+:mod:`ecogen.reporting` modules.  The ``cycles`` pipeline (FINISHED, or FAILED after at least one
+finished relay) becomes one :class:`~ecogen.reporting.Cycle` per cycle instead: its finetune, hfsl
+and relay stage runs (tag ``ecogen.cycle``) and their edge runs.  The resulting folder
+(``report.md``, CSV, JSON, PNG) is logged as the artifacts of a new ``report`` run in the same
+experiment.  Runs are addressed by id through ``MlflowClient``, never through the fluent active-run
+stack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,23 +23,42 @@ from mlflow.entities import Metric, Run
 
 from ecogen.config.params import Params
 from ecogen.reporting import figures, tables
+from ecogen.reporting.cycles import (
+    BEST_EDGE,
+    CYCLE_STAGES,
+    CYCLES_PIPELINE,
+    EDGE_ACCURACY,
+    Cycle,
+)
 from ecogen.reporting.summary import FULL_MODEL_BYTES, START, RowSummary, Trial, aggregate
 from ecogen.reporting.targets import TargetCheck, check_targets
-from ecogen.tracking.runs import KIND, PIPELINE, REPLICATE, ROW, STAGE, experiment_id, log_tags
+from ecogen.tracking.runs import (
+    CYCLE,
+    EDGE,
+    KIND,
+    PIPELINE,
+    REPLICATE,
+    ROW,
+    STAGE,
+    experiment_id,
+    log_tags,
+)
 from ecogen.tracking.uri import use_tracking_uri
 
-DEFAULT_PIPELINES = ("table3", "baselines")
+DEFAULT_PIPELINES = ("table3", "baselines", CYCLES_PIPELINE)
 TRIAL_STAGE = "hfsl"  # the stage every (row, replicate) reruns
 ACCURACY_HISTORY = "mean_accuracy"  # step r = after round r
 REPORT_KIND = "report"
 SOURCES = "ecogen.report.sources"  # comma-separated pipeline run ids
 USABLE = ("FINISHED", "FAILED")
+REDELIVERED_EDGE = "accuracy_redelivered"  # finetune edge runs, from cycle 1 on
 
 
 @dataclass(frozen=True)
 class PipelineTrials:
     source: tables.PipelineSource
     rows: dict[str, RowSummary] | None  # None: the pipeline never ran
+    cycles: list[Cycle] | None = None  # the cycles pipeline's records (None: never ran)
 
 
 def _search(client: MlflowClient, exp_id: str, query: str, order_by: list[str] | None = None) -> list[Run]:
@@ -62,15 +84,29 @@ def trial_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
     return [r for r in _search(client, exp_id, query) if ROW in r.data.tags]
 
 
-def latest_pipeline_run(client: MlflowClient, exp_id: str, pipeline: str) -> tuple[Run, list[Run]] | None:
-    """Newest pipeline run that FINISHED, or FAILED after some trials finished; with its trial runs."""
+def _finished(run: Run) -> bool:
+    return run.info.status == "FINISHED"
+
+
+def latest_pipeline_run(
+    client: MlflowClient,
+    exp_id: str,
+    pipeline: str,
+    children: Callable[[MlflowClient, str, str], list[Run]] = trial_runs,
+    counts: Callable[[Run], bool] = _finished,
+) -> tuple[Run, list[Run]] | None:
+    """Newest pipeline run that FINISHED, or FAILED after some trials finished; with its trial runs.
+
+    ``children`` lists the runs under a pipeline run (default: its trial runs); a FAILED pipeline
+    run is used when one of them ``counts`` (default: it finished).
+    """
     query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = {_quote(pipeline)}"
     for run in _search(client, exp_id, query, order_by=["attributes.start_time DESC"]):
         if run.info.status not in USABLE:
             continue
-        trials = trial_runs(client, exp_id, run.info.run_id)
-        if run.info.status == "FINISHED" or any(t.info.status == "FINISHED" for t in trials):
-            return run, trials
+        runs = children(client, exp_id, run.info.run_id)
+        if run.info.status == "FINISHED" or any(counts(r) for r in runs):
+            return run, runs
     return None
 
 
@@ -130,6 +166,92 @@ def load_pipeline(client: MlflowClient, exp_id: str, pipeline: str) -> PipelineT
     return PipelineTrials(source, rows)
 
 
+def cycle_stage_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
+    """The finetune, hfsl and relay stage runs directly under ``parent_id`` that belong to a cycle."""
+    query = f"tags.mlflow.parentRunId = {_quote(parent_id)} AND tags.`{KIND}` = 'stage'"
+    return [
+        r
+        for r in _search(client, exp_id, query)
+        if CYCLE in r.data.tags and r.data.tags.get(STAGE) in CYCLE_STAGES
+    ]
+
+
+def _finished_relay(run: Run) -> bool:
+    return _finished(run) and run.data.tags.get(STAGE) == "relay"
+
+
+def _cycle(run: Run) -> int | None:
+    try:
+        return int(run.data.tags[CYCLE])
+    except (KeyError, ValueError):
+        return None
+
+
+def edge_metric(client: MlflowClient, exp_id: str, stage_run: Run | None, metric: str) -> dict[str, float]:
+    """``{edge: metric}`` over the finished edge runs under ``stage_run`` (the newest per edge)."""
+    if stage_run is None:
+        return {}
+    query = f"tags.mlflow.parentRunId = {_quote(stage_run.info.run_id)} AND tags.`{KIND}` = 'edge'"
+    out: dict[str, float] = {}
+    for run in sorted(_search(client, exp_id, query), key=lambda r: r.info.start_time or 0):
+        if _finished(run) and metric in run.data.metrics:
+            out[run.data.tags.get(EDGE, run.info.run_name or run.info.run_id)] = run.data.metrics[metric]
+    return out
+
+
+def to_cycles(client: MlflowClient, exp_id: str, runs: list[Run]) -> list[Cycle]:
+    """One record per cycle from the newest finished run of each (cycle, stage): a rerun replaces."""
+    latest: dict[int, dict[str, Run]] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
+        if _finished(run) and (k := _cycle(run)) is not None:
+            latest.setdefault(k, {})[run.data.tags[STAGE]] = run
+    cycles = []
+    for k, stages in sorted(latest.items()):
+        relay, finetune, hfsl = (stages.get(s) for s in ("relay", "finetune", "hfsl"))
+        cycles.append(
+            Cycle(
+                k=k,
+                relay=dict(relay.data.metrics) if relay else {},
+                finetune=dict(finetune.data.metrics) if finetune else {},
+                hfsl=dict(hfsl.data.metrics) if hfsl else {},
+                best_edge=relay.data.params.get(BEST_EDGE) if relay else None,
+                hfsl_edges=edge_metric(client, exp_id, hfsl, EDGE_ACCURACY),
+                redelivered_edges=edge_metric(client, exp_id, finetune, REDELIVERED_EDGE),
+            )
+        )
+    return cycles
+
+
+def load_cycles(client: MlflowClient, exp_id: str, pipeline: str = CYCLES_PIPELINE) -> PipelineTrials:
+    """The cycles of ``pipeline``'s latest usable run (FINISHED, or FAILED after a finished relay)."""
+    found = latest_pipeline_run(client, exp_id, pipeline, cycle_stage_runs, _finished_relay)
+    if found is None:
+        return PipelineTrials(tables.PipelineSource(pipeline), None)
+    run, runs = found
+    cycles = to_cycles(client, exp_id, runs)
+    used = sum(bool(c.relay) + bool(c.finetune) + bool(c.hfsl) for c in cycles)
+    started = run.info.start_time
+    source = tables.PipelineSource(
+        pipeline=pipeline,
+        run_id=run.info.run_id,
+        status=run.info.status,
+        started=datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
+        trials=len(cycles),
+        skipped=len(runs) - used,
+        params=dict(run.data.params),
+        model_bytes=next((m for c in cycles if (m := c.hfsl.get(FULL_MODEL_BYTES)) is not None), None),
+        unit="cycles",
+    )
+    return PipelineTrials(source, None, cycles)
+
+
+def load(client: MlflowClient, exp_id: str, pipeline: str) -> PipelineTrials:
+    """``pipeline``'s numbers: its cycles for the knowledge-flow loop, its trials otherwise."""
+    if pipeline == CYCLES_PIPELINE:
+        return load_cycles(client, exp_id, pipeline)
+    return load_pipeline(client, exp_id, pipeline)
+
+
 def render(
     loaded: Mapping[str, PipelineTrials], experiment: str, out_dir: Path, report_run: str | None = None
 ) -> tuple[Path, list[TargetCheck]]:
@@ -137,26 +259,31 @@ def render(
 
     Returns the path of report.md and the target checks it states.
     """
-    rows = {name: p.rows for name, p in loaded.items()}
+    rows = {name: p.rows for name, p in loaded.items() if name != CYCLES_PIPELINE}
     table3, baselines = rows.get("table3"), rows.get("baselines")
-    checks = check_targets(table3, baselines)
+    cycles = loaded[CYCLES_PIPELINE].cycles if CYCLES_PIPELINE in loaded else None
+    checks = check_targets(table3, baselines, cycles)
     generated = datetime.now(timezone.utc)
     parts = [tables.header_markdown(generated, experiment, [p.source for p in loaded.values()])]
     if report_run:
         parts.append(f"Logged as MLflow run `{report_run}` (`{SOURCES}` names the runs above).")
-    for name, pipeline_rows in rows.items():
-        if name == "table3":
-            parts.append(tables.table3_markdown(pipeline_rows))
+    for name, pipeline in loaded.items():
+        if name == CYCLES_PIPELINE:
+            parts.append(tables.cycles_markdown(pipeline.cycles, pipeline=name))
+        elif name == "table3":
+            parts.append(tables.table3_markdown(pipeline.rows))
         else:
-            parts.append(tables.baselines_markdown(pipeline_rows, pipeline=name))
+            parts.append(tables.baselines_markdown(pipeline.rows, pipeline=name))
     parts.append(tables.targets_markdown(checks))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tables.accuracy_csv(baselines, out_dir / "accuracy_per_round.csv")
     tables.table3_csv(table3, out_dir / "table3.csv")
     tables.bytes_csv(baselines, out_dir / "bytes.csv")
-    tables.report_json(rows, checks, out_dir / "report.json")
-    figures.write_figures(table3, baselines, out_dir)
+    tables.cycles_csv(cycles, out_dir / "relay_cycles.csv")
+    sections = {CYCLES_PIPELINE: tables.cycles_json(cycles)} if CYCLES_PIPELINE in loaded else None
+    tables.report_json(rows, checks, out_dir / "report.json", sections)
+    figures.write_figures(table3, baselines, out_dir, cycles)
     path = out_dir / "report.md"
     path.write_text("\n\n".join(parts) + "\n")
     return path, checks
@@ -173,7 +300,7 @@ def build_report(
     client = MlflowClient(uri)
     experiment = params.tracking.experiment
     exp_id = experiment_id(client, experiment, uri, project_root)
-    loaded = {name: load_pipeline(client, exp_id, name) for name in dict.fromkeys(pipelines)}
+    loaded = {name: load(client, exp_id, name) for name in dict.fromkeys(pipelines)}
     sources = [p.source.run_id for p in loaded.values() if p.source.run_id]
     run_id = client.create_run(
         exp_id, run_name="report", tags={KIND: REPORT_KIND, SOURCES: ",".join(sources)}

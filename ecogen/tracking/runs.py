@@ -29,6 +29,7 @@ EDGE = "ecogen.edge"
 ROW = "ecogen.row"  # an experiment's row (a method, a cluster count, ...)
 REPLICATE = "ecogen.replicate"
 TRIAL = "ecogen.trial"  # "<row>-r<replicate>"
+CYCLE = "ecogen.cycle"  # k of the deliver → finetune → hfsl → relay loop
 DATA_VERSION = "ecogen.data_version"
 DATA_VERSION_PARAM = "data_version"
 UNKNOWN_VERSION = "unknown"

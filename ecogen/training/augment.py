@@ -1,6 +1,6 @@
 """FixMatch views (Sohn et al., 2020, arXiv 2001.07685) for single-channel images in [-1, 1].
 
-weak  = random translation by up to 2 pixels (background-filled)
+weak  = random translation by up to 2 pixels per 28 (background-filled; 1 pixel on 8×8 digits)
 strong = weak + random contrast/brightness + a cutout square + gaussian noise
 All randomness comes from the generator passed in.
 """
@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def weak(x: Tensor, g: torch.Generator, shift: int = 2) -> Tensor:  # (B, C, H, W)
+def weak(x: Tensor, g: torch.Generator, shift: int | None = None) -> Tensor:  # (B, C, H, W)
     B, _, H, W = x.shape
+    shift = max(1, round(2 * H / 28)) if shift is None else shift  # 2 px would wreck 8×8 images
     padded = F.pad(x, (shift, shift, shift, shift), value=-1.0)
     dx = torch.randint(0, 2 * shift + 1, (B,), generator=g)
     dy = torch.randint(0, 2 * shift + 1, (B,), generator=g)

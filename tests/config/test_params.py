@@ -124,3 +124,19 @@ def test_profiles_overlay_the_pipeline_and_unknown_profiles_fail(tmp_path: Path)
     assert params.model.dim == cpu["model"]["dim"] and params.hfsl.clusters == 6
     with pytest.raises(ConfigError, match="unknown profile"):
         profile_overrides(specs, "nope")
+
+
+def test_a_cycle_is_the_tail_of_the_pipeline_and_excludes_trials(tmp_path: Path) -> None:
+    specs = load_pipelines(ROOT / "pipelines.yaml")
+    cycles = specs.pipelines["cycles"]
+    assert cycles.shared_stages == ["prepare", "pretrain"] and cycles.repeated_stages == [
+        "finetune",
+        "hfsl",
+        "relay",
+    ]
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(
+        "pipelines:\n  default:\n    stages: [prepare, pretrain, finetune, hfsl]\n    cycle: [finetune]\n"
+    )
+    with pytest.raises(ConfigError, match="cycle must be the last stages"):
+        load_pipelines(path)

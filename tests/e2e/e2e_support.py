@@ -26,7 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's bin: ecogen, dvc, prefect live here
 
 # Speed-ups on top of the `quick` pipeline that keep every stage and every edge.
-TINY = {"pretrain": {"epochs": 1}, "peft": {"epochs": 1}, "hfsl": {"rounds": 2}}
+TINY = {
+    "pretrain": {"epochs": 1},
+    "peft": {"epochs": 1},
+    "hfsl": {"rounds": 2},
+    "relay": {"epochs": 1, "public_samples": 300, "synthetic_samples": 100},
+}
 
 # Environment variables that would point a subprocess at a store outside the project.
 LEAKY_ENV = (

@@ -1,4 +1,4 @@
-"""`dvc repro` end to end: the five stages of dvc.yaml run `ecogen stage S` in a fresh project,
+"""`dvc repro` end to end: the six stages of dvc.yaml run `ecogen stage S` in a fresh project,
 a second repro runs nothing, and editing one parameter reruns exactly the stages that read it.
 
 The project gets the repo's dvc.yaml, a params.yaml with the quick pipeline's overrides (shrunk
@@ -30,7 +30,7 @@ from ecogen.config.load import deep_merge
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["prepare", "pretrain", "finetune", "hfsl", "infer"]
+STAGES = ["prepare", "pretrain", "finetune", "hfsl", "relay", "infer"]
 
 
 def ran(output: str) -> list[str]:
@@ -43,7 +43,8 @@ def copy_code_deps(project: Path) -> None:
     tree rather than a fragment that would shadow the installed package from this directory."""
     stages = read_yaml(project / "dvc.yaml")["stages"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])}
-    sources = {d for s in stages.values() for d in s.get("deps", [])} - outs
+    deps = {d for s in stages.values() for d in s.get("deps", [])}
+    sources = {d for d in deps if not any(Path(o) == Path(d) or Path(o) in Path(d).parents for o in outs)}
     assert sources, "dvc.yaml lists no source dependencies"
     for top in sorted({Path(d).parts[0] for d in sources}):
         src = ROOT / top
@@ -121,11 +122,11 @@ def test_dvc_repro_runs_the_chain_once_and_reruns_only_what_a_param_touches(
     infer = json.loads((project / "metrics" / "infer.json").read_text())
     assert infer["mean_link_ms_per_request"] > old_link_ms  # a slower link: longer transfers
 
-    # 4. HFSL rounds: hfsl reruns, and infer because its input (artifacts/hfsl) changed
+    # 4. HFSL rounds: hfsl reruns, and relay and infer because their input (artifacts/hfsl) changed
     rounds = read_yaml(project / "params.yaml")["hfsl"]["rounds"]
     set_param(project, "hfsl", "rounds", rounds + 1)
     out = dvc("repro")
-    assert ran(out) == ["hfsl", "infer"], out[-3000:]
+    assert ran(out)[0] == "hfsl" and sorted(ran(out)) == ["hfsl", "infer", "relay"], out[-3000:]
     assert "up to date" in dvc("status")
     hfsl_lock = read_yaml(lock_path)["stages"]["hfsl"]["params"]["params.yaml"]
     assert hfsl_lock["hfsl"]["rounds"] == rounds + 1

@@ -42,6 +42,7 @@ def test_figures_with_data_and_without(tmp_path: Path) -> None:
             "table3.png",
             "bytes_per_round.png",
             "energy.png",
+            "relay_cycles.png",
         ]
     )
     for path in [*written, *empty]:

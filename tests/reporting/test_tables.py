@@ -167,8 +167,8 @@ def test_semi_supervised_gain() -> None:
 
 
 def test_check_targets_without_any_run_is_all_not_run() -> None:
-    checks = check_targets(None, None)
-    assert len(checks) == 5 and {c.status for c in checks} == {"not run"}
+    checks = check_targets(None, None, None)
+    assert len(checks) == 10 and {c.status for c in checks} == {"not run"}
 
 
 # --- tables ------------------------------------------------------------------------------------

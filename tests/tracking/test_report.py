@@ -1,4 +1,4 @@
-"""`build_report` against a real SQLite MLflow store holding fake pipeline and trial runs."""
+"""`build_report` against a real SQLite MLflow store holding fake pipeline, trial, cycle and edge runs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from ecogen.config.params import Params
+from ecogen.reporting.tables import section
 from ecogen.tracking.report import SOURCES, build_report
 from ecogen.tracking.runs import experiment_id
 
@@ -31,7 +32,20 @@ TARGETS = (
     "Table 3: end accuracy non-decreasing in clusters (within one std)",
     "EcoGen bytes/round vs FedAvg-full, at no loss of accuracy",
     "Unlabelled data helps: ecogen − ecogen-labels-only end",
+    "First relay: FM mean accuracy vs the best single edge",
+    "First relay: FM mean accuracy vs naive parameter averaging",
+    "Relay: FM mean accuracy does not decrease over the cycles",
+    "Redelivery: no edge loses accuracy vs before the first relay",
+    "Relay upload per edge = tunable modules' bytes (vs the FM size)",
 )
+# the cycles pipeline, per cycle k: the relay's mean accuracies and each edge's accuracy after HFSL
+RELAY_FM, RELAY_NAIVE, RELAY_BEST = [0.80, 0.82, 0.83], [0.76, 0.79, 0.80], [0.765, 0.78, 0.80]
+HFSL_EDGES = [
+    {"edge-identity": 0.90, "edge-invert": 0.85},
+    {"edge-identity": 0.898, "edge-invert": 0.86},  # −0.002 after the first redelivery: allowed
+    {"edge-identity": 0.91, "edge-invert": 0.87},
+]
+TUNABLE_BYTES, FM_BYTES = 14_184.0, 1.0e6
 
 
 def t3_end(clusters: int, replicate: int) -> float:
@@ -93,12 +107,63 @@ class FakeRuns:
         self.client.set_terminated(rid, status)
         return rid
 
+    def stage(
+        self, parent: tuple[str, str], stage: str, k: int, metrics: dict[str, float], status: str = "FINISHED"
+    ) -> str:
+        """Stage run ``stage`` of cycle ``k`` under the pipeline run ``parent``."""
+        tags = {
+            MLFLOW_PARENT_RUN_ID: parent[1],
+            "ecogen.kind": "stage",
+            "ecogen.stage": stage,
+            "ecogen.pipeline": parent[0],
+            "ecogen.cycle": str(k),
+        }
+        params = {"best_edge": "invert"} if stage == "relay" else {}
+        values = [Metric(key, v, self.clock, 0) for key, v in metrics.items()]
+        rid = self._run(f"{stage}[cycle {k}]", tags, params, values)
+        self.client.set_terminated(rid, status)
+        return rid
+
+    def edge(self, stage_run: str, edge: str, metrics: dict[str, float]) -> None:
+        tags = {MLFLOW_PARENT_RUN_ID: stage_run, "ecogen.kind": "edge", "ecogen.edge": edge}
+        rid = self._run(edge, tags, {}, [Metric(key, v, self.clock, 0) for key, v in metrics.items()])
+        self.client.set_terminated(rid, "FINISHED")
+
+    def cycle(self, parent: tuple[str, str], k: int, shift: float = 0.0) -> None:
+        """finetune → hfsl → relay of cycle ``k``, with edge runs; ``shift`` moves every accuracy."""
+        finetune = {"mean_accuracy": 0.88 + shift, "mean_cloud_edge_down_bytes": FM_BYTES}
+        if k:
+            finetune["mean_accuracy_redelivered"] = 0.87 + shift
+        ft = self.stage(parent, "finetune", k, finetune)
+        for edge in HFSL_EDGES[k]:
+            self.edge(ft, edge, {"accuracy": 0.88 + shift, **({"accuracy_redelivered": 0.87} if k else {})})
+        hfsl = {
+            "mean_accuracy": sum(HFSL_EDGES[k].values()) / 2 + shift,
+            "mean_tunable_bytes": TUNABLE_BYTES,
+            "mean_edge_client_bytes_per_round": 5.0e4,
+            "mean_full_model_bytes": FM_BYTES + 2_000,
+        }
+        hf = self.stage(parent, "hfsl", k, hfsl)
+        for edge, accuracy in HFSL_EDGES[k].items():
+            self.edge(hf, edge, {"accuracy": accuracy + shift})
+        relay = {
+            "fm_mean_accuracy": RELAY_FM[k] + shift,
+            "naive_mean_accuracy": RELAY_NAIVE[k] + shift,
+            "best_edge_mean_accuracy": RELAY_BEST[k] + shift,
+            "upload_bytes_per_edge": TUNABLE_BYTES,
+            "fm_bytes": FM_BYTES,
+            "energy_kwh": 2e-4,
+        }
+        self.stage(parent, "relay", k, relay)
+
 
 @pytest.fixture(scope="module")
 def store(project: Path, params: Params) -> dict[str, str]:
     """table3: an older run, the latest finished one (used), a newer one still running (skipped);
     baselines: an older finished run and a newer FAILED one whose finished trials are used (a rerun
-    trial replaces its first attempt; a failed trial is left out)."""
+    trial replaces its first attempt; a failed trial is left out); cycles: an older finished run, the
+    latest finished one (used; a failed relay attempt of cycle 1 left out) and a newer FAILED one that
+    never finished a relay (skipped)."""
     uri = f"sqlite:///{(project / 'mlflow.db').as_posix()}"
     client = MlflowClient(uri)
     runs = FakeRuns(client, experiment_id(client, params.tracking.experiment, uri, project))
@@ -121,7 +186,14 @@ def store(project: Path, params: Params) -> dict[str, str]:
             }
             runs.trial(baselines, row, k, end, extra)
     runs.trial(baselines, "splitfed", 0, 0.99, {}, status="FAILED")  # did not finish: left out
-    return {"table3": table3[1], "baselines": baselines[1]}
+    runs.cycle(runs.pipeline("cycles"), 0, shift=-0.3)
+    cycles = runs.pipeline("cycles")
+    for k in range(len(RELAY_FM)):
+        if k == 1:
+            runs.stage(cycles, "relay", 1, {"fm_mean_accuracy": 0.1}, status="FAILED")
+        runs.cycle(cycles, k)
+    runs.stage(runs.pipeline("cycles", status="FAILED"), "finetune", 0, {"mean_accuracy": 0.1})
+    return {"table3": table3[1], "baselines": baselines[1], "cycles": cycles[1]}
 
 
 def cells(markdown: str, first_cell: str) -> list[str]:
@@ -169,9 +241,10 @@ def test_report_numbers_match_the_runs(
     exp_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
     (report,) = client.search_runs([exp_id], "tags.`ecogen.kind` = 'report'")
     assert report.info.status == "FINISHED" and report.info.run_name == "report"
-    assert report.data.tags[SOURCES] == f"{store['table3']},{store['baselines']}"
+    assert report.data.tags[SOURCES] == f"{store['table3']},{store['baselines']},{store['cycles']}"
     assert report.info.run_id in md
     assert report.data.metrics["target.semi_supervised_gain"] == 1.0
+    assert report.data.metrics["target.relay_vs_best_edge"] == 1.0
     artifacts = {a.path for a in client.list_artifacts(report.info.run_id)}
     assert {
         "report.md",
@@ -180,7 +253,54 @@ def test_report_numbers_match_the_runs(
         "bytes.csv",
         "accuracy_per_round.png",
         "energy.png",
+        "relay_cycles.csv",
+        "relay_cycles.png",
     } <= artifacts
+
+
+def test_report_cycles_section_is_the_cycle_runs(
+    store: dict[str, str], params: Params, project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    md = build_report(params, project, out, pipelines=("cycles",)).read_text()
+    header = cells(md, "cycles")
+    assert header[1:3] == [f"`{store['cycles']}`", "FINISHED"]
+    assert header[4] == "3 cycles (+1 unfinished or rerun, left out)"
+    assert header[6] == "dim 32, depth ?, heads ? (1.00 MB)"  # the model size the hfsl stage measured
+    relay = section(md, "Knowledge relay (cycles)")
+    assert cells(relay, "0") == [
+        "0",
+        "0.800",
+        "0.760",
+        "0.765 (invert)",
+        "+0.035",
+        "+0.040",
+        "—",
+        "0.880",
+        f"{(0.90 + 0.85) / 2:.3f}",
+        "14.18 kB of FM 1.00 MB (1.4%)",
+        "1.00 MB",
+        "50.00 kB",
+        "0.0002",
+    ]
+    assert cells(relay, "1")[1:7] == ["0.820", "0.790", "0.780 (invert)", "+0.040", "+0.030", "0.870"]
+    assert cells(relay, "2")[1] == "0.830"
+    targets = section(md, "Targets")
+    assert [cells(targets, t)[-1] for t in TARGETS[-5:]] == ["**PASS**"] * 5
+    assert "0.800 → 0.820 → 0.830" in cells(targets, TARGETS[-3])[1]
+    assert "edge-identity cycle 1: 0.898 vs 0.900 = -0.002" in cells(targets, TARGETS[-2])[1]
+
+    data = json.loads((out / "report.json").read_text())
+    assert set(data) == {"cycles", "targets"}
+    assert data["cycles"]["1"]["fm_mean_accuracy"] == pytest.approx(0.82)
+    assert data["cycles"]["2"]["hfsl_edge_accuracy"] == HFSL_EDGES[2]
+    assert data["cycles"]["1"]["redelivered_edge_accuracy"] == {"edge-identity": 0.87, "edge-invert": 0.87}
+    assert data["targets"]["upload_is_tunable"] == {"status": "PASS", "value": 0.0, "threshold": 0.0}
+    with (out / "relay_cycles.csv").open() as f:
+        lines = list(csv.DictReader(f))
+    assert [(r["cycle"], float(r["fm_mean_accuracy"])) for r in lines] == [
+        (str(k), pytest.approx(v)) for k, v in enumerate(RELAY_FM)
+    ]
 
 
 def test_missing_pipelines_are_not_run(store: dict[str, str], project: Path, tmp_path: Path) -> None:
@@ -191,3 +311,7 @@ def test_missing_pipelines_are_not_run(store: dict[str, str], project: Path, tmp
     assert "no finished `table3` pipeline run" in md and "no finished `nope` pipeline run" in md
     assert md.count("**not run**") == len(TARGETS)
     assert json.loads((tmp_path / "empty" / "report.json").read_text())["baselines"] == {"status": "not run"}
+    md = build_report(params, project, tmp_path / "default").read_text()  # cycles among the defaults
+    assert "_not run: no finished `cycles` pipeline run._" in md
+    assert json.loads((tmp_path / "default" / "report.json").read_text())["cycles"] == {"status": "not run"}
+    assert (tmp_path / "default" / "relay_cycles.png").is_file()
