@@ -55,6 +55,7 @@ from ecogen.split.allocation import allocate_blocks
 from ecogen.split.chain import SplitChain, has_tunable
 from ecogen.split.channel import Channel
 from ecogen.split.semi_supervised import SplitSemiSupervised, fixmatch_loader
+from ecogen.stages.common import vit_config_for
 from ecogen.training.augment import weak
 from ecogen.training.trainer import make_trainer
 
@@ -72,19 +73,7 @@ TINY = ViTConfig(
 
 def default_config(model: ModelParams | None = None) -> ViTConfig:
     """The ViT that ``params.yaml``'s default ``model`` section builds for 28×28×1 images, 10 classes."""
-    m = model or ModelParams()
-    return ViTConfig(
-        image_size=28,
-        channels=1,
-        patch_size=m.patch_size,
-        num_classes=10,
-        dim=m.dim,
-        depth=m.depth,
-        heads=m.heads,
-        mlp_ratio=m.mlp_ratio,
-        decoder_dim=m.decoder_dim,
-        decoder_depth=m.decoder_depth,
-    )
+    return vit_config_for(model or ModelParams(), image_size=28, channels=1, num_classes=10)
 
 
 def edge_model(cfg: ViTConfig, seed: int) -> nn.Module:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ecogen.config.params import PeftParams, RelayParams
@@ -36,6 +36,7 @@ class RelayOutcome:
     naive: ViT  # the naive relay (parameter averaging), for comparison
     transfer_images: int
     teacher_weight: dict[str, float]  # each edge's mean weight over the transfer set
+    teachers: dict[str, nn.Module] = field(default_factory=dict)  # the edges' models, rebuilt
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -66,7 +67,7 @@ def run_relay(
     seed: int,
 ) -> RelayOutcome:
     _check(uploads, public)
-    teachers = [edge_model(fm, peft, u.state, seed) for u in uploads.values()]
+    teachers = {name: edge_model(fm, peft, u.state, seed) for name, u in uploads.items()}
     naive = naive_relay(fm, uploads, peft, seed)
     x = transfer_set(
         fm, to_float(public), cfg.public_samples, cfg.synthetic_samples, cfg.synthetic_mask_ratio, seed
@@ -80,7 +81,7 @@ def run_relay(
     )
     predictor = make_trainer(accelerator, max_epochs=1)
     batches = predictor.predict(
-        TeacherEnsemble(teachers, cfg.weighting, cfg.temperature),
+        TeacherEnsemble(list(teachers.values()), cfg.weighting, cfg.temperature),
         DataLoader(TensorDataset(x), batch_size=cfg.batch_size),
     )
     assert batches is not None
@@ -103,5 +104,6 @@ def run_relay(
         naive=naive.cpu().eval(),
         transfer_images=len(x),
         teacher_weight={name: float(w.mean()) for name, w in zip(uploads, weights, strict=True)},
+        teachers=teachers,
         history=history.series,
     )

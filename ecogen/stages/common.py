@@ -10,15 +10,20 @@ from ecogen.models.vit import ViTConfig
 
 
 def vit_config(model: ModelParams, meta: DataMeta) -> ViTConfig:
-    if meta.image_size % model.patch_size:
+    return vit_config_for(model, meta.image_size, meta.channels, meta.num_classes)
+
+
+def vit_config_for(model: ModelParams, image_size: int, channels: int, num_classes: int) -> ViTConfig:
+    """The ViT that the ``model`` section builds for images of this size and these classes."""
+    if image_size % model.patch_size:
         raise ValueError(
-            f"model.patch_size {model.patch_size} does not divide the prepared image size {meta.image_size}"
+            f"model.patch_size {model.patch_size} does not divide the prepared image size {image_size}"
         )
     return ViTConfig(
-        image_size=meta.image_size,
-        channels=meta.channels,
+        image_size=image_size,
+        channels=channels,
         patch_size=model.patch_size,
-        num_classes=meta.num_classes,
+        num_classes=num_classes,
         dim=model.dim,
         depth=model.depth,
         heads=model.heads,

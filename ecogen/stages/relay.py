@@ -19,7 +19,6 @@ from ecogen.models.checkpoint import load_fm, save_fm
 from ecogen.models.vit import parameter_count
 from ecogen.peft.tunable import module_bytes, state_bytes
 from ecogen.plots import reconstruction_grid
-from ecogen.relay.naive import edge_model
 from ecogen.relay.relay import relayed_fm, run_relay
 from ecogen.split.channel import Channel, TunableModules
 from ecogen.stages.common import example_input, mean
@@ -62,7 +61,7 @@ def relay(params: Params, ws: Workspace) -> StageResult:
         }
 
     fm_acc, naive_acc = on_all(out.student), on_all(out.naive)
-    edge_acc = {d: on_all(edge_model(fm, params.peft, u.state, params.seed)) for d, u in uploads.items()}
+    edge_acc = {d: on_all(teacher) for d, teacher in out.teachers.items()}
     best = max(edge_acc, key=lambda d: mean(list(edge_acc[d].values())))
     sample = to_float(public[:8])
     grids = [

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Run
@@ -143,6 +144,17 @@ def _latest_per_trial(runs: list[Run]) -> list[Run]:
     return list(latest.values())
 
 
+def _run_fields(pipeline: str, run: Run) -> dict[str, Any]:
+    """What every pipeline source shows of its MLflow run."""
+    started = run.info.start_time
+    return {
+        "pipeline": pipeline,
+        "run_id": run.info.run_id,
+        "status": run.info.status,
+        "started": datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
+    }
+
+
 def load_pipeline(client: MlflowClient, exp_id: str, pipeline: str) -> PipelineTrials:
     """The finished trials of ``pipeline``'s latest usable run, aggregated per row."""
     found = latest_pipeline_run(client, exp_id, pipeline)
@@ -151,12 +163,8 @@ def load_pipeline(client: MlflowClient, exp_id: str, pipeline: str) -> PipelineT
     run, runs = found
     trials = [to_trial(client, r) for r in _latest_per_trial(runs)]
     rows = aggregate(trials)
-    started = run.info.start_time
     source = tables.PipelineSource(
-        pipeline=pipeline,
-        run_id=run.info.run_id,
-        status=run.info.status,
-        started=datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
+        **_run_fields(pipeline, run),
         trials=len(trials),
         skipped=len(runs) - len(trials),
         params={**(trials[0].params if trials else {}), **run.data.params},
@@ -230,12 +238,8 @@ def load_cycles(client: MlflowClient, exp_id: str, pipeline: str = CYCLES_PIPELI
     run, runs = found
     cycles = to_cycles(client, exp_id, runs)
     used = sum(bool(c.relay) + bool(c.finetune) + bool(c.hfsl) for c in cycles)
-    started = run.info.start_time
     source = tables.PipelineSource(
-        pipeline=pipeline,
-        run_id=run.info.run_id,
-        status=run.info.status,
-        started=datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
+        **_run_fields(pipeline, run),
         trials=len(cycles),
         skipped=len(runs) - used,
         params=dict(run.data.params),
