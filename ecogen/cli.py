@@ -144,6 +144,10 @@ def deploy(
     pipeline: Annotated[list[str] | None, typer.Argument(help="Pipelines to serve (default: all).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     pipelines: PipelinesOpt = Path("pipelines.yaml"),
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="A profile from pipelines.yaml; deployments named PIPELINE-PROFILE."),
+    ] = None,
 ) -> None:
     """Serve pipelines as Prefect deployments on their schedules (blocks until stopped).
 
@@ -152,7 +156,10 @@ def deploy(
     try:
         specs = load_pipelines(pipelines)
         names = [_resolve(specs, p) for p in (pipeline or list(specs.pipelines))]
-        configs: dict[str, Params] = {n: load_params(params, specs.pipelines[n].overrides) for n in names}
+        overlay = profile_overrides(specs, profile)
+        configs: dict[str, Params] = {
+            n: load_params(params, specs.pipelines[n].overrides, profile=overlay) for n in names
+        }
         for n in names:
             expand_trials(configs[n], specs.pipelines[n].trials, str(pipelines))
     except ConfigError as err:
@@ -163,7 +170,9 @@ def deploy(
     quiet_defaults()
     from flows.deploy import serve_pipelines
 
-    serve_pipelines({n: (specs.pipelines[n], configs[n]) for n in names}, project_root=Path.cwd())
+    serve_pipelines(
+        {n: (specs.pipelines[n], configs[n]) for n in names}, project_root=Path.cwd(), profile=profile
+    )
 
 
 ReportOutOpt = Annotated[Path, typer.Option("--out", help="Folder for report.md and its CSV, JSON, PNG.")]

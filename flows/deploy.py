@@ -36,18 +36,22 @@ def _parameters(name: str, spec: Pipeline, params: Params, project_root: Path) -
     }
 
 
-def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root: Path) -> None:
+def serve_pipelines(
+    pipelines: dict[str, tuple[Pipeline, Params]], project_root: Path, profile: str | None = None
+) -> None:
     """Serve in this process every pipeline without a work pool; register the others to their pool.
 
     Parameters (the validated params) are pinned at deploy time: redeploy after editing params.yaml.
+    With a ``profile`` the deployments are named ``<pipeline>-<profile>``.
     """
     served = []
     for name, (spec, params) in pipelines.items():
         parameters = _parameters(name, spec, params, project_root)
+        deployment = f"{name}-{profile}" if profile else name
         if spec.work_pool:
             # module entrypoint: workers run the installed ecogen/flows packages, wherever they are
             pipeline_flow.deploy(
-                name=name,
+                name=deployment,
                 work_pool_name=spec.work_pool,
                 parameters=parameters,
                 schedules=_schedule(spec.schedule),
@@ -60,7 +64,7 @@ def serve_pipelines(pipelines: dict[str, tuple[Pipeline, Params]], project_root:
         else:
             served.append(
                 pipeline_flow.to_deployment(
-                    name=name,
+                    name=deployment,
                     parameters=parameters,
                     schedules=_schedule(spec.schedule),
                     description=spec.description,

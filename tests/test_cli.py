@@ -75,3 +75,10 @@ def test_bad_set_and_unknown_pipeline_exit_2(project: Path) -> None:
     assert out.returncode == 2 and "nosuch" in out.stderr
     out = ecogen("stage", "train", cwd=project)
     assert out.returncode == 2 and "train" in out.stderr
+
+
+def test_unknown_profile_exit_2_for_run_and_deploy(project: Path) -> None:
+    for command in ("run", "deploy"):
+        out = ecogen(command, "table3", "--profile", "nosuch", cwd=project)
+        assert out.returncode == 2, (command, out.stderr)
+        assert "unknown profile 'nosuch'" in out.stderr and "cpu" in out.stderr

@@ -1,6 +1,6 @@
-"""Parameter-efficient fine-tuning: LoRA (via peft), deep visual prompts, head-only."""
+"""Parameter-efficient fine-tuning: LoRA (via peft), deep visual prompts, head-only.
 
-from ecogen.peft.registry import PEFT_METHODS, apply_peft
-from ecogen.peft.tunable import load_tunable_state, module_bytes, state_bytes, tunable_state
-
-__all__ = ["PEFT_METHODS", "apply_peft", "load_tunable_state", "module_bytes", "state_bytes", "tunable_state"]
+Import from the submodules: ``ecogen.peft.registry`` (``apply_peft``, ``PEFT_METHODS``; it
+imports the peft library, and with it transformers) and ``ecogen.peft.tunable`` (byte counts and
+module state, plain torch) — so stages that only count bytes start without peft.
+"""

@@ -7,19 +7,15 @@ for all edges and returns the same shape of result.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Callable
+from typing import cast
 
 from ecogen.config.params import Params
 from ecogen.config.pipelines import StageName
 from ecogen.plots import series_csv, series_plot
-from ecogen.stages.finetune import finetune_edge
-from ecogen.stages.hfsl import hfsl
-from ecogen.stages.infer import infer_edge
-from ecogen.stages.prepare import prepare
-from ecogen.stages.pretrain import pretrain
-from ecogen.stages.relay import relay
 from ecogen.stages.result import StageResult, combine
 from ecogen.workspace import Workspace
 
@@ -28,8 +24,31 @@ EdgeStage = Callable[[Params, Workspace, str], StageResult]
 
 # Stages that run as one call: the cloud's, and HFSL (its edges meet at the cloud every
 # `hfsl.cloud_every` rounds, so they run together; their clusters train in parallel inside).
-CLOUD_STAGES: dict[str, CloudStage] = {"prepare": prepare, "pretrain": pretrain, "hfsl": hfsl, "relay": relay}
-EDGE_STAGES: dict[str, EdgeStage] = {"finetune": finetune_edge, "infer": infer_edge}
+# "module:function", imported on first use: `ecogen stage prepare` (what `dvc repro` runs per
+# stage) then does not pay for importing peft and transformers.
+CLOUD_STAGES: dict[str, str] = {
+    "prepare": "ecogen.stages.prepare:prepare",
+    "pretrain": "ecogen.stages.pretrain:pretrain",
+    "hfsl": "ecogen.stages.hfsl:hfsl",
+    "relay": "ecogen.stages.relay:relay",
+}
+EDGE_STAGES: dict[str, str] = {
+    "finetune": "ecogen.stages.finetune:finetune_edge",
+    "infer": "ecogen.stages.infer:infer_edge",
+}
+
+
+def _load(ref: str) -> Callable[..., StageResult]:
+    module, name = ref.split(":")
+    return cast(Callable[..., StageResult], getattr(importlib.import_module(module), name))
+
+
+def cloud_stage(stage: StageName) -> CloudStage:
+    return _load(CLOUD_STAGES[stage])
+
+
+def edge_stage(stage: StageName) -> EdgeStage:
+    return _load(EDGE_STAGES[stage])
 
 
 def is_edge_stage(stage: StageName) -> bool:
@@ -37,7 +56,7 @@ def is_edge_stage(stage: StageName) -> bool:
 
 
 def run_edge(stage: StageName, params: Params, ws: Workspace, domain: str) -> StageResult:
-    return EDGE_STAGES[stage](params, ws, domain)
+    return edge_stage(stage)(params, ws, domain)
 
 
 def write_outputs(result: StageResult, ws: Workspace) -> StageResult:
@@ -58,7 +77,7 @@ def write_outputs(result: StageResult, ws: Workspace) -> StageResult:
 def run_stage(stage: StageName, params: Params, ws: Workspace) -> StageResult:
     """Runs one whole stage in this process (what `ecogen stage NAME` and `dvc repro` do)."""
     if stage in CLOUD_STAGES:
-        result = CLOUD_STAGES[stage](params, ws)
+        result = cloud_stage(stage)(params, ws)
     else:
         result = combine(stage, [run_edge(stage, params, ws, d) for d in params.data.domains])
     return write_outputs(result, ws)

@@ -38,7 +38,9 @@ from ecogen.config import load_params, load_pipelines
 pytestmark = pytest.mark.slow
 
 NAME = "e2etiny"
-DEPLOYMENT = f"ecogen-pipeline/{NAME}"
+PROFILE = "e2e"  # deployed with --profile: the deployment is named <pipeline>-<profile>
+DEPLOYMENT = f"ecogen-pipeline/{NAME}-{PROFILE}"
+PROFILE_LATENCY_MS = 7.0  # the profile's one change, found again in the deployment's params
 # Once a year, far from now: the only run of this test is the one it starts itself.
 SCHEDULE = {"cron": "0 3 1 1 *", "timezone": "Europe/Paris"}
 
@@ -99,6 +101,7 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
         "overrides": quick_overrides(),
         "schedule": SCHEDULE,
     }
+    pipelines.setdefault("profiles", {})[PROFILE] = {"inference": {"d2d_latency_ms": PROFILE_LATENCY_MS}}
     write_yaml(project / "pipelines.yaml", pipelines)
     spec = load_pipelines(project / "pipelines.yaml").pipelines[NAME]  # valid for ecogen/config
     load_params(project / "params.yaml", spec.overrides)
@@ -133,7 +136,7 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
 
             wait_for("the Prefect server's /api/health", healthy, 60, logs)
 
-            serve = start(["ecogen", "deploy", NAME], project, env, dlog)
+            serve = start(["ecogen", "deploy", NAME, "--profile", PROFILE], project, env, dlog)
 
             def deployment() -> dict[str, Any] | None:
                 assert serve.poll() is None, f"ecogen deploy exited {serve.returncode}"
@@ -154,6 +157,7 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
             assert shown["parameters"]["pipeline"] == NAME
             assert Path(shown["parameters"]["project_root"]) == project.resolve()
             assert shown["parameters"]["params"]["hfsl"]["rounds"] == spec.overrides["hfsl"]["rounds"]
+            assert shown["parameters"]["params"]["inference"]["d2d_latency_ms"] == PROFILE_LATENCY_MS
 
             out = sh(
                 ["prefect", "deployment", "run", DEPLOYMENT, "--watch", "--watch-timeout", "300"],

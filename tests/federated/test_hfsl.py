@@ -6,7 +6,7 @@ from ecogen.config.params import HfslParams, PeftParams
 from ecogen.data.prepared import UNLABELLED, Split
 from ecogen.federated.hfsl import run_hfsl
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
-from ecogen.peft import state_bytes, tunable_state
+from ecogen.peft.tunable import state_bytes, tunable_state
 from ecogen.peft.edge import build_edge_model
 from ecogen.split import Channel
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from ecogen.config.params import PeftParams
 from ecogen.models.vit import ViT, ViTConfig, split_segments
-from ecogen.peft import apply_peft
+from ecogen.peft.registry import apply_peft
 from ecogen.split import Channel, SplitChain, allocate_blocks
 
 CFG = ViTConfig(image_size=8, patch_size=2, dim=16, depth=4, heads=2, num_classes=5)
