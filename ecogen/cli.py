@@ -90,6 +90,7 @@ def run(
         trials=trials,
         trial_stages=list(spec.trials.stages) if spec.trials else [],
         cycle_stages=list(spec.cycle or []),
+        profile=profile,
     )
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     for key, value in sorted(summary["metrics"].items()):
@@ -189,6 +190,10 @@ def report(
     params: ParamsOpt = Path("params.yaml"),
     out: ReportOutOpt = Path("reports"),
     pipeline: ReportPipelineOpt = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="Only runs made with this profile ('none': as written)."),
+    ] = None,
 ) -> None:
     """Compare the latest experiment runs from MLflow alone; log the report as an MLflow run."""
     try:
@@ -202,7 +207,7 @@ def report(
     from ecogen.reporting.tables import section
     from ecogen.tracking.report import DEFAULT_PIPELINES, build_report
 
-    path = build_report(cfg, Path.cwd(), out, tuple(pipeline or DEFAULT_PIPELINES))
+    path = build_report(cfg, Path.cwd(), out, tuple(pipeline or DEFAULT_PIPELINES), profile)
     typer.echo(f"report: {path}")
     typer.echo(section(path.read_text(), "Targets"))
 

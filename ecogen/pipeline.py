@@ -20,7 +20,7 @@ from ecogen.environment import share_cores
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
-from ecogen.tracking.runs import CYCLE, REPLICATE, ROW, TRIAL
+from ecogen.tracking.runs import CYCLE, NO_PROFILE, PROFILE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
@@ -52,9 +52,11 @@ class RunContext(BaseModel):
         return self.model_copy(update={"trial": trial, "params": trial.params})
 
 
-def start_pipeline(pipeline: str, params: Params, project_root: Path) -> RunContext:
+def start_pipeline(
+    pipeline: str, params: Params, project_root: Path, profile: str | None = None
+) -> RunContext:
     root = project_root.resolve()
-    run_id = start_pipeline_run(params, pipeline, root)
+    run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
     return RunContext(
         pipeline=pipeline, params=params, project_root=root, workdir=root / "runs" / pipeline, run_id=run_id
     )

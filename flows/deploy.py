@@ -24,7 +24,9 @@ def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
     return [Interval(spec.interval_seconds, timezone=spec.timezone)]
 
 
-def _parameters(name: str, spec: Pipeline, params: Params, project_root: Path) -> dict[str, object]:
+def _parameters(
+    name: str, spec: Pipeline, params: Params, project_root: Path, profile: str | None
+) -> dict[str, object]:
     return {
         "pipeline": name,
         "stages": list(spec.stages),
@@ -33,6 +35,7 @@ def _parameters(name: str, spec: Pipeline, params: Params, project_root: Path) -
         "trials": [t.model_dump(mode="json") for t in expand_trials(params, spec.trials)],
         "trial_stages": list(spec.trials.stages) if spec.trials else [],
         "cycle_stages": list(spec.cycle or []),
+        "profile": profile,
     }
 
 
@@ -46,7 +49,7 @@ def serve_pipelines(
     """
     served = []
     for name, (spec, params) in pipelines.items():
-        parameters = _parameters(name, spec, params, project_root)
+        parameters = _parameters(name, spec, params, project_root, profile)
         deployment = f"{name}-{profile}" if profile else name
         if spec.work_pool:
             # module entrypoint: workers run the installed ecogen/flows packages, wherever they are

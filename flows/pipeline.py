@@ -51,8 +51,9 @@ def pipeline_flow(
     trials: list[Trial] | None = None,
     trial_stages: list[StageName] | None = None,
     cycle_stages: list[StageName] | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    ctx = glue.start_pipeline(pipeline, params, Path(project_root))
+    ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile)
     try:
         repeated = list(trial_stages or []) + list(cycle_stages or [])
         ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])

@@ -57,6 +57,7 @@ class PipelineSource:
 
     pipeline: str
     run_id: str | None = None
+    profile: str | None = None  # the pipelines.yaml profile of the run (or the one asked for)
     status: str = NOT_RUN
     started: datetime | None = None
     trials: int = 0
@@ -92,7 +93,7 @@ def header_markdown(generated: datetime, experiment: str, sources: Sequence[Pipe
     body = []
     for s in sources:
         if s.run_id is None:
-            body.append([s.pipeline, NOT_RUN, *[DASH] * 8])
+            body.append([s.pipeline, NOT_RUN, s.profile or DASH, *[DASH] * 8])
             continue
         p = s.params
         model = ", ".join(f"{k} {p.get(f'model.{k}', '?')}" for k in ("dim", "depth", "heads"))
@@ -105,6 +106,7 @@ def header_markdown(generated: datetime, experiment: str, sources: Sequence[Pipe
             [
                 s.pipeline,
                 f"`{s.run_id}`",
+                s.profile or DASH,
                 s.status,
                 started,
                 trials,
@@ -118,6 +120,7 @@ def header_markdown(generated: datetime, experiment: str, sources: Sequence[Pipe
     head = [
         "Pipeline",
         "MLflow run",
+        "Profile",
         "Status",
         "Started",
         "Trials",

@@ -38,6 +38,7 @@ from ecogen.tracking.runs import (
     EDGE,
     KIND,
     PIPELINE,
+    PROFILE,
     REPLICATE,
     ROW,
     STAGE,
@@ -95,20 +96,27 @@ def latest_pipeline_run(
     pipeline: str,
     children: Callable[[MlflowClient, str, str], list[Run]] = trial_runs,
     counts: Callable[[Run], bool] = _finished,
+    profile: str | None = None,
 ) -> tuple[Run, list[Run]] | None:
     """Newest pipeline run that FINISHED, or FAILED after some trials finished; with its trial runs.
 
     ``children`` lists the runs under a pipeline run (default: its trial runs); a FAILED pipeline
-    run is used when one of them ``counts`` (default: it finished).
+    run is used when one of them ``counts`` (default: it finished).  With ``profile`` only runs of
+    that pipelines.yaml profile are considered (``"none"``: the pipeline as written).
     """
     query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = {_quote(pipeline)}"
     for run in _search(client, exp_id, query, order_by=["attributes.start_time DESC"]):
-        if run.info.status not in USABLE:
+        if run.info.status not in USABLE or (profile is not None and run_profile(run) != profile):
             continue
         runs = children(client, exp_id, run.info.run_id)
         if run.info.status == "FINISHED" or any(counts(r) for r in runs):
             return run, runs
     return None
+
+
+def run_profile(run: Run) -> str | None:
+    """The profile a pipeline run was made with (``"none"``: as written; None: logged before the tag)."""
+    return run.data.tags.get(PROFILE)
 
 
 def to_trial(client: MlflowClient, run: Run) -> Trial:
@@ -150,16 +158,19 @@ def _run_fields(pipeline: str, run: Run) -> dict[str, Any]:
     return {
         "pipeline": pipeline,
         "run_id": run.info.run_id,
+        "profile": run_profile(run),
         "status": run.info.status,
         "started": datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
     }
 
 
-def load_pipeline(client: MlflowClient, exp_id: str, pipeline: str) -> PipelineTrials:
-    """The finished trials of ``pipeline``'s latest usable run, aggregated per row."""
-    found = latest_pipeline_run(client, exp_id, pipeline)
+def load_pipeline(
+    client: MlflowClient, exp_id: str, pipeline: str, profile: str | None = None
+) -> PipelineTrials:
+    """The finished trials of ``pipeline``'s latest usable run (of ``profile``), aggregated per row."""
+    found = latest_pipeline_run(client, exp_id, pipeline, profile=profile)
     if found is None:
-        return PipelineTrials(tables.PipelineSource(pipeline), None)
+        return PipelineTrials(tables.PipelineSource(pipeline, profile=profile), None)
     run, runs = found
     trials = [to_trial(client, r) for r in _latest_per_trial(runs)]
     rows = aggregate(trials)
@@ -230,11 +241,13 @@ def to_cycles(client: MlflowClient, exp_id: str, runs: list[Run]) -> list[Cycle]
     return cycles
 
 
-def load_cycles(client: MlflowClient, exp_id: str, pipeline: str = CYCLES_PIPELINE) -> PipelineTrials:
+def load_cycles(
+    client: MlflowClient, exp_id: str, pipeline: str = CYCLES_PIPELINE, profile: str | None = None
+) -> PipelineTrials:
     """The cycles of ``pipeline``'s latest usable run (FINISHED, or FAILED after a finished relay)."""
-    found = latest_pipeline_run(client, exp_id, pipeline, cycle_stage_runs, _finished_relay)
+    found = latest_pipeline_run(client, exp_id, pipeline, cycle_stage_runs, _finished_relay, profile)
     if found is None:
-        return PipelineTrials(tables.PipelineSource(pipeline), None)
+        return PipelineTrials(tables.PipelineSource(pipeline, profile=profile), None)
     run, runs = found
     cycles = to_cycles(client, exp_id, runs)
     used = sum(bool(c.relay) + bool(c.finetune) + bool(c.hfsl) for c in cycles)
@@ -249,11 +262,11 @@ def load_cycles(client: MlflowClient, exp_id: str, pipeline: str = CYCLES_PIPELI
     return PipelineTrials(source, None, cycles)
 
 
-def load(client: MlflowClient, exp_id: str, pipeline: str) -> PipelineTrials:
+def load(client: MlflowClient, exp_id: str, pipeline: str, profile: str | None = None) -> PipelineTrials:
     """``pipeline``'s numbers: its cycles for the knowledge-flow loop, its trials otherwise."""
     if pipeline == CYCLES_PIPELINE:
-        return load_cycles(client, exp_id, pipeline)
-    return load_pipeline(client, exp_id, pipeline)
+        return load_cycles(client, exp_id, pipeline, profile)
+    return load_pipeline(client, exp_id, pipeline, profile)
 
 
 def render(
@@ -294,17 +307,23 @@ def render(
 
 
 def build_report(
-    params: Params, project_root: Path, out_dir: Path, pipelines: Sequence[str] = DEFAULT_PIPELINES
+    params: Params,
+    project_root: Path,
+    out_dir: Path,
+    pipelines: Sequence[str] = DEFAULT_PIPELINES,
+    profile: str | None = None,
 ) -> Path:
     """Build the report from the tracking store of ``params.tracking``; log it as a ``report`` run.
 
-    Missing pipelines and rows are reported as "not run".  Returns the path of ``report.md``.
+    ``profile``: only pipeline runs made with that pipelines.yaml profile (``"none"``: as written);
+    default: the newest run of each pipeline, whatever its profile.  Missing pipelines and rows are
+    reported as "not run".  Returns the path of ``report.md``.
     """
     uri = use_tracking_uri(params.tracking, project_root)
     client = MlflowClient(uri)
     experiment = params.tracking.experiment
     exp_id = experiment_id(client, experiment, uri, project_root)
-    loaded = {name: load(client, exp_id, name) for name in dict.fromkeys(pipelines)}
+    loaded = {name: load(client, exp_id, name, profile) for name in dict.fromkeys(pipelines)}
     sources = [p.source.run_id for p in loaded.values() if p.source.run_id]
     run_id = client.create_run(
         exp_id, run_name="report", tags={KIND: REPORT_KIND, SOURCES: ",".join(sources)}

@@ -200,5 +200,6 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
         [experiment.experiment_id], f"tags.`ecogen.kind` = 'pipeline' and tags.`ecogen.pipeline` = '{NAME}'"
     )
     assert [r.info.status for r in runs] == ["FINISHED"], [(r.info.run_id, r.info.status) for r in runs]
+    assert runs[0].data.tags["ecogen.profile"] == PROFILE
     assert (project / "runs" / NAME / "metrics" / "infer.json").is_file()
     assert not (ROOT / "runs" / NAME).exists()

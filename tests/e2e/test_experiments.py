@@ -52,7 +52,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = offline_env(project)
     for pipeline in ("table3", "baselines"):
         sh(["ecogen", "run", pipeline, "--profile", "tiny"], project, env, timeout=900)
-    sh(["ecogen", "report"], project, env, timeout=300)
+    sh(["ecogen", "report", "--profile", "tiny"], project, env, timeout=300)
     return project
 
 
@@ -82,6 +82,10 @@ def test_every_row_and_replicate_is_a_tagged_run_on_shared_stages(project: Path)
         [exp], "tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.stage` = 'finetune'"
     )
     assert len(finetunes) == 1  # shared by every row
+    (pipeline,) = client.search_runs(
+        [exp], "tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.kind` = 'pipeline'"
+    )
+    assert pipeline.data.tags["ecogen.profile"] == "tiny"  # what `ecogen report --profile` selects by
     assert all(r.info.status == "FINISHED" for r in trials)
     oracle, ecogen = rows["centralized"].data.metrics, rows["ecogen"].data.metrics
     assert oracle["mean_edge_client_bytes_per_round"] == 0.0

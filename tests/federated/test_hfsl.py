@@ -6,8 +6,8 @@ from ecogen.config.params import HfslParams, PeftParams
 from ecogen.data.prepared import UNLABELLED, Split
 from ecogen.federated.hfsl import run_hfsl
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
-from ecogen.peft.tunable import state_bytes, tunable_state
 from ecogen.peft.edge import build_edge_model
+from ecogen.peft.tunable import state_bytes, tunable_state
 from ecogen.split import Channel
 
 CFG = ViTConfig(image_size=8, patch_size=2, dim=16, depth=2, heads=2, num_classes=3)

@@ -5,9 +5,9 @@ import torch
 
 from ecogen.config.params import PeftParams
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
+from ecogen.peft.edge import base_vit, build_edge_model
 from ecogen.peft.registry import PEFT_METHODS, apply_peft
 from ecogen.peft.tunable import load_tunable_state, state_bytes, tunable_state
-from ecogen.peft.edge import base_vit, build_edge_model
 
 CFG = ViTConfig(image_size=8, patch_size=2, dim=16, depth=2, heads=2, num_classes=4)
 

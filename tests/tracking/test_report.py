@@ -69,9 +69,12 @@ class FakeRuns:
         )
         return rid
 
-    def pipeline(self, name: str, status: str = "FINISHED") -> tuple[str, str]:
+    def pipeline(self, name: str, status: str = "FINISHED", profile: str | None = None) -> tuple[str, str]:
         params = {"data.source": "digits", "model.dim": "32", "hfsl.rounds": str(ROUNDS)}
-        rid = self._run(name, {"ecogen.kind": "pipeline", "ecogen.pipeline": name}, params, [])
+        tags = {"ecogen.kind": "pipeline", "ecogen.pipeline": name}
+        if profile is not None:  # runs logged before the tag existed have none
+            tags["ecogen.profile"] = profile
+        rid = self._run(name, tags, params, [])
         if status != "RUNNING":
             self.client.set_terminated(rid, status)
         return name, rid
@@ -211,9 +214,9 @@ def test_report_numbers_match_the_runs(
     out = tmp_path / "reports"
     md = build_report(params, project, out).read_text()
 
-    assert cells(md, "table3")[1] == f"`{store['table3']}`"
-    assert cells(md, "baselines")[1:3] == [f"`{store['baselines']}`", "FAILED"]
-    assert cells(md, "baselines")[4] == "8 (+2 unfinished or rerun, left out)"
+    assert cells(md, "table3")[1:3] == [f"`{store['table3']}`", "—"]
+    assert cells(md, "baselines")[1:4] == [f"`{store['baselines']}`", "—", "FAILED"]
+    assert cells(md, "baselines")[5] == "8 (+2 unfinished or rerun, left out)"
     for c in range(1, 7):
         ends = [t3_end(c, k) for k in range(REPLICATES)]
         row = cells(md, str(c))
@@ -264,9 +267,9 @@ def test_report_cycles_section_is_the_cycle_runs(
     out = tmp_path / "reports"
     md = build_report(params, project, out, pipelines=("cycles",)).read_text()
     header = cells(md, "cycles")
-    assert header[1:3] == [f"`{store['cycles']}`", "FINISHED"]
-    assert header[4] == "3 cycles (+1 unfinished or rerun, left out)"
-    assert header[6] == "dim 32, depth ?, heads ? (1.00 MB)"  # the model size the hfsl stage measured
+    assert header[1:4] == [f"`{store['cycles']}`", "—", "FINISHED"]
+    assert header[5] == "3 cycles (+1 unfinished or rerun, left out)"
+    assert header[7] == "dim 32, depth ?, heads ? (1.00 MB)"  # the model size the hfsl stage measured
     relay = section(md, "Knowledge relay (cycles)")
     assert cells(relay, "0") == [
         "0",
@@ -315,3 +318,21 @@ def test_missing_pipelines_are_not_run(store: dict[str, str], project: Path, tmp
     assert "_not run: no finished `cycles` pipeline run._" in md
     assert json.loads((tmp_path / "default" / "report.json").read_text())["cycles"] == {"status": "not run"}
     assert (tmp_path / "default" / "relay_cycles.png").is_file()
+
+
+def test_profile_selects_the_runs_made_with_it(project: Path, params: Params, tmp_path: Path) -> None:
+    """An older `--profile cpu` run and a newer run as written: the report takes the newest by
+    default, and the runs of one profile with ``profile=``."""
+    params = Params.model_validate({"tracking": {"experiment": "ecogen-report-profiles"}})
+    uri = f"sqlite:///{(project / 'mlflow.db').as_posix()}"
+    client = MlflowClient(uri)
+    runs = FakeRuns(client, experiment_id(client, params.tracking.experiment, uri, project))
+    cpu = runs.pipeline("table3", profile="cpu")
+    runs.trial(cpu, "c1", 0, 0.6, {})
+    full = runs.pipeline("table3", profile="none")
+    runs.trial(full, "c1", 0, 0.9, {})
+    for profile, expected in ((None, full), ("none", full), ("cpu", cpu)):
+        md = build_report(params, project, tmp_path / str(profile), ("table3",), profile).read_text()
+        assert cells(md, "table3")[1:3] == [f"`{expected[1]}`", profile or "none"], profile
+    md = build_report(params, project, tmp_path / "gpu", ("table3",), "gpu").read_text()
+    assert "no finished `table3` pipeline run" in md and cells(md, "table3")[1:3] == ["not run", "gpu"]
