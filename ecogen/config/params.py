@@ -115,6 +115,9 @@ class HfslParams(Section):
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: PositiveFloat = 2e-4
     confidence_threshold: float = Field(0.95, ge=0.0, le=1.0)  # FixMatch pseudo-label cut
+    # fixed: FixMatch's τ; aligned: + distribution alignment to the client's labelled class
+    # frequencies; adaptive: FlexMatch's class-wise thresholds (ecogen/training/pseudo_label.py)
+    pseudo_labels: Literal["fixed", "aligned", "adaptive"] = "fixed"
     unlabelled_weight: float = Field(0.5, ge=0.0)  # weight of the pseudo-label loss (0: labels only)
 
 

@@ -34,6 +34,7 @@ from ecogen.split.allocation import allocate_blocks
 from ecogen.split.chain import SplitChain
 from ecogen.split.channel import Channel, TunableModules
 from ecogen.split.semi_supervised import SplitSemiSupervised, WholeModel, fixmatch_loader
+from ecogen.training.pseudo_label import class_prior
 from ecogen.training.trainer import make_trainer
 
 log = logging.getLogger("ecogen.hfsl")
@@ -111,7 +112,8 @@ def train_cluster(
 ) -> None:
     """``cfg.local_epochs`` of semi-supervised training inside one cluster."""
     path = SplitChain(cluster.segments, channel) if spec.split else WholeModel(cluster.model)
-    module = SplitSemiSupervised(cluster.model, path, cfg, seed=seed)
+    prior = class_prior(cluster.data.y, base_vit(cluster.model).cfg.num_classes)
+    module = SplitSemiSupervised(cluster.model, path, cfg, seed=seed, prior=prior)
     trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs)
     trainer.fit(module, fixmatch_loader(cluster.data, cfg, seed=seed))
     cluster.model.cpu()

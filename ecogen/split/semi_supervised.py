@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split, to_float
 from ecogen.split.chain import SplitChain, SplitTrace, has_tunable
-from ecogen.training.augment import pseudo_labels, strong, weak
+from ecogen.training.augment import strong, weak
+from ecogen.training.pseudo_label import PseudoLabeller
 
 
 class WholeModel:
@@ -95,11 +96,19 @@ def fixmatch_loader(split: Split, cfg: HfslParams, seed: int) -> DataLoader:
 
 
 class SplitSemiSupervised(L.LightningModule):
-    def __init__(self, model: nn.Module, chain: SplitChain | WholeModel, cfg: HfslParams, seed: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        chain: SplitChain | WholeModel,
+        cfg: HfslParams,
+        seed: int,
+        prior: Tensor | None = None,  # the client's labelled class frequencies (aligned mode)
+    ) -> None:
         super().__init__()
         self.model = model  # registers every segment's parameters (device moves, state)
         self.chain = chain
         self.cfg = cfg
+        self.labeller = PseudoLabeller(cfg.pseudo_labels, cfg.confidence_threshold, prior)
         self.automatic_optimization = False
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -126,7 +135,7 @@ class SplitSemiSupervised(L.LightningModule):
         if len(x_u) and self.cfg.unlabelled_weight > 0:
             with torch.no_grad():
                 logits_w, _ = self.chain.forward(weak(x_u, self.gen))
-            pseudo, mask = pseudo_labels(logits_w, self.cfg.confidence_threshold)
+            pseudo, mask = self.labeller(logits_w)
             x_u = strong(x_u, self.gen)
         else:
             x_u = x_u[:0]

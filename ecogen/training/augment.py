@@ -44,10 +44,3 @@ def strong(x: Tensor, g: torch.Generator) -> Tensor:
     x = x.masked_fill(hole[:, None], 0.0)
     noise = torch.randn(x.shape, generator=g).to(x.device) * 0.1
     return (x + noise).clamp(-1, 1)
-
-
-def pseudo_labels(logits: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
-    """(labels, mask): argmax of softmax, and mask = max prob ≥ threshold (float 0/1)."""
-    probs = logits.softmax(-1)
-    conf, labels = probs.max(-1)
-    return labels, (conf >= threshold).float()
