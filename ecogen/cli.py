@@ -48,6 +48,8 @@ def _fail(err: ConfigError) -> typer.Exit:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpcore"):  # every Prefect API call, hundreds per experiment
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _resolve(pipelines: Pipelines, name: str | None) -> str:

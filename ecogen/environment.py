@@ -7,6 +7,8 @@ because Prefect reads its settings at import time.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # else a failed telemetry call on every start
@@ -25,12 +27,19 @@ def quiet_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
-def share_cores(parallel_tasks: int) -> None:
-    """Give each of ``parallel_tasks`` threads its share of the cores for torch's intra-op pool.
+@contextmanager
+def share_cores(parallel_tasks: int) -> Iterator[None]:
+    """While inside, give each of ``parallel_tasks`` threads its share of the cores for torch's
+    intra-op pool; torch's previous thread count is restored on exit.
 
     Edges train in parallel threads of one process; with torch's default (all cores per op)
     they oversubscribe a small machine several times over.
     """
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, parallel_tasks)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -107,8 +107,7 @@ def cloud_stage(ctx: RunContext, stage: StageName) -> dict[str, float]:
 @contextmanager
 def edge_stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     """The stage run that the per-edge tasks of one stage nest under."""
-    share_cores(len(ctx.params.data.domains))
-    with _stage(ctx, stage) as run:
+    with share_cores(len(ctx.params.data.domains)), _stage(ctx, stage) as run:
         yield run
 
 

@@ -88,7 +88,9 @@ def _span(values: Sequence[int]) -> str:
     return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
-def header_markdown(generated: datetime, experiment: str, sources: Sequence[PipelineSource]) -> str:
+def header_markdown(
+    generated: datetime, experiment: str, sources: Sequence[PipelineSource], profile: str | None = None
+) -> str:
     """Title, when, and which pipeline runs (with their data, model size, λ and rounds) fed the report."""
     body = []
     for s in sources:
@@ -130,10 +132,12 @@ def header_markdown(generated: datetime, experiment: str, sources: Sequence[Pipe
         "Rounds",
         "Replicates",
     ]
+    made_with = f" made with profile `{profile}`" if profile else ""
     return (
         "# EcoGen comparison report\n\n"
         f"Generated {generated.strftime('%Y-%m-%d %H:%M:%S UTC')} from MLflow experiment `{experiment}`, "
-        "using the latest finished run of each pipeline. Values are mean ± sample std over replicates "
+        f"using the latest finished run of each pipeline{made_with}. "
+        "Values are mean ± sample std over replicates "
         '("± —": one replicate).\n\n' + _table(head, body)
     )
 

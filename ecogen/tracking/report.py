@@ -270,7 +270,11 @@ def load(client: MlflowClient, exp_id: str, pipeline: str, profile: str | None =
 
 
 def render(
-    loaded: Mapping[str, PipelineTrials], experiment: str, out_dir: Path, report_run: str | None = None
+    loaded: Mapping[str, PipelineTrials],
+    experiment: str,
+    out_dir: Path,
+    report_run: str | None = None,
+    profile: str | None = None,
 ) -> tuple[Path, list[TargetCheck]]:
     """Write report.md, the CSV/JSON files and the figures under ``out_dir``.
 
@@ -281,7 +285,7 @@ def render(
     cycles = loaded[CYCLES_PIPELINE].cycles if CYCLES_PIPELINE in loaded else None
     checks = check_targets(table3, baselines, cycles)
     generated = datetime.now(timezone.utc)
-    parts = [tables.header_markdown(generated, experiment, [p.source for p in loaded.values()])]
+    parts = [tables.header_markdown(generated, experiment, [p.source for p in loaded.values()], profile)]
     if report_run:
         parts.append(f"Logged as MLflow run `{report_run}` (`{SOURCES}` names the runs above).")
     for name, pipeline in loaded.items():
@@ -332,7 +336,7 @@ def build_report(
         log_tags(
             client, run_id, {f"{SOURCES}.{n}": p.source.run_id for n, p in loaded.items() if p.source.run_id}
         )
-        path, checks = render(loaded, experiment, out_dir, report_run=run_id)
+        path, checks = render(loaded, experiment, out_dir, report_run=run_id, profile=profile)
         _log_target_metrics(client, run_id, checks)
         client.log_artifacts(run_id, str(out_dir))
     except BaseException:

@@ -30,6 +30,14 @@ def _git_root(path: Path) -> Path | None:
     return None
 
 
+def _open(root: Path) -> Repo:
+    """The project's DVC repo; outside git without SCM, also when ``.dvc/config`` came from a git
+    checkout (an exported copy, an archive, a machine the tree was copied to without ``.git``)."""
+    if _git_root(root) is None:
+        return Repo(str(root), config={"core": {"no_scm": True}})
+    return Repo(str(root))
+
+
 def ensure_dvc_repo(project_root: Path) -> None:
     """``dvc init`` (``--no-scm`` outside git, ``--subdir`` below a git root) if ``.dvc/`` is missing;
     then analytics off and, if no default remote exists, ``local`` → ``<project_root>/dvc-remote``.
@@ -42,7 +50,7 @@ def ensure_dvc_repo(project_root: Path) -> None:
     if not (root / ".dvc").is_dir():
         git_root = _git_root(root)
         Repo.init(str(root), no_scm=git_root is None, subdir=git_root not in (None, root)).close()
-    with Repo(str(root)) as repo:
+    with _open(root) as repo:
         core = repo.config["core"]
         needs_remote = not core.get("remote")
         if core.get("analytics") is False and not needs_remote:
@@ -69,7 +77,7 @@ def version_data(project_root: Path, data_dir: Path) -> str:
     if root not in data.parents:
         raise DataVersionError(f"{data_dir} is not inside the project {project_root}")
     ensure_dvc_repo(root)
-    with Repo(str(root)) as repo:
+    with _open(root) as repo:
         repo.scm_context.quiet = True  # no "To track the changes with git, run: ..." on stdout
         try:
             stages = repo.add(str(data))
@@ -93,7 +101,7 @@ def hash_data(project_root: Path, data_dir: Path) -> str:
     entry is written only after the stage has finished."""
     root = project_root.resolve()
     ensure_dvc_repo(root)
-    with Repo(str(root)) as repo:
+    with _open(root) as repo:
         _, _, obj = build(
             repo.cache.local, str(data_dir.resolve()), repo.fs, "md5", dry_run=True, ignore=repo.dvcignore
         )

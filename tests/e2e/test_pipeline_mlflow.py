@@ -84,6 +84,8 @@ def test_the_cli_reports_the_parent_run(tree: RunTree) -> None:
     assert match.group(1) == tree.parent.info.run_id
     assert (tree.project / "mlflow.db").is_file()
     assert (tree.project / "runs" / PIPELINE / "metrics" / "infer.json").is_file()
+    # progress, not plumbing: stage progress lines are shown, Prefect's API calls are not
+    assert "hfsl[" in tree.stdout and "HTTP Request" not in tree.stdout, tree.stdout[-3000:]
 
 
 def test_one_parent_five_stages_one_edge_run_per_domain_and_stage(tree: RunTree) -> None:

@@ -334,5 +334,6 @@ def test_profile_selects_the_runs_made_with_it(project: Path, params: Params, tm
     for profile, expected in ((None, full), ("none", full), ("cpu", cpu)):
         md = build_report(params, project, tmp_path / str(profile), ("table3",), profile).read_text()
         assert cells(md, "table3")[1:3] == [f"`{expected[1]}`", profile or "none"], profile
+        assert ("made with profile" in md) == (profile is not None)
     md = build_report(params, project, tmp_path / "gpu", ("table3",), "gpu").read_text()
     assert "no finished `table3` pipeline run" in md and cells(md, "table3")[1:3] == ["not run", "gpu"]

@@ -149,3 +149,16 @@ def test_data_version_from_lock_after_repro(tmp_path: Path) -> None:
     (copy / "d").mkdir(parents=True)
     (copy / "d" / "x.txt").write_text("prepared")
     assert version_data(other, copy) == version
+
+
+def test_version_data_in_a_copy_of_a_git_project_without_its_git(tmp_path: Path) -> None:
+    """A git project's tracked .dvc/config (no ``no_scm``) copied without ``.git``, e.g. to a GPU agent."""
+    source = git_repo(tmp_path / "source")
+    ensure_dvc_repo(source)
+    assert "no_scm" not in (source / ".dvc" / "config").read_text()
+    copy = tmp_path / "copy"
+    (copy / ".dvc").mkdir(parents=True)
+    (copy / ".dvc" / "config").write_text((source / ".dvc" / "config").read_text())
+    data = write_data(copy / "runs" / "quick" / "data", "v1")
+    assert version_data(copy, data) == dvc_file_md5(data) == hash_data(copy, data)
+    assert "no_scm" not in (copy / ".dvc" / "config").read_text()  # the tracked config stays as it was
