@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Run ON THE GPU MACHINE, from the repo root (where the `run` tool starts), after benchmarks/gpu/fetch.sh
+# here.  Installs the carried packages, checks the GPU, runs `ecogen run table3`, `ecogen run baselines`
+# and `ecogen report`, each under `timeout` within one overall budget, and puts into $OUT:
+#   acceptance.log   everything printed          timings.tsv     step, exit code, seconds, limit
+#   results.tar.gz   reports/, env.txt, gpu.csv (nvidia-smi every 5 s), timings.tsv, logs/*.log,
+#                    runs/*/{metrics,plots,emissions}, runs/*/data.dvc
+#   mlflow.db.gz     the MLflow store the report was built from (no mlruns/ artifacts: models)
+# Packages, first found: $SITE/.ecogen-site-ok (a tree a previous call installed, two-call mode),
+# .gpu-pack/site.tar.xz (one-call mode), .whl/*.whl (pip, as in the device README).
+# Env: BUDGET (s, default 540: keep the run tool's timeout_s ≥ BUDGET + 30), PIPELINES (default
+# "table3 baselines"), TIMEOUT_<pipeline> (s, per pipeline; default table3 200, else what is left),
+# RESTORE_DB (a carried mlflow.db.gz of an earlier call, e.g. .gpu-prev/mlflow.db.gz: table3's runs
+# for a second call that runs only baselines and the report),
+# TIMEOUT_report (60), ECOGEN_ARGS (extra args for every `ecogen run`, e.g. "--profile cpu"),
+# SITE (default /tmp/site), DATA_ROOT (default .data/fashion-mnist), INSTALL_ONLY=1 (stop after the
+# install: two-call mode), ALLOW_CPU=1 (go on without CUDA: simulations only).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD
+T0=$SECONDS
+BUDGET=${BUDGET:-540}
+RESERVE=35 # seconds kept for packing the results and for timeout -k 10 overrunning a limit
+PY=${PY:-python3}
+SITE=${SITE:-/tmp/site}
+DATA_ROOT=${DATA_ROOT:-$ROOT/.data/fashion-mnist}
+PIPELINES=${PIPELINES:-table3 baselines}
+OUTDIR=${OUT:-$ROOT/.gpu-out}
+STAGE=$(mktemp -d)
+mkdir -p "$OUTDIR" "$STAGE/logs"
+
+left() { echo $((BUDGET - RESERVE - (SECONDS - T0))); }
+
+install_packages() {
+  local t=$SECONDS
+  if [ -f "$SITE/.ecogen-site-ok" ]; then
+    echo "packages: already installed in $SITE"
+  elif [ -f .gpu-pack/site.tar.xz ]; then
+    echo "packages: unpacking .gpu-pack/site.tar.xz into $SITE"
+    rm -rf "$SITE" && mkdir -p "$SITE" &&
+      "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
+        .gpu-pack/site.tar.xz "$SITE" || return 1
+  elif compgen -G '.whl/*.whl' >/dev/null; then
+    echo "packages: pip install .whl/*.whl into $SITE"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl ||
+      return 1
+  else
+    echo "error: no packages carried: carry .gpu-pack (or .whl), see benchmarks/gpu/README.md"
+    return 1
+  fi
+  touch "$SITE/.ecogen-site-ok"
+  echo "packages ready in $((SECONDS - t)) s"
+}
+
+check_environment() {
+  {
+    echo "date: $(date -u +%FT%TZ)   host: $(hostname)   budget: ${BUDGET}s"
+    nvidia-smi 2>&1 || echo "nvidia-smi: not available"
+    "$PY" - <<'EOF'
+import importlib.metadata as md, platform, torch
+print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA", torch.version.cuda,
+      "| available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"device 0: {p.name}, {p.total_memory / 2**30:.1f} GiB, {p.multi_processor_count} SMs, "
+          f"capability {p.major}.{p.minor}; bf16 {torch.cuda.is_bf16_supported()}")
+for name in ("lightning", "peft", "transformers", "numpy", "pandas", "pydantic", "prefect",
+             "mlflow-skinny", "dvc", "codecarbon", "sqlalchemy", "nvidia-ml-py"):
+    try:
+        print(f"  {name} {md.version(name)}")
+    except md.PackageNotFoundError:
+        print(f"  {name} MISSING")
+import codecarbon, dvc.repo, mlflow.pytorch, prefect, pydantic  # noqa: F401  fail here, not mid-run
+EOF
+  } 2>&1 | tee "$STAGE/env.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+  "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' || [ "${ALLOW_CPU:-0}" = 1 ] ||
+    { echo "error: torch sees no CUDA device (ALLOW_CPU=1 to go on)"; return 1; }
+}
+
+# step NAME CAP CMD...: runs CMD under timeout (the smaller of CAP and what the budget has left),
+# logs to logs/NAME.log, appends to timings.tsv; returns CMD's exit code (124/137: timed out).
+step() {
+  local name=$1 cap=$2 t rc start
+  shift 2
+  t=$(left)
+  [ "$cap" -lt "$t" ] && t=$cap
+  if [ "$t" -lt 20 ]; then
+    echo "== $name: skipped, ${t}s of the budget left"
+    printf '%s\tskipped\t0\t%s\n' "$name" "$t" >>"$STAGE/timings.tsv"
+    return 124
+  fi
+  echo "== $name (limit ${t}s): $*"
+  start=$SECONDS
+  timeout -k 10 "$t" "$@" 2>&1 | tee "$STAGE/logs/$name.log"
+  rc=${PIPESTATUS[0]}
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" $((SECONDS - start)) "$t" >>"$STAGE/timings.tsv"
+  echo "== $name: exit $rc after $((SECONDS - start))s"
+  return "$rc"
+}
+
+pack_results() {
+  cp "$STAGE/timings.tsv" "$OUTDIR/timings.tsv" 2>/dev/null
+  [ -f mlflow.db ] && gzip -c mlflow.db >"$OUTDIR/mlflow.db.gz"
+  local extra=()
+  for d in runs/*/metrics runs/*/plots runs/*/emissions runs/*/data.dvc; do [ -e "$d" ] && extra+=("$d"); done
+  tar -czf "$OUTDIR/results.tar.gz" -C "$STAGE" . -C "$ROOT" reports "${extra[@]}" 2>/dev/null
+  if [ "$(stat -c %s "$OUTDIR/results.tar.gz")" -gt $((15 * 1048576)) ]; then # 16 MiB per file comes back
+    extra=()
+    for d in runs/*/metrics runs/*/emissions; do [ -e "$d" ] && extra+=("$d"); done
+    tar -czf "$OUTDIR/results.tar.gz" -C "$STAGE" . -C "$ROOT" reports "${extra[@]}" 2>/dev/null
+  fi
+  ls -l "$OUTDIR"
+}
+
+main() {
+  local status=0 rc p cap_var def mon="" extra=()
+  echo "acceptance: $ROOT, pipelines: $PIPELINES, ECOGEN_ARGS: ${ECOGEN_ARGS:-}"
+  printf 'step\texit\tseconds\tlimit\n' >"$STAGE/timings.tsv"
+  local t=$SECONDS
+  install_packages || return 3
+  printf 'install\t0\t%s\t-\n' $((SECONDS - t)) >>"$STAGE/timings.tsv"
+  [ "${INSTALL_ONLY:-0}" = 1 ] && return 0
+  export PYTHONPATH="$SITE:$ROOT" PYTHONUNBUFFERED=1
+  export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 # first start compiles the whole server
+  export PREFECT_HOME=$ROOT/.prefect                           # git-ignored
+  unset MLFLOW_TRACKING_URI PREFECT_API_URL                      # → sqlite:///<repo>/mlflow.db, temporary server
+  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    [ -f "$DATA_ROOT/$f.gz" ] || [ -f "$DATA_ROOT/$f" ] ||
+      { echo "error: $DATA_ROOT/$f(.gz) missing: carry .data (fetch.sh)"; return 3; }
+  done
+  # The copy has no .git: ecogen's DVC step then opens the repo without SCM by itself.
+  if [ -n "${RESTORE_DB:-}" ]; then # a second call: the MLflow store the first call brought back
+    [ -f "$RESTORE_DB" ] || { echo "error: RESTORE_DB=$RESTORE_DB not found (carry its folder)"; return 3; }
+    gzip -dc "$RESTORE_DB" >mlflow.db || return 3
+    echo "restored mlflow.db from $RESTORE_DB"
+  fi
+  check_environment || return 4
+  step validate 60 "$PY" -m ecogen.cli validate || return 4
+
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw,clocks.sm \
+      --format=csv -l 5 >"$STAGE/gpu.csv" 2>&1 &
+    mon=$!
+  fi
+  read -ra extra <<<"${ECOGEN_ARGS:-}"
+  for p in $PIPELINES; do
+    cap_var=TIMEOUT_$p
+    case $p in table3) def=200 ;; *) def=600 ;; esac # baselines ≈ 2.5 × table3's client steps
+    step "run-$p" "${!cap_var:-$def}" "$PY" -m ecogen.cli run "$p" --set "data.root=$DATA_ROOT" "${extra[@]}"
+    rc=$?
+    [ "$status" -eq 0 ] && status=$rc
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ]; then
+      echo "== $p failed (exit $rc): the remaining pipelines are skipped"
+      break
+    fi
+  done
+  [ -n "$mon" ] && kill "$mon" 2>/dev/null
+  step report "${TIMEOUT_report:-60}" "$PY" -m ecogen.cli report || { [ "$status" -eq 0 ] && status=5; }
+  echo "== timings"
+  column -t "$STAGE/timings.tsv" 2>/dev/null || cat "$STAGE/timings.tsv"
+  return "$status"
+}
+
+main 2>&1 | tee "$OUTDIR/acceptance.log"
+status=${PIPESTATUS[0]}
+pack_results >>"$OUTDIR/acceptance.log" 2>&1
+echo "acceptance: exit $status after $((SECONDS - T0))s; results in $OUTDIR"
+exit "$status"
