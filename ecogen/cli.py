@@ -41,7 +41,7 @@ SetOpt = Annotated[
 ]
 
 
-def _fail(err: ConfigError) -> typer.Exit:
+def _fail(err: Exception) -> typer.Exit:
     typer.echo(f"error: {err}", err=True)
     return typer.Exit(code=2)
 
@@ -68,6 +68,14 @@ def run(
     profile: Annotated[
         str | None, typer.Option("--profile", help="A profile from pipelines.yaml, e.g. cpu.")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the newest unfinished run of PIPELINE (same params and profile): "
+            "stages and trials it finished are not run again.",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     try:
@@ -82,6 +90,14 @@ def run(
     from ecogen.environment import quiet_defaults
 
     quiet_defaults()
+    resume_run_id = None
+    if resume:
+        from ecogen.tracking.resume import ResumeError, resumable_run
+
+        try:
+            resume_run_id = resumable_run(cfg, name, Path.cwd(), profile).info.run_id
+        except ResumeError as err:
+            raise _fail(err) from None
     from flows.pipeline import pipeline_flow
 
     summary = pipeline_flow(
@@ -93,6 +109,7 @@ def run(
         trial_stages=list(spec.trials.stages) if spec.trials else [],
         cycle_stages=list(spec.cycle or []),
         profile=profile,
+        resume_run_id=resume_run_id,
     )
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     for key, value in sorted(summary["metrics"].items()):

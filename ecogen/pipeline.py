@@ -8,6 +8,7 @@ functions from :mod:`ecogen.stages.registry`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +21,13 @@ from ecogen.environment import share_cores
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
+from ecogen.tracking.resume import finished_stage_run, reopen
 from ecogen.tracking.runs import CYCLE, NO_PROFILE, PROFILE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
+
+log = logging.getLogger("ecogen.pipeline")
 
 
 class RunContext(BaseModel):
@@ -39,6 +43,7 @@ class RunContext(BaseModel):
     data_version: str | None = None
     trial: Trial | None = None  # set while the trial stages of an experiment run
     cycle: int | None = None  # set while cycle k of the knowledge-flow loop runs
+    resumed: bool = False  # a reopened run (`--resume`): stages it already finished are skipped
 
     @property
     def workspace(self) -> Workspace:
@@ -53,13 +58,43 @@ class RunContext(BaseModel):
 
 
 def start_pipeline(
-    pipeline: str, params: Params, project_root: Path, profile: str | None = None
+    pipeline: str,
+    params: Params,
+    project_root: Path,
+    profile: str | None = None,
+    resume_run_id: str | None = None,
 ) -> RunContext:
+    """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable_run`) — that run reopened."""
     root = project_root.resolve()
+    workdir = root / "runs" / pipeline
+    if resume_run_id is not None:
+        version = reopen(params, root, resume_run_id)
+        log.info("resuming pipeline run %s of %s (data version %s)", resume_run_id, pipeline, version)
+        return RunContext(
+            pipeline=pipeline,
+            params=params,
+            project_root=root,
+            workdir=workdir,
+            run_id=resume_run_id,
+            data_version=version,
+            resumed=True,
+        )
     run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
-    return RunContext(
-        pipeline=pipeline, params=params, project_root=root, workdir=root / "runs" / pipeline, run_id=run_id
-    )
+    return RunContext(pipeline=pipeline, params=params, project_root=root, workdir=workdir, run_id=run_id)
+
+
+def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | None:
+    """In a resumed run: the metrics of ``stage`` if it already FINISHED there for this trial or
+    cycle with these params and its outputs are still in the workspace; None: it has to run."""
+    if not ctx.resumed or not (ctx.workspace.metrics / f"{stage}.json").is_file():
+        return None
+    trial = (ctx.trial.row, ctx.trial.replicate) if ctx.trial else None
+    run = finished_stage_run(ctx.run_id, stage, ctx.params, trial, ctx.cycle)
+    if run is None:
+        return None
+    where = f"[{ctx.trial.name}]" if ctx.trial else f"[cycle {ctx.cycle}]" if ctx.cycle is not None else ""
+    log.info("resume: %s%s finished in run %s; not run again", stage, where, run.info.run_id)
+    return {k: v for k, v in run.data.metrics.items() if "/" not in k}
 
 
 def finish_pipeline(ctx: RunContext, failed: bool = False) -> None:

@@ -24,6 +24,9 @@ from flows.stages import cloud_flow, edge_flow, prepare_flow
 def _run_stages(ctx: RunContext, stages: list[StageName]) -> tuple[RunContext, dict[str, float]]:
     metrics: dict[str, float] = {}
     for stage in stages:
+        if (done := glue.completed_stage(ctx, stage)) is not None:  # only in a resumed run
+            metrics |= {f"{stage}.{k}": v for k, v in done.items()}
+            continue
         if stage == "prepare":
             ctx = prepare_flow(ctx)
             continue
@@ -52,8 +55,9 @@ def pipeline_flow(
     trial_stages: list[StageName] | None = None,
     cycle_stages: list[StageName] | None = None,
     profile: str | None = None,
+    resume_run_id: str | None = None,
 ) -> dict[str, Any]:
-    ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile)
+    ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id)
     try:
         repeated = list(trial_stages or []) + list(cycle_stages or [])
         ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])

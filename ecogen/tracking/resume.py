@@ -1,0 +1,152 @@
+"""Resuming a pipeline run that did not finish (`ecogen run P --resume`), from MLflow's record.
+
+The newest unfinished run of the pipeline (FAILED, KILLED, or RUNNING left behind by a killed
+process) with the same profile is reopened, provided it was made with exactly the params of this
+invocation.  Its stages that FINISHED — with the same params, for the same trial or cycle — are
+not run again; everything else is.  The run's stale RUNNING children are marked KILLED first, so
+the MLflow UI shows what was interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from ecogen.config.params import Params
+from ecogen.config.pipelines import STAGE_ORDER
+from ecogen.tracking.runs import (
+    CYCLE,
+    DATA_VERSION,
+    DATA_VERSION_PARAM,
+    KIND,
+    NO_PROFILE,
+    PIPELINE,
+    PROFILE,
+    REPLICATE,
+    ROW,
+    STAGE,
+    UNKNOWN_VERSION,
+    experiment_id,
+    flatten_params,
+)
+from ecogen.tracking.uri import use_tracking_uri
+
+UNFINISHED = ("FAILED", "KILLED", "RUNNING")
+
+
+class ResumeError(RuntimeError):
+    """Nothing to resume, or the run to resume was made with other params; the message says which."""
+
+
+def params_diff(logged: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """``"key: old → new"`` for every configuration param whose logged value differs.  Params a
+    run logged beyond the configuration (facts a stage measured, the data version) are ignored."""
+    return [
+        f"{k}: {logged.get(k, '(absent)')} → {v}"
+        for k, v in sorted(current.items())
+        if k != DATA_VERSION_PARAM and logged.get(k) != v
+    ]
+
+
+def _client(params: Params, project_root: Path) -> tuple[MlflowClient, str]:
+    uri = use_tracking_uri(params.tracking, project_root)
+    client = MlflowClient()
+    return client, experiment_id(client, params.tracking.experiment, uri, project_root)
+
+
+def resumable_run(params: Params, pipeline: str, project_root: Path, profile: str | None) -> Run:
+    """The run ``--resume`` continues; :class:`ResumeError` when there is none or params differ."""
+    client, exp_id = _client(params, project_root)
+    wanted = profile or NO_PROFILE
+    query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = '{pipeline}'"
+    newest_first = client.search_runs([exp_id], query, order_by=["attributes.start_time DESC"])
+    runs = [r for r in newest_first if r.data.tags.get(PROFILE, NO_PROFILE) == wanted]
+    if not runs or runs[0].info.status not in UNFINISHED:
+        state = f"its newest run {runs[0].info.run_id} is {runs[0].info.status}" if runs else "it never ran"
+        raise ResumeError(
+            f"nothing to resume for pipeline {pipeline!r} (profile {wanted}): {state}; "
+            "run it without --resume"
+        )
+    run = runs[0]
+    diff = params_diff(run.data.params, flatten_params(params))
+    if diff:
+        shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
+        raise ResumeError(
+            f"run {run.info.run_id} of {pipeline!r} was made with other params ({shown}): "
+            "run without --resume, or with the params it was made with"
+        )
+    return run
+
+
+def reopen(params: Params, project_root: Path, run_id: str) -> str | None:
+    """Mark the run RUNNING again and its stale RUNNING descendants KILLED; returns its data version."""
+    client, _ = _client(params, project_root)
+    run = client.get_run(run_id)
+    stale = client.search_runs(
+        [run.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
+        max_results=1000,
+    )
+    for child in stale:
+        for grandchild in client.search_runs(
+            [run.info.experiment_id],
+            f"tags.mlflow.parentRunId = '{child.info.run_id}' AND attributes.status = 'RUNNING'",
+            max_results=1000,
+        ):
+            client.set_terminated(grandchild.info.run_id, "KILLED")
+        client.set_terminated(child.info.run_id, "KILLED")
+    client.update_run(run.info.run_id, status="RUNNING")
+    version = run.data.tags.get(DATA_VERSION)
+    return None if version in (None, UNKNOWN_VERSION) else version
+
+
+def upstream(tags: Mapping[str, str], stage: str, trial: tuple[str, int] | None, cycle: int | None) -> bool:
+    """Whether the stage run tagged ``tags`` (same pipeline run) produced something ``stage`` of
+    this trial or cycle reads: shared stages feed every later stage, trials feed nothing, cycle k
+    feeds its later stages and every later cycle."""
+    other = tags.get(STAGE, "")
+    if ROW in tags or other not in STAGE_ORDER or stage not in STAGE_ORDER:
+        return False
+    earlier = STAGE_ORDER.index(other) < STAGE_ORDER.index(stage)
+    if CYCLE not in tags:  # a shared stage
+        return trial is not None or cycle is not None or earlier
+    if cycle is None:
+        return False
+    k = int(tags[CYCLE])
+    return k < cycle or (k == cycle and earlier)
+
+
+def finished_stage_run(
+    pipeline_run_id: str, stage: str, params: Params, trial: tuple[str, int] | None, cycle: int | None
+) -> Run | None:
+    """The FINISHED run of ``stage`` under the pipeline run for this (row, replicate) or cycle,
+    made with ``params`` and newer than every finished run of a stage it reads from (a stage that
+    reran makes everything downstream run again, as DVC would); None when ``stage`` has to run."""
+    client = MlflowClient()
+    parent = client.get_run(pipeline_run_id)
+    query = (
+        f"tags.mlflow.parentRunId = '{pipeline_run_id}' AND tags.`{KIND}` = 'stage' "
+        "AND attributes.status = 'FINISHED'"
+    )
+    finished = list(client.search_runs([parent.info.experiment_id], query, max_results=1000))
+    current = flatten_params(params)
+    inputs = [r.info.start_time for r in finished if upstream(r.data.tags, stage, trial, cycle)]
+    newest_input = max(inputs, default=0)
+    for run in finished:
+        tags = run.data.tags
+        same_trial = (tags.get(ROW), tags.get(REPLICATE)) == (
+            (trial[0], str(trial[1])) if trial else (None, None)
+        )
+        same_cycle = tags.get(CYCLE) == (None if cycle is None else str(cycle))
+        if (
+            tags.get(STAGE) == stage
+            and same_trial
+            and same_cycle
+            and run.info.start_time >= newest_input
+            and not params_diff(run.data.params, current)
+        ):
+            return run
+    return None
