@@ -23,6 +23,7 @@ from ecogen.config import (
     load_pipelines,
     profile_overrides,
 )
+from ecogen.config.pipelines import NO_PROFILE
 
 app = typer.Typer(
     name="ecogen",
@@ -72,8 +73,8 @@ def run(
         bool,
         typer.Option(
             "--resume",
-            help="Continue the newest unfinished run of PIPELINE (same params and profile): "
-            "stages and trials it finished are not run again.",
+            help="Continue the newest run of PIPELINE with this profile if it did not finish "
+            "(same params): stages and trials it finished are not run again.",
         ),
     ] = False,
 ) -> None:
@@ -92,10 +93,10 @@ def run(
     quiet_defaults()
     resume_run_id = None
     if resume:
-        from ecogen.tracking.resume import ResumeError, resumable_run
+        from ecogen.pipeline import ResumeError, resumable
 
         try:
-            resume_run_id = resumable_run(cfg, name, Path.cwd(), profile).info.run_id
+            resume_run_id = resumable(name, cfg, Path.cwd(), profile)
         except ResumeError as err:
             raise _fail(err) from None
     from flows.pipeline import pipeline_flow
@@ -213,10 +214,13 @@ def report(
         str | None,
         typer.Option("--profile", help="Only runs made with this profile ('none': as written)."),
     ] = None,
+    pipelines: PipelinesOpt = Path("pipelines.yaml"),
 ) -> None:
     """Compare the latest experiment runs from MLflow alone; log the report as an MLflow run."""
     try:
         cfg = load_params(params)
+        if profile not in (None, NO_PROFILE):
+            profile_overrides(load_pipelines(pipelines), profile)  # an unknown name is an error
     except ConfigError as err:
         raise _fail(err) from None
     _setup_logging()

@@ -8,7 +8,10 @@ functions from :mod:`ecogen.stages.registry`.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,18 +19,21 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ecogen.config.params import Params
-from ecogen.config.pipelines import StageName, Trial
+from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
 from ecogen.environment import share_cores
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
-from ecogen.tracking.resume import finished_stage_run, reopen
-from ecogen.tracking.runs import CYCLE, NO_PROFILE, PROFILE, REPLICATE, ROW, TRIAL
+from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
+from ecogen.tracking.runs import CYCLE, PROFILE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.pipeline")
+
+# In runs/PIPELINE/: the MLflow run the files there belong to, and the process writing them.
+RUN_MARKER = ".ecogen-run.json"
 
 
 class RunContext(BaseModel):
@@ -64,11 +70,12 @@ def start_pipeline(
     profile: str | None = None,
     resume_run_id: str | None = None,
 ) -> RunContext:
-    """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable_run`) — that run reopened."""
+    """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable`) — that run reopened."""
     root = project_root.resolve()
     workdir = root / "runs" / pipeline
     if resume_run_id is not None:
         version = reopen(params, root, resume_run_id)
+        _mark(workdir, resume_run_id)
         log.info("resuming pipeline run %s of %s (data version %s)", resume_run_id, pipeline, version)
         return RunContext(
             pipeline=pipeline,
@@ -80,7 +87,50 @@ def start_pipeline(
             resumed=True,
         )
     run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
+    _mark(workdir, run_id)
     return RunContext(pipeline=pipeline, params=params, project_root=root, workdir=workdir, run_id=run_id)
+
+
+def _mark(workdir: Path, run_id: str) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
+    (workdir / RUN_MARKER).write_text(json.dumps(marker) + "\n")
+
+
+def _alive(pid: int) -> bool:
+    """Whether an ecogen or Prefect process with this pid runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return True
+    text = cmdline.read_bytes().decode(errors="replace")
+    return "ecogen" in text or "prefect" in text
+
+
+def resumable(pipeline: str, params: Params, project_root: Path, profile: str | None) -> str:
+    """The id of the run ``ecogen run PIPELINE --resume`` continues: the newest run of this profile,
+    unfinished, made with these params (:func:`~ecogen.tracking.resume.resumable_run`), whose files
+    ``runs/PIPELINE/`` still holds and whose process is gone.  ResumeError otherwise."""
+    root = project_root.resolve()
+    run_id = resumable_run(params, pipeline, root, profile).info.run_id
+    path = root / "runs" / pipeline / RUN_MARKER
+    marker = json.loads(path.read_text()) if path.is_file() else {}
+    if marker.get("run_id") != run_id:
+        holder = f"run {marker['run_id']}" if marker.get("run_id") else "no run's"
+        raise ResumeError(
+            f"runs/{pipeline}/ holds the files of {holder}, not those of run {run_id}, which "
+            "cannot be resumed from them: run without --resume"
+        )
+    pid = marker.get("pid")
+    here = marker.get("host") == socket.gethostname()
+    if here and isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+        raise ResumeError(f"run {run_id} is still being run by process {pid}: stop it first")
+    return run_id
 
 
 def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | None:
@@ -94,7 +144,8 @@ def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | Non
         return None
     where = f"[{ctx.trial.name}]" if ctx.trial else f"[cycle {ctx.cycle}]" if ctx.cycle is not None else ""
     log.info("resume: %s%s finished in run %s; not run again", stage, where, run.info.run_id)
-    return {k: v for k, v in run.data.metrics.items() if "/" not in k}
+    written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
+    return {k: float(v) for k, v in written.items() if "/" not in k and v is not None}
 
 
 def finish_pipeline(ctx: RunContext, failed: bool = False) -> None:

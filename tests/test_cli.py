@@ -77,8 +77,13 @@ def test_bad_set_and_unknown_pipeline_exit_2(project: Path) -> None:
     assert out.returncode == 2 and "train" in out.stderr
 
 
-def test_unknown_profile_exit_2_for_run_and_deploy(project: Path) -> None:
-    for command in ("run", "deploy"):
-        out = ecogen(command, "table3", "--profile", "nosuch", cwd=project)
-        assert out.returncode == 2, (command, out.stderr)
+def test_unknown_or_reserved_profile_exit_2(project: Path) -> None:
+    for args in (("run", "table3"), ("deploy", "table3"), ("report",)):
+        out = ecogen(*args, "--profile", "nosuch", cwd=project)
+        assert out.returncode == 2, (args, out.stderr)
         assert "unknown profile 'nosuch'" in out.stderr and "cpu" in out.stderr
+    spec = yaml.safe_load((project / "pipelines.yaml").read_text())
+    spec["profiles"]["none"] = {}
+    (project / "pipelines.yaml").write_text(yaml.safe_dump(spec))
+    out = ecogen("validate", cwd=project)
+    assert out.returncode == 2 and "'none' is reserved" in out.stderr

@@ -92,7 +92,9 @@ step() {
   fi
   echo "== $name (limit ${t}s): $*"
   start=$SECONDS
-  timeout -k 10 "$t" "$@" 2>&1 | tee "$STAGE/logs/$name.log"
+  # SIGINT, not SIGTERM: Python raises KeyboardInterrupt, so ecogen marks the interrupted runs
+  # KILLED / FAILED (the report then uses the trials that finished, and --resume can continue).
+  timeout -s INT -k 20 "$t" "$@" 2>&1 | tee "$STAGE/logs/$name.log"
   rc=${PIPESTATUS[0]}
   printf '%s\t%s\t%s\t%s\n' "$name" "$rc" $((SECONDS - start)) "$t" >>"$STAGE/timings.tsv"
   echo "== $name: exit $rc after $((SECONDS - start))s"

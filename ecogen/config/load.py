@@ -118,7 +118,7 @@ def profile_overrides(pipelines: Pipelines, name: str | None) -> dict[str, Any] 
     if name is None:
         return None
     if name not in pipelines.profiles:
-        known = ", ".join(pipelines.profiles) or "none"
+        known = ", ".join(pipelines.profiles) or "(no profile is defined)"
         raise ConfigError(f"unknown profile {name!r}; defined: {known}")
     return pipelines.profiles[name]
 

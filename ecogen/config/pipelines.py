@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from ecogen.config.params import Params
 
 StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "relay", "infer"]
+NO_PROFILE = "none"  # what runs made without a profile are tagged, and `ecogen report --profile` names them
+
 STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
 
 
@@ -121,4 +123,6 @@ class Pipelines(BaseModel):
     def _default_exists(self) -> Pipelines:
         if self.default not in self.pipelines:
             raise ValueError(f"default pipeline {self.default!r} is not defined")
+        if NO_PROFILE in self.profiles:
+            raise ValueError(f"profile name {NO_PROFILE!r} is reserved: it means no profile (as written)")
         return self

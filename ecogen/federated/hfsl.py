@@ -20,11 +20,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split
+from ecogen.environment import share_cores
 from ecogen.federated.aggregate import fedavg
 from ecogen.federated.methods import MethodSpec, method_spec
 from ecogen.models.vit import split_segments
@@ -149,37 +149,33 @@ def run_hfsl_edges(
     per_round: dict[str, list[dict[str, int]]] = {j.name: [] for j in jobs}
     tasks = [(j, k, c) for j in jobs for k, c in enumerate(members[j.name])]
     workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
-            for r in range(cfg.rounds):
-                for j in jobs:
-                    j.channel.ledger.reset()
-                    for cluster in members[j.name]:
-                        if spec.federated or (r == 0 and not spec.pooled):
-                            deliver(cluster, states[j.name], j.channel)
+    # no oversubscription: each parallel cluster gets its share of torch's threads
+    with share_cores(workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
+        for r in range(cfg.rounds):
+            for j in jobs:
+                j.channel.ledger.reset()
+                for cluster in members[j.name]:
+                    if spec.federated or (r == 0 and not spec.pooled):
+                        deliver(cluster, states[j.name], j.channel)
 
-                def one(task: tuple[EdgeJob, int, Cluster], r: int = r) -> None:
-                    job, k, cluster = task
-                    train_cluster(cluster, spec, cfg, job.channel, accelerator, job.seed + 1000 * r + k)
+            def one(task: tuple[EdgeJob, int, Cluster], r: int = r) -> None:
+                job, k, cluster = task
+                train_cluster(cluster, spec, cfg, job.channel, accelerator, job.seed + 1000 * r + k)
 
-                list(pool.map(one, tasks))
-                _aggregate(jobs, members, states, spec, cfg, r)
-                for j in jobs:
-                    accuracy[j.name].append(_accuracy(j, members[j.name], spec))
-                    per_round[j.name].append(j.channel.ledger.snapshot())
-                    log.info(
-                        "hfsl[%s] %s round %d/%d accuracy=%.4f bytes=%s",
-                        j.name,
-                        cfg.method,
-                        r + 1,
-                        cfg.rounds,
-                        accuracy[j.name][-1],
-                        j.channel.ledger.by_link(),
-                    )
-    finally:
-        torch.set_num_threads(threads)
+            list(pool.map(one, tasks))
+            _aggregate(jobs, members, states, spec, cfg, r)
+            for j in jobs:
+                accuracy[j.name].append(_accuracy(j, members[j.name], spec))
+                per_round[j.name].append(j.channel.ledger.snapshot())
+                log.info(
+                    "hfsl[%s] %s round %d/%d accuracy=%.4f bytes=%s",
+                    j.name,
+                    cfg.method,
+                    r + 1,
+                    cfg.rounds,
+                    accuracy[j.name][-1],
+                    j.channel.ledger.by_link(),
+                )
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
     ranges = allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if spec.split else [(0, depth)]
     return {j.name: HfslOutcome(states[j.name], accuracy[j.name], per_round[j.name], ranges) for j in jobs}

@@ -16,13 +16,12 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from ecogen.config.params import Params
-from ecogen.config.pipelines import STAGE_ORDER
+from ecogen.config.pipelines import NO_PROFILE, STAGE_ORDER
 from ecogen.tracking.runs import (
     CYCLE,
     DATA_VERSION,
     DATA_VERSION_PARAM,
     KIND,
-    NO_PROFILE,
     PIPELINE,
     PROFILE,
     REPLICATE,
@@ -41,14 +40,22 @@ class ResumeError(RuntimeError):
     """Nothing to resume, or the run to resume was made with other params; the message says which."""
 
 
-def params_diff(logged: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+def params_diff(
+    logged: Mapping[str, str], current: Mapping[str, str], defaults: Mapping[str, str] | None = None
+) -> list[str]:
     """``"key: old → new"`` for every configuration param whose logged value differs.  Params a
-    run logged beyond the configuration (facts a stage measured, the data version) are ignored."""
+    run logged beyond the configuration (facts a stage measured, the data version) are ignored,
+    and so is a param the run predates (absent there) whose value now is its default."""
+    defaults = defaults or {}
     return [
         f"{k}: {logged.get(k, '(absent)')} → {v}"
         for k, v in sorted(current.items())
-        if k != DATA_VERSION_PARAM and logged.get(k) != v
+        if k != DATA_VERSION_PARAM and logged.get(k) != v and not (k not in logged and defaults.get(k) == v)
     ]
+
+
+def _diff(logged: Mapping[str, str], params: Params) -> list[str]:
+    return params_diff(logged, flatten_params(params), flatten_params(Params()))
 
 
 def _client(params: Params, project_root: Path) -> tuple[MlflowClient, str]:
@@ -58,12 +65,14 @@ def _client(params: Params, project_root: Path) -> tuple[MlflowClient, str]:
 
 
 def resumable_run(params: Params, pipeline: str, project_root: Path, profile: str | None) -> Run:
-    """The run ``--resume`` continues; :class:`ResumeError` when there is none or params differ."""
+    """The newest run of ``pipeline`` made with ``profile``, if it did not finish; ResumeError when
+    there is none, it finished, or it was made with other params.  Runs logged before profiles
+    were recorded (no ``ecogen.profile`` tag) are never resumed."""
     client, exp_id = _client(params, project_root)
     wanted = profile or NO_PROFILE
     query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = '{pipeline}'"
     newest_first = client.search_runs([exp_id], query, order_by=["attributes.start_time DESC"])
-    runs = [r for r in newest_first if r.data.tags.get(PROFILE, NO_PROFILE) == wanted]
+    runs = [r for r in newest_first if r.data.tags.get(PROFILE) == wanted]
     if not runs or runs[0].info.status not in UNFINISHED:
         state = f"its newest run {runs[0].info.run_id} is {runs[0].info.status}" if runs else "it never ran"
         raise ResumeError(
@@ -71,7 +80,7 @@ def resumable_run(params: Params, pipeline: str, project_root: Path, profile: st
             "run it without --resume"
         )
     run = runs[0]
-    diff = params_diff(run.data.params, flatten_params(params))
+    diff = _diff(run.data.params, params)
     if diff:
         shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
         raise ResumeError(
@@ -81,25 +90,26 @@ def resumable_run(params: Params, pipeline: str, project_root: Path, profile: st
     return run
 
 
+def _kill_stale(client: MlflowClient, exp_id: str, parent_id: str) -> None:
+    """Every RUNNING run below ``parent_id``, at any depth, → KILLED (what the dead process left)."""
+    query = f"tags.mlflow.parentRunId = '{parent_id}'"
+    for child in client.search_runs([exp_id], query, max_results=1000):
+        _kill_stale(client, exp_id, child.info.run_id)
+        if child.info.status == "RUNNING":
+            client.set_terminated(child.info.run_id, "KILLED")
+
+
 def reopen(params: Params, project_root: Path, run_id: str) -> str | None:
-    """Mark the run RUNNING again and its stale RUNNING descendants KILLED; returns its data version."""
-    client, _ = _client(params, project_root)
+    """Mark the run RUNNING again and its stale RUNNING descendants KILLED; returns its data
+    version (the finished prepare stage's, if the run died before recording it)."""
+    client, exp_id = _client(params, project_root)
     run = client.get_run(run_id)
-    stale = client.search_runs(
-        [run.info.experiment_id],
-        f"tags.mlflow.parentRunId = '{run.info.run_id}' AND attributes.status = 'RUNNING'",
-        max_results=1000,
-    )
-    for child in stale:
-        for grandchild in client.search_runs(
-            [run.info.experiment_id],
-            f"tags.mlflow.parentRunId = '{child.info.run_id}' AND attributes.status = 'RUNNING'",
-            max_results=1000,
-        ):
-            client.set_terminated(grandchild.info.run_id, "KILLED")
-        client.set_terminated(child.info.run_id, "KILLED")
-    client.update_run(run.info.run_id, status="RUNNING")
+    _kill_stale(client, exp_id, run_id)
+    client.update_run(run_id, status="RUNNING")
     version = run.data.tags.get(DATA_VERSION)
+    if version in (None, UNKNOWN_VERSION):
+        prepared = finished_stage_run(run_id, "prepare", params, None, None)
+        version = prepared.data.tags.get(DATA_VERSION) if prepared else None
     return None if version in (None, UNKNOWN_VERSION) else version
 
 
@@ -132,7 +142,6 @@ def finished_stage_run(
         "AND attributes.status = 'FINISHED'"
     )
     finished = list(client.search_runs([parent.info.experiment_id], query, max_results=1000))
-    current = flatten_params(params)
     inputs = [r.info.start_time for r in finished if upstream(r.data.tags, stage, trial, cycle)]
     newest_input = max(inputs, default=0)
     for run in finished:
@@ -146,7 +155,7 @@ def finished_stage_run(
             and same_trial
             and same_cycle
             and run.info.start_time >= newest_input
-            and not params_diff(run.data.params, current)
+            and not _diff(run.data.params, params)
         ):
             return run
     return None

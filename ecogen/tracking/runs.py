@@ -31,7 +31,6 @@ REPLICATE = "ecogen.replicate"
 TRIAL = "ecogen.trial"  # "<row>-r<replicate>"
 CYCLE = "ecogen.cycle"  # k of the deliver → finetune → hfsl → relay loop
 PROFILE = "ecogen.profile"  # pipeline runs: the pipelines.yaml profile applied, or NO_PROFILE
-NO_PROFILE = "none"  # the pipeline as written
 DATA_VERSION = "ecogen.data_version"
 DATA_VERSION_PARAM = "data_version"
 UNKNOWN_VERSION = "unknown"

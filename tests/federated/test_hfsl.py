@@ -63,7 +63,8 @@ def test_supervised_only_when_everything_is_labelled() -> None:
 def test_every_pseudo_label_mode_trains_through_the_split_chain(mode: str) -> None:
     model = build_edge_model(MaskedAutoencoder(ViT(CFG)), PeftParams(method="lora", lora_rank=2), seed=0)
     before = tunable_state(model)
-    cfg = HfslParams(clusters=1, rounds=1, batch_size=4, pseudo_labels=mode, confidence_threshold=0.5)
-    out = run_hfsl(model, [_cluster(4)], cfg, lambda m: 0.0, "cpu", seed=0)
+    # no labelled image: whatever trains, trains through the labeller's pseudo-labels (τ = 0: all pass)
+    cfg = HfslParams(clusters=1, rounds=1, batch_size=4, pseudo_labels=mode, confidence_threshold=0.0)
+    out = run_hfsl(model, [_cluster(4, labelled=0)], cfg, lambda m: 0.0, "cpu", seed=0)
     assert any(not torch.equal(v, before[k]) for k, v in tunable_state(model).items())
     assert out.bytes_per_round[0]["d2d/backward"] > 0
