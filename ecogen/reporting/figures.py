@@ -46,6 +46,16 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _finish_lines(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    """Labels, title, grid and legend of a line chart, then saved to ``path``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _not_run(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, f"{what}: not run", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
@@ -75,12 +85,8 @@ def accuracy_per_round(baselines: Rows | None, path: Path) -> Path:
         (line,) = ax.plot(rounds, mean, marker="o", ms=3, label=s.row, lw=2 if s.row == ECOGEN else 1.2)
         ax.fill_between(rounds, mean - std, mean + std, color=line.get_color(), alpha=0.15, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("round (0: before training)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Accuracy per round (mean ± std over replicates)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    title = "Accuracy per round (mean ± std over replicates)"
+    return _finish_lines(fig, ax, "round (0: before training)", "test accuracy", title, path)
 
 
 def table3(table3_rows: Rows | None, path: Path) -> Path:
@@ -102,13 +108,8 @@ def table3(table3_rows: Rows | None, path: Path) -> Path:
             ax.errorbar(xs, means, yerr=stds, fmt="o-", color=colour, capsize=3, label=f"measured {name}")
     if table3_rows is None:
         ax.text(0.5, 0.05, "table3: not run (paper values only)", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("clusters per edge")
-    ax.set_ylabel("test accuracy")
     ax.set_xticks(clusters)
-    ax.set_title("Table 3: accuracy vs clusters", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish_lines(fig, ax, "clusters per edge", "test accuracy", "Table 3: accuracy vs clusters", path)
 
 
 def _bars(rows: list[RowSummary], metric: str, ax: Axes, label: Callable[[float], str]) -> None:
@@ -174,12 +175,8 @@ def relay_cycles(cycles: Sequence[Cycle] | None, path: Path) -> Path:
         if points:
             ax.plot(*zip(*points, strict=True), style, color=colour, label=name)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("cycle")
-    ax.set_ylabel("mean test accuracy over all domains")
-    ax.set_title("Knowledge relay: accuracy after each cycle's relay", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    title = "Knowledge relay: accuracy after each cycle's relay"
+    return _finish_lines(fig, ax, "cycle", "mean test accuracy over all domains", title, path)
 
 
 def write_figures(

@@ -150,29 +150,32 @@ def _first_relay(cycles: Sequence[Cycle] | None) -> Cycle | None:
     return next((c for c in in_order(cycles) if c.k == 0), None)
 
 
+def _relay_margin(
+    cycles: Sequence[Cycle] | None, key: str, claim: str, other: str, margin: float
+) -> TargetCheck:
+    """After the first relay (cycle 0): FM mean accuracy − ``other``'s (``best`` | ``naive``) ≥ ``margin``."""
+    label = "best edge" if other == "best" else other
+    required = f"FM − {label} ≥ {margin:+.3f}"
+    first = _first_relay(cycles)
+    theirs = getattr(first, other) if first is not None else None
+    if first is None or first.fm is None or theirs is None:
+        return _not_run(key, claim, required, "needs the cycle-0 relay")
+    value = first.fm - theirs
+    edge = f" ({first.best_edge})" if other == "best" and first.best_edge else ""
+    measured = f"{first.fm:.3f} − {theirs:.3f}{edge} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value >= margin - EPS), value, margin)
+
+
 def relay_vs_best_edge(cycles: Sequence[Cycle] | None, margin: float = RELAY_VS_BEST_EDGE) -> TargetCheck:
     """After the first relay (cycle 0): FM mean cross-domain accuracy − best single edge's ≥ ``margin``."""
-    key, claim = "relay_vs_best_edge", "First relay: FM mean accuracy vs the best single edge"
-    required = f"FM − best edge ≥ {margin:+.3f}"
-    first = _first_relay(cycles)
-    if first is None or first.fm is None or first.best is None:
-        return _not_run(key, claim, required, "needs the cycle-0 relay")
-    value = first.fm - first.best
-    edge = f" ({first.best_edge})" if first.best_edge else ""
-    measured = f"{first.fm:.3f} − {first.best:.3f}{edge} = {value:+.3f}"
-    return TargetCheck(key, claim, measured, required, _status(value >= margin - EPS), value, margin)
+    claim = "First relay: FM mean accuracy vs the best single edge"
+    return _relay_margin(cycles, "relay_vs_best_edge", claim, "best", margin)
 
 
 def relay_vs_naive(cycles: Sequence[Cycle] | None, margin: float = RELAY_VS_NAIVE) -> TargetCheck:
     """After the first relay (cycle 0): FM mean cross-domain accuracy − naive averaging's ≥ ``margin``."""
-    key, claim = "relay_vs_naive", "First relay: FM mean accuracy vs naive parameter averaging"
-    required = f"FM − naive ≥ {margin:+.3f}"
-    first = _first_relay(cycles)
-    if first is None or first.fm is None or first.naive is None:
-        return _not_run(key, claim, required, "needs the cycle-0 relay")
-    value = first.fm - first.naive
-    measured = f"{first.fm:.3f} − {first.naive:.3f} = {value:+.3f}"
-    return TargetCheck(key, claim, measured, required, _status(value >= margin - EPS), value, margin)
+    claim = "First relay: FM mean accuracy vs naive parameter averaging"
+    return _relay_margin(cycles, "relay_vs_naive", claim, "naive", margin)
 
 
 def relay_non_decreasing(cycles: Sequence[Cycle] | None) -> TargetCheck:

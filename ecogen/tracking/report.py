@@ -37,15 +37,16 @@ from ecogen.tracking.runs import (
     CYCLE,
     EDGE,
     KIND,
-    PIPELINE,
-    PROFILE,
     REPLICATE,
     ROW,
     STAGE,
-    experiment_id,
     log_tags,
+    pipeline_runs,
+    quote,
+    run_profile,
+    search_all,
+    tracking_client,
 )
-from ecogen.tracking.uri import use_tracking_uri
 
 DEFAULT_PIPELINES = ("table3", "baselines", CYCLES_PIPELINE)
 TRIAL_STAGE = "hfsl"  # the stage every (row, replicate) reruns
@@ -63,27 +64,13 @@ class PipelineTrials:
     cycles: list[Cycle] | None = None  # the cycles pipeline's records (None: never ran)
 
 
-def _search(client: MlflowClient, exp_id: str, query: str, order_by: list[str] | None = None) -> list[Run]:
-    runs: list[Run] = []
-    token: str | None = None
-    while True:
-        page = client.search_runs([exp_id], query, max_results=1000, order_by=order_by, page_token=token)
-        runs.extend(page)
-        if not (token := page.token):
-            return runs
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "\\'") + "'"
-
-
 def trial_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
     """The ``hfsl`` stage runs directly under ``parent_id`` that belong to an experiment row."""
     query = (
-        f"tags.mlflow.parentRunId = {_quote(parent_id)} AND tags.`{KIND}` = 'stage' "
-        f"AND tags.`{STAGE}` = {_quote(TRIAL_STAGE)}"
+        f"tags.mlflow.parentRunId = {quote(parent_id)} AND tags.`{KIND}` = 'stage' "
+        f"AND tags.`{STAGE}` = {quote(TRIAL_STAGE)}"
     )
-    return [r for r in _search(client, exp_id, query) if ROW in r.data.tags]
+    return [r for r in search_all(client, exp_id, query) if ROW in r.data.tags]
 
 
 def _finished(run: Run) -> bool:
@@ -104,19 +91,13 @@ def latest_pipeline_run(
     run is used when one of them ``counts`` (default: it finished).  With ``profile`` only runs of
     that pipelines.yaml profile are considered (``"none"``: the pipeline as written).
     """
-    query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = {_quote(pipeline)}"
-    for run in _search(client, exp_id, query, order_by=["attributes.start_time DESC"]):
+    for run in pipeline_runs(client, exp_id, pipeline):
         if run.info.status not in USABLE or (profile is not None and run_profile(run) != profile):
             continue
         runs = children(client, exp_id, run.info.run_id)
         if run.info.status == "FINISHED" or any(counts(r) for r in runs):
             return run, runs
     return None
-
-
-def run_profile(run: Run) -> str | None:
-    """The profile a pipeline run was made with (``"none"``: as written; None: logged before the tag)."""
-    return run.data.tags.get(PROFILE)
 
 
 def to_trial(client: MlflowClient, run: Run) -> Trial:
@@ -187,10 +168,10 @@ def load_pipeline(
 
 def cycle_stage_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
     """The finetune, hfsl and relay stage runs directly under ``parent_id`` that belong to a cycle."""
-    query = f"tags.mlflow.parentRunId = {_quote(parent_id)} AND tags.`{KIND}` = 'stage'"
+    query = f"tags.mlflow.parentRunId = {quote(parent_id)} AND tags.`{KIND}` = 'stage'"
     return [
         r
-        for r in _search(client, exp_id, query)
+        for r in search_all(client, exp_id, query)
         if CYCLE in r.data.tags and r.data.tags.get(STAGE) in CYCLE_STAGES
     ]
 
@@ -210,9 +191,9 @@ def edge_metric(client: MlflowClient, exp_id: str, stage_run: Run | None, metric
     """``{edge: metric}`` over the finished edge runs under ``stage_run`` (the newest per edge)."""
     if stage_run is None:
         return {}
-    query = f"tags.mlflow.parentRunId = {_quote(stage_run.info.run_id)} AND tags.`{KIND}` = 'edge'"
+    query = f"tags.mlflow.parentRunId = {quote(stage_run.info.run_id)} AND tags.`{KIND}` = 'edge'"
     out: dict[str, float] = {}
-    for run in sorted(_search(client, exp_id, query), key=lambda r: r.info.start_time or 0):
+    for run in sorted(search_all(client, exp_id, query), key=lambda r: r.info.start_time or 0):
         if _finished(run) and metric in run.data.metrics:
             out[run.data.tags.get(EDGE, run.info.run_name or run.info.run_id)] = run.data.metrics[metric]
     return out
@@ -323,10 +304,8 @@ def build_report(
     default: the newest run of each pipeline, whatever its profile.  Missing pipelines and rows are
     reported as "not run".  Returns the path of ``report.md``.
     """
-    uri = use_tracking_uri(params.tracking, project_root)
-    client = MlflowClient(uri)
+    client, exp_id = tracking_client(params, project_root)
     experiment = params.tracking.experiment
-    exp_id = experiment_id(client, experiment, uri, project_root)
     loaded = {name: load(client, exp_id, name, profile) for name in dict.fromkeys(pipelines)}
     sources = [p.source.run_id for p in loaded.values() if p.source.run_id]
     run_id = client.create_run(

@@ -10,6 +10,7 @@ the MLflow UI shows what was interrupted.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -22,16 +23,17 @@ from ecogen.tracking.runs import (
     DATA_VERSION,
     DATA_VERSION_PARAM,
     KIND,
-    PIPELINE,
-    PROFILE,
     REPLICATE,
     ROW,
     STAGE,
     UNKNOWN_VERSION,
-    experiment_id,
     flatten_params,
+    pipeline_runs,
+    quote,
+    run_profile,
+    search_all,
+    tracking_client,
 )
-from ecogen.tracking.uri import use_tracking_uri
 
 UNFINISHED = ("FAILED", "KILLED", "RUNNING")
 
@@ -54,25 +56,22 @@ def params_diff(
     ]
 
 
+@cache
+def _defaults() -> dict[str, str]:
+    return flatten_params(Params())
+
+
 def _diff(logged: Mapping[str, str], params: Params) -> list[str]:
-    return params_diff(logged, flatten_params(params), flatten_params(Params()))
-
-
-def _client(params: Params, project_root: Path) -> tuple[MlflowClient, str]:
-    uri = use_tracking_uri(params.tracking, project_root)
-    client = MlflowClient()
-    return client, experiment_id(client, params.tracking.experiment, uri, project_root)
+    return params_diff(logged, flatten_params(params), _defaults())
 
 
 def resumable_run(params: Params, pipeline: str, project_root: Path, profile: str | None) -> Run:
     """The newest run of ``pipeline`` made with ``profile``, if it did not finish; ResumeError when
     there is none, it finished, or it was made with other params.  Runs logged before profiles
     were recorded (no ``ecogen.profile`` tag) are never resumed."""
-    client, exp_id = _client(params, project_root)
+    client, exp_id = tracking_client(params, project_root)
     wanted = profile or NO_PROFILE
-    query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = '{pipeline}'"
-    newest_first = client.search_runs([exp_id], query, order_by=["attributes.start_time DESC"])
-    runs = [r for r in newest_first if r.data.tags.get(PROFILE) == wanted]
+    runs = [r for r in pipeline_runs(client, exp_id, pipeline) if run_profile(r) == wanted]
     if not runs or runs[0].info.status not in UNFINISHED:
         state = f"its newest run {runs[0].info.run_id} is {runs[0].info.status}" if runs else "it never ran"
         raise ResumeError(
@@ -92,8 +91,7 @@ def resumable_run(params: Params, pipeline: str, project_root: Path, profile: st
 
 def _kill_stale(client: MlflowClient, exp_id: str, parent_id: str) -> None:
     """Every RUNNING run below ``parent_id``, at any depth, → KILLED (what the dead process left)."""
-    query = f"tags.mlflow.parentRunId = '{parent_id}'"
-    for child in client.search_runs([exp_id], query, max_results=1000):
+    for child in search_all(client, exp_id, f"tags.mlflow.parentRunId = {quote(parent_id)}"):
         _kill_stale(client, exp_id, child.info.run_id)
         if child.info.status == "RUNNING":
             client.set_terminated(child.info.run_id, "KILLED")
@@ -102,7 +100,7 @@ def _kill_stale(client: MlflowClient, exp_id: str, parent_id: str) -> None:
 def reopen(params: Params, project_root: Path, run_id: str) -> str | None:
     """Mark the run RUNNING again and its stale RUNNING descendants KILLED; returns its data
     version (the finished prepare stage's, if the run died before recording it)."""
-    client, exp_id = _client(params, project_root)
+    client, exp_id = tracking_client(params, project_root)
     run = client.get_run(run_id)
     _kill_stale(client, exp_id, run_id)
     client.update_run(run_id, status="RUNNING")
@@ -138,10 +136,10 @@ def finished_stage_run(
     client = MlflowClient()
     parent = client.get_run(pipeline_run_id)
     query = (
-        f"tags.mlflow.parentRunId = '{pipeline_run_id}' AND tags.`{KIND}` = 'stage' "
+        f"tags.mlflow.parentRunId = {quote(pipeline_run_id)} AND tags.`{KIND}` = 'stage' "
         "AND attributes.status = 'FINISHED'"
     )
-    finished = list(client.search_runs([parent.info.experiment_id], query, max_results=1000))
+    finished = search_all(client, parent.info.experiment_id, query)
     inputs = [r.info.start_time for r in finished if upstream(r.data.tags, stage, trial, cycle)]
     newest_input = max(inputs, default=0)
     for run in finished:

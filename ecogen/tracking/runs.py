@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
@@ -77,13 +77,45 @@ def experiment_id(client: MlflowClient, name: str, uri: str, project_root: Path)
         raise
 
 
+def tracking_client(params: Params, project_root: Path) -> tuple[MlflowClient, str]:
+    """A client of ``params.tracking``'s store (also made MLflow's current URI) and the experiment id."""
+    uri = use_tracking_uri(params.tracking, project_root)
+    client = MlflowClient(uri)
+    return client, experiment_id(client, params.tracking.experiment, uri, project_root)
+
+
+def quote(value: str) -> str:
+    """A string literal for an MLflow search filter."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def search_all(client: MlflowClient, exp_id: str, query: str, order_by: list[str] | None = None) -> list[Run]:
+    """Every run matching ``query``, page by page."""
+    runs: list[Run] = []
+    token: str | None = None
+    while True:
+        page = client.search_runs([exp_id], query, max_results=1000, order_by=order_by, page_token=token)
+        runs.extend(page)
+        if not (token := page.token):
+            return runs
+
+
+def pipeline_runs(client: MlflowClient, exp_id: str, pipeline: str) -> list[Run]:
+    """The runs of ``pipeline`` (``ecogen run`` parents), newest first."""
+    query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = {quote(pipeline)}"
+    return search_all(client, exp_id, query, order_by=["attributes.start_time DESC"])
+
+
+def run_profile(run: Run) -> str | None:
+    """The profile a pipeline run was made with (``"none"``: as written; None: logged before the tag)."""
+    return run.data.tags.get(PROFILE)
+
+
 def start_pipeline_run(
     params: Params, pipeline: str, project_root: Path, tags: Mapping[str, str] | None = None
 ) -> str:
     """Create the parent run of one pipeline execution, with every parameter; returns its id."""
-    uri = use_tracking_uri(params.tracking, project_root)
-    client = MlflowClient()
-    exp_id = experiment_id(client, params.tracking.experiment, uri, project_root)
+    client, exp_id = tracking_client(params, project_root)
     run_tags = {KIND: "pipeline", PIPELINE: pipeline, DATA_VERSION: UNKNOWN_VERSION, **(tags or {})}
     run = client.create_run(exp_id, run_name=pipeline, tags=run_tags)
     log_params(client, run.info.run_id, flatten_params(params))
