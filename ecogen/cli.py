@@ -200,7 +200,8 @@ ReportOutOpt = Annotated[Path, typer.Option("--out", help="Folder for report.md 
 ReportPipelineOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--pipeline", help="Pipeline to report (repeatable; default: table3, baselines and cycles)."
+        "--pipeline",
+        help="Pipeline to report (repeatable; default: table3, baselines, hfsl-study and cycles).",
     ),
 ]
 

@@ -52,7 +52,15 @@ def test_samples_per_s_covers_every_stage(bench: ModuleType) -> None:
 def test_bytes_per_round_ecogen_sends_less_than_fedavg_full(bench: ModuleType) -> None:
     out = bench.bytes_per_round(bench.TINY, clusters=2, per_cluster=16)
     rows = out["methods"]
-    assert set(rows) == {"ecogen", "centralized", "local", "fedavg_full", "fedavg_peft", "splitfed"}
+    assert set(rows) == {
+        "ecogen",
+        "centralized",
+        "pooled_labels",
+        "local",
+        "fedavg_full",
+        "fedavg_peft",
+        "splitfed",
+    }
     assert out["fedavg_full_bytes_per_round"] == rows["fedavg_full"]["edge_client"] > 0
     assert 0 < rows["ecogen"]["edge_client"] < rows["fedavg_full"]["edge_client"]
     assert rows["ecogen"]["d2d"] > 0 and rows["ecogen"]["d2d_bytes_per_image"] > 0

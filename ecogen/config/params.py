@@ -88,7 +88,9 @@ class PeftParams(Section):
     lr: PositiveFloat = 5e-3
 
 
-HfslMethod = Literal["ecogen", "centralized", "local", "fedavg_full", "fedavg_peft", "splitfed"]
+HfslMethod = Literal[
+    "ecogen", "centralized", "pooled_labels", "local", "fedavg_full", "fedavg_peft", "splitfed"
+]
 HFSL_METHODS: tuple[str, ...] = get_args(HfslMethod)
 
 
@@ -99,6 +101,7 @@ class HfslParams(Section):
     backbone and rounds (see ``ecogen/federated/methods.py``).
     """
 
+    # ecogen | centralized (oracle) | pooled_labels | local | fedavg_full | fedavg_peft | splitfed
     method: HfslMethod = "ecogen"
     clusters: PositiveInt = 3  # client clusters per edge (prepare writes this many)
     devices_per_cluster: int = Field(3, ge=3)  # start (embedding), ≥1 middle (blocks), end (head)
@@ -108,17 +111,65 @@ class HfslParams(Section):
     allocation: Literal["balanced", "front"] = "balanced"
     rounds: PositiveInt = 4
     local_epochs: PositiveInt = 1
+    # A fixed number of client steps per round instead of epochs (null: local_epochs), so methods
+    # whose clients hold different amounts of data can be given the same, stated budget.
+    local_steps: PositiveInt | None = None
     cloud_every: int = Field(0, ge=0)  # rounds between cloud aggregations across edges (0: never)
     batch_size: PositiveInt = 16  # labelled images per client batch
     unlabelled_ratio: PositiveInt = 3  # μ: unlabelled images per labelled image in a batch
     # A fresh optimiser per client and round.
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: PositiveFloat = 2e-4
+    # constant: every client step at `lr`; cosine: one cosine decay from `lr` to 0 over all rounds'
+    # client steps (round r of R covers [r/R, (r+1)/R] of it), the pooled learner's too
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     confidence_threshold: float = Field(0.95, ge=0.0, le=1.0)  # FixMatch pseudo-label cut
     # fixed: FixMatch's τ; aligned: + distribution alignment to the client's labelled class
     # frequencies; adaptive: FlexMatch's class-wise thresholds (ecogen/training/pseudo_label.py)
-    pseudo_labels: Literal["fixed", "aligned", "adaptive"] = "fixed"
+    # soft: the teacher's whole predicted distribution is the target (knowledge distillation on the
+    # unlabelled images; with the round_start teacher it keeps a client close to the federation's
+    # model in function space, as FedNTD does against label-skew drift); τ still masks
+    pseudo_labels: Literal["fixed", "aligned", "adaptive", "soft"] = "fixed"
     unlabelled_weight: float = Field(0.5, ge=0.0)  # weight of the pseudo-label loss (0: labels only)
+    # Views: the labelled images and the pseudo-labelling pass see `augment` (weak: a random
+    # shift of ≤2 px; none: the image as is); the unlabelled images train on `unlabelled_view`.
+    augment: Literal["weak", "none"] = "weak"
+    unlabelled_view: Literal["strong", "weak", "none"] = "strong"
+    # Who pseudo-labels: the training model itself (self, FixMatch), the modules as delivered at the
+    # round's start (round_start: the federation's model, fixed for the round), or an exponential
+    # moving average of the training model (ema, Tarvainen & Valpola, 2017, arXiv 1703.01780).
+    teacher: Literal["self", "round_start", "ema"] = "self"
+    # Logit adjustment against label skew (Menon et al., 2021, arXiv 2007.07314; in FL: FedLC,
+    # Zhang et al., 2022, arXiv 2209.00189): clients train on logits + τ·log(their class prior),
+    # so the shared head learns the balanced posterior rather than each client's skew (0: off).
+    logit_adjustment: float = Field(0.0, ge=0.0)
+    ema_decay: float = Field(0.99, ge=0.0, lt=1.0)
+    # The edge trains on its own labelled set as one more participant of its rounds (it holds the
+    # whole model, so nothing crosses a link for it); weighted by its examples like a cluster.
+    edge_joins: bool = False
+    # FedAvg's n_k: "trained" counts the examples a participant trains on (its labelled ones when
+    # the unlabelled loss is off, else all); "labelled" counts its labelled examples only, so a
+    # participant's say follows the labels it holds (the edge's 500 against a cluster's ~100).
+    fedavg_weights: Literal["trained", "labelled"] = "trained"
+    # Server optimiser over the round's averaged update (Reddi et al., 2021, "Adaptive Federated
+    # Optimization", arXiv 2003.00295): none (FedAvg), fedavgm (server momentum), fedadam.
+    server_optimizer: Literal["none", "fedavgm", "fedadam"] = "none"
+    server_lr: PositiveFloat = 1.0  # η: step along the (momentum / Adam) pseudo-gradient
+    server_momentum: float = Field(0.9, ge=0.0, lt=1.0)  # β (fedavgm) or β1 (fedadam)
+    proximal_mu: float = Field(0.0, ge=0.0)  # FedProx's μ/2·‖w − w_round_start‖² (0: off)
+    # How LoRA's two factors are aggregated: "separate" averages A and B on their own, which is not
+    # the average of the products B·A; "frozen_a" (FFA-LoRA, Sun et al., 2024, arXiv 2403.12313)
+    # keeps A as the edge trained it and trains B only, so averaging B averages B·A exactly (and
+    # only B crosses the edge↔client links).
+    lora_aggregation: Literal["separate", "frozen_a"] = "separate"
+
+    @model_validator(mode="after")
+    def _levers_fit_the_method(self) -> HfslParams:
+        if self.method == "local" and self.edge_joins:
+            raise ValueError("edge_joins needs rounds the edge takes part in; method local has none")
+        if self.method in ("local", "centralized", "pooled_labels") and self.server_optimizer != "none":
+            raise ValueError(f"server_optimizer needs a federated method; method is {self.method}")
+        return self
 
 
 class RelayParams(Section):

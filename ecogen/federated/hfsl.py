@@ -9,6 +9,12 @@ same way and sends the result back.  Everything that crosses a link goes through
 :class:`~ecogen.split.channel.Channel` (one per edge), so the byte ledgers are complete.
 
 The baselines run through the same loop with other switches (:mod:`ecogen.federated.methods`).
+
+Levers (``HfslParams``): ``local_steps`` fixes each participant's client steps per round;
+``edge_joins`` makes the edge, which holds labelled data of its own, one more participant of its
+rounds (it holds the whole model, so nothing it does crosses a link); ``server_optimizer`` steps
+along the averaged update with FedAvgM or FedAdam (:mod:`ecogen.federated.server_opt`);
+``proximal_mu`` is FedProx; ``lora_aggregation: frozen_a`` is FFA-LoRA.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ecogen.data.prepared import Split
 from ecogen.environment import share_cores
 from ecogen.federated.aggregate import fedavg
 from ecogen.federated.methods import MethodSpec, method_spec
+from ecogen.federated.server_opt import ServerState, server_step
 from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state, tunable_state
@@ -51,6 +58,7 @@ class Cluster:
     data: Split
     # full-model parameter names held by each device (empty for devices with nothing tunable)
     device_keys: list[list[str]] = field(default_factory=list)
+    at_edge: bool = False  # the edge's own participant: holds the whole model, uses no link
 
 
 @dataclass
@@ -63,6 +71,7 @@ class EdgeJob:
     evaluate: Evaluate
     seed: int
     channel: Channel = field(default_factory=Channel)
+    own: Split | None = None  # the edge's labelled set, when the edge joins its rounds
 
 
 @dataclass
@@ -71,24 +80,36 @@ class HfslOutcome:
     accuracy: list[float]  # after each round
     bytes_per_round: list[dict[str, int]]  # "link/direction" → bytes, one dict per round
     block_ranges: list[tuple[int, int]]
+    # client compute per round, summed over participants: optimiser steps, and images that went
+    # through a training forward + backward pass (labelled and pseudo-labelled)
+    steps_per_round: list[int] = field(default_factory=list)
+    images_per_round: list[int] = field(default_factory=list)
 
 
 def make_cluster(
-    edge_model: nn.Module, data: Split, devices: int, split: bool = True, rule: str = "balanced"
+    edge_model: nn.Module,
+    data: Split,
+    devices: int,
+    split: bool = True,
+    rule: str = "balanced",
+    at_edge: bool = False,
 ) -> Cluster:
     model = copy.deepcopy(edge_model)
-    if split:
+    if split and not at_edge:
         vit = base_vit(model)
         segments = split_segments(vit, allocate_blocks(len(vit.blocks), devices, rule))  # type: ignore[arg-type]
     else:
         segments = [model]
     names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     keys = [[names[id(p)] for p in seg.parameters() if id(p) in names] for seg in segments]
-    return Cluster(model, segments, data, keys)
+    return Cluster(model, segments, data, keys, at_edge)
 
 
 def deliver(cluster: Cluster, state: dict[str, Tensor], channel: Channel) -> None:
     """Edge → each device: the tunable modules of the segment that device holds."""
+    if cluster.at_edge:  # the edge's own copy: nothing crosses a link
+        load_tunable_state(cluster.model, state)
+        return
     received: dict[str, Tensor] = {}
     for keys in cluster.device_keys:
         if keys:
@@ -100,6 +121,8 @@ def deliver(cluster: Cluster, state: dict[str, Tensor], channel: Channel) -> Non
 def upload(cluster: Cluster, channel: Channel) -> dict[str, Tensor]:
     """Each device → edge: its segment's tunable modules after local training."""
     state = tunable_state(cluster.model)
+    if cluster.at_edge:
+        return state
     out: dict[str, Tensor] = {}
     for keys in cluster.device_keys:
         if keys:
@@ -108,15 +131,33 @@ def upload(cluster: Cluster, channel: Channel) -> dict[str, Tensor]:
 
 
 def train_cluster(
-    cluster: Cluster, spec: MethodSpec, cfg: HfslParams, channel: Channel, accelerator: str, seed: int
-) -> None:
-    """``cfg.local_epochs`` of semi-supervised training inside one cluster."""
-    path = SplitChain(cluster.segments, channel) if spec.split else WholeModel(cluster.model)
+    cluster: Cluster,
+    spec: MethodSpec,
+    cfg: HfslParams,
+    channel: Channel,
+    accelerator: str,
+    seed: int,
+    steps: int | None = None,
+    span: tuple[float, float] = (0.0, 1.0),
+) -> tuple[int, int]:
+    """``steps`` client steps (else ``cfg.local_epochs`` epochs) of semi-supervised training inside
+    one cluster; returns (steps, images trained on)."""
+    split = spec.split and not cluster.at_edge
+    path = SplitChain(cluster.segments, channel) if split else WholeModel(cluster.model)
     prior = class_prior(cluster.data.y, base_vit(cluster.model).cfg.num_classes)
-    module = SplitSemiSupervised(cluster.model, path, cfg, seed=seed, prior=prior)
-    trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs)
+    teacher = None
+    if cfg.teacher != "self" and cfg.unlabelled_weight > 0:
+        # the same devices hold a frozen copy of their segments (deepcopy keeps them sharing modules)
+        t_model, t_segments = copy.deepcopy((cluster.model, cluster.segments))
+        t_model.requires_grad_(False)
+        teacher = (t_model, SplitChain(t_segments, channel) if split else WholeModel(t_model))
+    module = SplitSemiSupervised(
+        cluster.model, path, cfg, seed=seed, prior=prior, max_steps=steps, teacher=teacher, span=span
+    )
+    trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs if steps is None else -1)
     trainer.fit(module, fixmatch_loader(cluster.data, cfg, seed=seed))
     cluster.model.cpu()
+    return module.steps, module.images
 
 
 def cloud_step(
@@ -142,12 +183,16 @@ def run_hfsl_edges(
         j.name: [
             make_cluster(j.model, d, cfg.devices_per_cluster, spec.split, cfg.allocation) for d in j.clusters
         ]
+        + ([make_cluster(j.model, j.own, cfg.devices_per_cluster, at_edge=True)] if j.own is not None else [])
         for j in jobs
     }
     states = {j.name: tunable_state(j.model) for j in jobs}
+    server = {j.name: ServerState() for j in jobs}
     accuracy: dict[str, list[float]] = {j.name: [] for j in jobs}
     per_round: dict[str, list[dict[str, int]]] = {j.name: [] for j in jobs}
+    compute: dict[str, list[tuple[int, int]]] = {j.name: [] for j in jobs}
     tasks = [(j, k, c) for j in jobs for k, c in enumerate(members[j.name])]
+    steps = pooled_steps(cfg) if spec.pooled else cfg.local_steps
     workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
     # no oversubscription: each parallel cluster gets its share of torch's threads
     with share_cores(workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
@@ -158,13 +203,20 @@ def run_hfsl_edges(
                     if spec.federated or (r == 0 and not spec.pooled):
                         deliver(cluster, states[j.name], j.channel)
 
-            def one(task: tuple[EdgeJob, int, Cluster], r: int = r) -> None:
+            def one(task: tuple[EdgeJob, int, Cluster], r: int = r) -> tuple[str, int, int]:
                 job, k, cluster = task
-                train_cluster(cluster, spec, cfg, job.channel, accelerator, job.seed + 1000 * r + k)
+                seed = job.seed + 1000 * r + k
+                span = (r / cfg.rounds, (r + 1) / cfg.rounds)  # of the client lr schedule
+                return (
+                    job.name,
+                    *train_cluster(cluster, spec, cfg, job.channel, accelerator, seed, steps, span),
+                )
 
-            list(pool.map(one, tasks))
-            _aggregate(jobs, members, states, spec, cfg, r)
+            done = list(pool.map(one, tasks))
+            _aggregate(jobs, members, states, server, spec, cfg, r)
             for j in jobs:
+                mine = [(s, n) for name, s, n in done if name == j.name]
+                compute[j.name].append((sum(s for s, _ in mine), sum(n for _, n in mine)))
                 accuracy[j.name].append(_accuracy(j, members[j.name], spec))
                 per_round[j.name].append(j.channel.ledger.snapshot())
                 log.info(
@@ -178,13 +230,41 @@ def run_hfsl_edges(
                 )
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
     ranges = allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if spec.split else [(0, depth)]
-    return {j.name: HfslOutcome(states[j.name], accuracy[j.name], per_round[j.name], ranges) for j in jobs}
+    return {
+        j.name: HfslOutcome(
+            states[j.name],
+            accuracy[j.name],
+            per_round[j.name],
+            ranges,
+            [s for s, _ in compute[j.name]],
+            [n for _, n in compute[j.name]],
+        )
+        for j in jobs
+    }
+
+
+def trained_examples(data: Split, cfg: HfslParams) -> int:
+    """FedAvg's n_k (``cfg.fedavg_weights``): the examples a participant trains on — its labelled
+    ones when the unlabelled loss is off (its unlabelled images then teach it nothing), else all of
+    them — or its labelled examples whatever it trains on."""
+    if cfg.unlabelled_weight == 0 or cfg.fedavg_weights == "labelled":
+        return int(data.labelled.sum())
+    return len(data)
+
+
+def pooled_steps(cfg: HfslParams) -> int | None:
+    """The pooled learner's steps per round: the federated participants' together (every cluster,
+    and the edge when it joins), so pooling is compared at the same client compute."""
+    if cfg.local_steps is None:
+        return None
+    return cfg.local_steps * (cfg.clusters + int(cfg.edge_joins))
 
 
 def _aggregate(
     jobs: list[EdgeJob],
     members: dict[str, list[Cluster]],
     states: dict[str, dict[str, Tensor]],
+    server: dict[str, ServerState],
     spec: MethodSpec,
     cfg: HfslParams,
     r: int,
@@ -196,10 +276,17 @@ def _aggregate(
                 load_tunable_state(j.model, states[j.name])
         return
     for j in jobs:
-        updates = [(upload(c, j.channel), len(c.data)) for c in members[j.name]]
-        states[j.name] = fedavg(updates)
+        updates = [(upload(c, j.channel), trained_examples(c.data, cfg)) for c in members[j.name]]
+        states[j.name], server[j.name] = server_step(
+            states[j.name],
+            fedavg(updates),
+            server[j.name],
+            cfg.server_optimizer,
+            cfg.server_lr,
+            beta1=cfg.server_momentum,
+        )
     if cfg.cloud_every and (r + 1) % cfg.cloud_every == 0 and len(jobs) > 1:
-        weights = [sum(len(c.data) for c in members[j.name]) for j in jobs]
+        weights = [sum(trained_examples(c.data, cfg) for c in members[j.name]) for j in jobs]
         merged = cloud_step(jobs, [states[j.name] for j in jobs], weights)
         states.update({j.name: s for j, s in zip(jobs, merged, strict=True)})
     for j in jobs:

@@ -10,7 +10,9 @@ and differs only in:
   tunable PEFT modules;
 * ``federated``: the edge averages the clusters' updates each round; without it every cluster
   keeps its own model (accuracy is then the mean over the clusters' models);
-* ``pooled``: one learner gets every cluster's images *with all their labels* (the oracle).
+* ``pooled``: one learner gets every cluster's images in one place: *with all their labels*
+  (the oracle, ``oracle``), or with only the labels the system holds (``pooled_labels``: what
+  central training on the same labels reaches at the same client compute).
 """
 
 from __future__ import annotations
@@ -30,13 +32,22 @@ class MethodSpec:
     full_model: bool
     federated: bool
     pooled: bool = False
+    oracle: bool = False  # pooled with every true label (else only the labels the clients hold)
     title: str = ""
 
 
 METHODS: dict[str, MethodSpec] = {
     "ecogen": MethodSpec(split=True, full_model=False, federated=True, title="EcoGen (HFSL, PEFT)"),
     "centralized": MethodSpec(
-        split=False, full_model=True, federated=False, pooled=True, title="Centralized oracle (all labels)"
+        split=False,
+        full_model=True,
+        federated=False,
+        pooled=True,
+        oracle=True,
+        title="Centralized oracle (all labels)",
+    ),
+    "pooled_labels": MethodSpec(
+        split=False, full_model=False, federated=False, pooled=True, title="Central, the same labels (PEFT)"
     ),
     "local": MethodSpec(split=True, full_model=False, federated=False, title="Local only (no federation)"),
     "fedavg_full": MethodSpec(split=False, full_model=True, federated=True, title="FedAvg, full model"),

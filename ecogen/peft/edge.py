@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from pathlib import Path
 from typing import cast
@@ -16,8 +17,10 @@ from ecogen.models.vit import MaskedAutoencoder, ViT
 from ecogen.peft.registry import apply_peft
 from ecogen.peft.tunable import load_tunable_state, tunable_state
 
-# Adapter initialisation draws from torch's global RNG; edges may be built from parallel
-# threads, so seeding and drawing happen under one lock to stay reproducible.
+# Adapter initialisation inside peft draws from torch's global RNG, which every thread of the
+# process shares: edges are built from parallel threads while other threads may draw from it (a
+# DataLoader without a generator does).  So the random tensors are drawn again from a private
+# generator (:func:`seeded_init`): the same seed gives the same modules, whatever runs beside.
 _INIT_LOCK = threading.Lock()
 
 
@@ -27,7 +30,23 @@ def build_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, seed: int) -> nn.Mo
         torch.manual_seed(seed)
         model = apply_peft(copy.deepcopy(fm.encoder), cfg)
         torch.random.set_rng_state(state)
+    seeded_init(model, seed)
     return model
+
+
+def seeded_init(model: nn.Module, seed: int) -> None:
+    """Re-draw the randomly initialised tunable tensors from ``torch.Generator(seed)``, in name
+    order, with the distributions their libraries use: LoRA's A as peft does (Kaiming uniform,
+    a = √5; B stays zero) and visual prompts as ``ecogen.peft.prompt`` does (truncated normal)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if not p.requires_grad:
+                continue
+            if "lora_A" in name:
+                nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=g)
+            elif name.endswith("prompts"):
+                nn.init.trunc_normal_(p, std=0.02, generator=g)
 
 
 def base_vit(model: nn.Module) -> ViT:

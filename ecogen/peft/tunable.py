@@ -5,6 +5,9 @@ These are the only weights that ever cross a link after the FM's first delivery.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from torch import Tensor, nn
 
 
@@ -37,3 +40,23 @@ def module_bytes(module: nn.Module) -> int:
 def freeze(module: nn.Module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)
+
+
+@contextmanager
+def frozen_factor(models: list[nn.Module], factor: str | None) -> Iterator[None]:
+    """While inside, the tunable parameters whose name holds ``factor`` (e.g. ``lora_A``) are frozen
+    in ``models``: they neither train nor travel.  They are tunable again on exit, so what is saved
+    afterwards is the whole set of modules.  ``None``: nothing is frozen."""
+    held = [
+        p
+        for m in models
+        for n, p in m.named_parameters()
+        if factor is not None and factor in n and p.requires_grad
+    ]
+    for p in held:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in held:
+            p.requires_grad_(True)

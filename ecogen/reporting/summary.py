@@ -2,7 +2,8 @@
 
 A :class:`Trial` is one (row, replicate) run of an experiment's trailing stage, already read from
 wherever it was recorded; :func:`aggregate` groups trials by row into :class:`RowSummary` records
-that the tables, targets and figures read.
+that the tables, targets and figures read.  A gain (end − start) is derived per trial before the
+rows are summarized, so its spread is the replicates' spread, not one made up from two means.
 """
 
 from __future__ import annotations
@@ -28,13 +29,32 @@ FULL_MODEL_BYTES = "mean_full_model_bytes"
 ENERGY_KWH = "energy_kwh"
 EMISSIONS = "emissions_kg_co2eq"
 DURATION_S = "duration_s"
+CLIENT_STEPS = "mean_client_steps_per_round"  # optimizer steps, summed over every participant
+CLIENT_IMAGES = "mean_client_images_per_round"  # images trained on, summed over every participant
+GAIN = "gain"  # derived per trial by aggregate(): END − START, what HFSL added to the edge model
+
+# Experiment pipelines (pipelines.yaml) the report tabulates row by row.
+TABLE3_PIPELINE = "table3"
+BASELINES_PIPELINE = "baselines"
+STUDY_PIPELINE = "hfsl-study"
+ROUNDS_PARAM = "hfsl.rounds"
 
 # Rows of the baselines experiment (pipelines.yaml), in the order the report lists them.
 ECOGEN = "ecogen"
 LABELS_ONLY = "ecogen-labels-only"
+POOLED_LABELS = "pooled-labels"  # central training on exactly the federation's labels, same client compute
 CENTRALIZED = "centralized"  # the oracle: all client data in one place
 FEDAVG_FULL = "fedavg-full"
-BASELINE_ROWS = (ECOGEN, LABELS_ONLY, CENTRALIZED, "local", FEDAVG_FULL, "fedavg-peft", "splitfed")
+BASELINE_ROWS = (
+    ECOGEN,
+    LABELS_ONLY,
+    POOLED_LABELS,
+    CENTRALIZED,
+    "local",
+    FEDAVG_FULL,
+    "fedavg-peft",
+    "splitfed",
+)
 
 DASH = "—"  # a number that was not measured
 
@@ -58,10 +78,13 @@ class Stat:
     std: float
     n: int
 
-    def format(self, spec: str = ".3f") -> str:
-        """``"0.955 ± 0.004"``; with one replicate the spread is unknown: ``"0.955 ± —"``."""
+    def format(self, spec: str = ".3f", signed: bool = False) -> str:
+        """``"0.955 ± 0.004"``; with one replicate the spread is unknown: ``"0.955 ± —"``.
+
+        ``signed``: a difference, ``"+0.031 ± 0.004"`` (the sign on the mean only).
+        """
         spread = format(self.std, spec) if self.n > 1 else "—"
-        return f"{format(self.mean, spec)} ± {spread}"
+        return f"{format(self.mean, ('+' if signed else '') + spec)} ± {spread}"
 
 
 def format_bytes(value: float | None) -> str:
@@ -73,6 +96,32 @@ def format_bytes(value: float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def format_count(value: float | None) -> str:
+    """Three significant digits with k / M / G: ``210``, ``16.8k``, ``1.2M`` (steps, images)."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    if abs(value) < 1000:
+        return f"{value:.0f}"
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        if abs(value) < 1000 * scale or unit == "G":
+            return f"{value / scale:.3g}{unit}"
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float | None) -> str:
+    """Wall time as people quote it: ``45 s``, ``21 min 30 s``, ``1 h 02 min``."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def summarize(values: Sequence[float]) -> Stat | None:
@@ -102,6 +151,21 @@ class RowSummary:
         stat = self.metrics.get(key)
         return None if stat is None else stat.mean
 
+    def gain(self) -> float | None:
+        """Mean END − START: over the replicates (:data:`GAIN`), else from the two means."""
+        if (gain := self.mean(GAIN)) is not None:
+            return gain
+        end, start = self.mean(END), self.mean(START)
+        return None if end is None or start is None else end - start
+
+    @property
+    def rounds(self) -> int | None:
+        """HFSL rounds every replicate ran (the ``hfsl.rounds`` param), if known."""
+        try:
+            return int(self.params[ROUNDS_PARAM])
+        except (KeyError, ValueError):
+            return None
+
     @property
     def clusters(self) -> int | None:
         """Clusters per edge: the ``hfsl.clusters`` param, else a row named ``c<k>``."""
@@ -114,8 +178,17 @@ class RowSummary:
         return int(match.group(1)) if match else None
 
 
+def derived(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``metrics`` plus :data:`GAIN` (END − START) when the trial logged both and no gain itself."""
+    out = dict(metrics)
+    if GAIN not in out and END in out and START in out:
+        out[GAIN] = out[END] - out[START]
+    return out
+
+
 def aggregate(trials: Iterable[Trial]) -> dict[str, RowSummary]:
-    """Group trials by row (in order of first appearance) and summarize every metric."""
+    """Group trials by row (in order of first appearance) and summarize every metric, the
+    :func:`derived` ones included."""
     groups: dict[str, list[Trial]] = {}
     for trial in trials:
         groups.setdefault(trial.row, []).append(trial)
@@ -123,8 +196,9 @@ def aggregate(trials: Iterable[Trial]) -> dict[str, RowSummary]:
 
 
 def _summarize_row(row: str, trials: list[Trial]) -> RowSummary:
-    keys = sorted({k for t in trials for k in t.metrics})
-    metrics = {k: s for k in keys if (s := summarize([t.metrics[k] for t in trials if k in t.metrics]))}
+    per_trial = [derived(t.metrics) for t in trials]
+    keys = sorted({k for m in per_trial for k in m})
+    metrics = {k: s for k in keys if (s := summarize([m[k] for m in per_trial if k in m]))}
     rounds = sorted({r for t in trials for r in t.accuracy})
     curve = {r: s for r in rounds if (s := summarize([t.accuracy[r] for t in trials if r in t.accuracy]))}
     first, *rest = trials

@@ -19,6 +19,8 @@ from ecogen.reporting.cycles import Cycle, in_order
 from ecogen.reporting.summary import (
     BASELINE_ROWS,
     CENTRALIZED,
+    CLIENT_IMAGES,
+    CLIENT_STEPS,
     CLOUD_EDGE_BYTES,
     D2D_BYTES,
     DASH,
@@ -29,11 +31,17 @@ from ecogen.reporting.summary import (
     FEDAVG_FULL,
     FEDAVG_FULL_BYTES,
     FIRST,
+    GAIN,
+    START,
+    STUDY_PIPELINE,
     VS_FEDAVG_FULL,
     RowSummary,
     Stat,
     by_clusters,
+    derived,
     format_bytes,
+    format_count,
+    format_duration,
     ordered,
 )
 from ecogen.reporting.targets import TargetCheck
@@ -43,10 +51,14 @@ NOT_RUN = "not run"
 
 # report.json names → hfsl metrics (the numbers `dvc metrics diff` compares).
 JSON_METRICS = {
+    "accuracy_start": START,
     "accuracy_first": FIRST,
     "accuracy": END,
+    "gain": GAIN,
     "edge_client_bytes_per_round": EDGE_CLIENT_BYTES,
     "d2d_bytes_per_round": D2D_BYTES,
+    "client_steps_per_round": CLIENT_STEPS,
+    "client_images_per_round": CLIENT_IMAGES,
     "energy_kwh": ENERGY_KWH,
 }
 
@@ -66,10 +78,11 @@ class PipelineSource:
     replicates: tuple[int, ...] = ()  # per row
     model_bytes: float | None = None  # the full model's size, as the trials measured it
     unit: str = ""  # what ``trials`` counts when it is not trials ("cycles")
+    wall_s: float | None = None  # the pipeline run's end − start (None while it has no end)
 
 
-def _stat(stat: Stat | None, spec: str = ".3f") -> str:
-    return DASH if stat is None else stat.format(spec)
+def _stat(stat: Stat | None, spec: str = ".3f", signed: bool = False) -> str:
+    return DASH if stat is None else stat.format(spec, signed)
 
 
 def _cell_row(cells: Sequence[str]) -> str:
@@ -95,7 +108,7 @@ def header_markdown(
     body = []
     for s in sources:
         if s.run_id is None:
-            body.append([s.pipeline, NOT_RUN, s.profile or DASH, *[DASH] * 8])
+            body.append([s.pipeline, NOT_RUN, s.profile or DASH, *[DASH] * 9])
             continue
         p = s.params
         model = ", ".join(f"{k} {p.get(f'model.{k}', '?')}" for k in ("dim", "depth", "heads"))
@@ -117,6 +130,7 @@ def header_markdown(
                 p.get("data.labelled_fraction", DASH),
                 p.get("hfsl.rounds", DASH),
                 _span(s.replicates),
+                format_duration(s.wall_s),
             ]
         )
     head = [
@@ -131,6 +145,7 @@ def header_markdown(
         "λ",
         "Rounds",
         "Replicates",
+        "Wall time",
     ]
     made_with = f" made with profile `{profile}`" if profile else ""
     return (
@@ -169,8 +184,18 @@ def _vs_full(s: RowSummary, rows: Rows) -> float | None:
     return None if ours is None or not reference else ours / reference
 
 
+def client_compute(s: RowSummary) -> str:
+    """``"210 × 16.8k"``: client optimizer steps × images trained on per round (all participants),
+    so rows are compared at equal client work, not only equal rounds."""
+    steps, images = s.mean(CLIENT_STEPS), s.mean(CLIENT_IMAGES)
+    if steps is None and images is None:
+        return DASH
+    return f"{format_count(steps)} × {format_count(images)}"
+
+
 def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> str:
-    """Rows = methods; accuracy, ratio to the centralized oracle, traffic per round, energy, time.
+    """Rows = methods; accuracy and its gain over the start, ratio to the centralized oracle,
+    traffic and client compute per round, energy, time.
 
     Any other experiment pipeline is tabulated the same way under its own name.
     """
@@ -183,7 +208,7 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
     order = BASELINE_ROWS if pipeline == "baselines" else ()
     for row in ordered(baselines, order):
         if (s := baselines.get(row)) is None:
-            body.append([row, NOT_RUN, *[DASH] * 7])
+            body.append([row, NOT_RUN, *[DASH] * 9])
             continue
         end = s.mean(END)
         ratio = DASH if end is None or not oracle else f"{end / oracle:.3f}"
@@ -193,10 +218,12 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
                 row,
                 _stat(s.stat(FIRST)),
                 _stat(s.stat(END)),
+                _stat(s.stat(GAIN), signed=True),
                 ratio,
                 format_bytes(s.mean(EDGE_CLIENT_BYTES)),
                 DASH if vs_full is None else f"{vs_full:.2%}",
                 format_bytes(s.mean(D2D_BYTES)),
+                client_compute(s),
                 _stat(s.stat(ENERGY_KWH), ".3g"),
                 _stat(s.stat(DURATION_S), ".1f"),
             ]
@@ -205,12 +232,53 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
         "Method",
         "First",
         "End",
+        "Gain vs start",
         "End / oracle",
         "Edge↔client / round",
         "vs FedAvg-full",
         "D2D / round",
+        "Client compute (steps × images per round)",
         "Energy (kWh)",
         "Duration (s)",
+    ]
+    return title + _table(head, body)
+
+
+def study_markdown(study: Rows | None, pipeline: str = STUDY_PIPELINE) -> str:
+    """The HFSL study: per row (in the order run, i.e. pipelines.yaml's) where HFSL starts, where
+    round 1 and the last round take it, the gain over the start (spread over the replicates' own
+    gains), and what it cost: client compute and edge↔client bytes per round."""
+    title = "## HFSL study\n\n"
+    if study is None:
+        return title + f"_not run: no finished `{pipeline}` pipeline run._"
+    body = [
+        [
+            row,
+            DASH if s.rounds is None else str(s.rounds),
+            _stat(s.stat(START)),
+            _stat(s.stat(FIRST)),
+            _stat(s.stat(END)),
+            _stat(s.stat(GAIN), signed=True),
+            format_count(s.mean(CLIENT_STEPS)),
+            format_count(s.mean(CLIENT_IMAGES)),
+            format_bytes(s.mean(EDGE_CLIENT_BYTES)),
+            str(s.replicates),
+        ]
+        for row, s in study.items()
+    ]
+    if not body:
+        body.append([NOT_RUN, *[DASH] * 9])
+    head = [
+        "Row",
+        "Rounds",
+        "Start",
+        "After round 1",
+        "End",
+        "End − start",
+        "Client steps / round",
+        "Client images / round",
+        "Edge↔client / round",
+        "Replicates",
     ]
     return title + _table(head, body)
 
@@ -336,6 +404,43 @@ def table3_csv(table3: Rows | None, path: Path) -> Path:
     return _write_csv(path, head, body)
 
 
+def study_csv(study: Rows | None, path: Path) -> Path:
+    """One line per HFSL-study row, in the order run (header only when the pipeline never ran)."""
+    keys = (START, FIRST, END, GAIN)
+    body: list[list[object]] = []
+    for row, s in (study or {}).items():
+        stats = [s.stat(k) for k in keys]
+        body.append(
+            [
+                row,
+                "" if s.rounds is None else s.rounds,
+                *(_num(st.mean if st else None) for st in stats),
+                *(_num(st.std if st else None) for st in stats),
+                _num(s.mean(CLIENT_STEPS)),
+                _num(s.mean(CLIENT_IMAGES)),
+                _num(s.mean(EDGE_CLIENT_BYTES)),
+                s.replicates,
+            ]
+        )
+    head = [
+        "row",
+        "rounds",
+        "start",
+        "first",
+        "end",
+        "gain",
+        "start_std",
+        "first_std",
+        "end_std",
+        "gain_std",
+        "client_steps_per_round",
+        "client_images_per_round",
+        "edge_client_bytes_per_round",
+        "replicates",
+    ]
+    return _write_csv(path, head, body)
+
+
 def bytes_csv(baselines: Rows | None, path: Path) -> Path:
     """Traffic per round per method (means over replicates)."""
     rows = baselines or {}
@@ -395,6 +500,12 @@ def _row_json(s: RowSummary, with_clusters: bool) -> dict[str, Any]:
         if (stat := s.stat(key)) is not None:
             out[name] = {"mean": stat.mean, "std": stat.std}
     return out
+
+
+def stage_json(metrics: Mapping[str, float]) -> dict[str, float]:
+    """One stage run's numbers under their report.json names (the default chain's hfsl stage)."""
+    values = derived(metrics)
+    return {name: values[key] for name, key in JSON_METRICS.items() if key in values}
 
 
 def report_json(

@@ -3,7 +3,9 @@
 Each check compares row means (replicate spread enters only the Table 3 monotonicity rule) and
 says what it measured, so the report reads "measured vs required" without recomputing anything.
 A check whose rows are missing is "not run", never a failure of the report.  The knowledge-relay
-targets read the per-cycle records of the ``cycles`` pipeline (:mod:`ecogen.reporting.cycles`).
+targets read the per-cycle records of the ``cycles`` pipeline (:mod:`ecogen.reporting.cycles`);
+the default chain's target reads its one hfsl stage run's metrics, and the runtime target the
+pipeline runs' wall times.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 
 from ecogen.reporting.cycles import Cycle, in_order
 from ecogen.reporting.summary import (
+    BASELINES_PIPELINE,
     CENTRALIZED,
     ECOGEN,
     EDGE_CLIENT_BYTES,
@@ -22,9 +25,14 @@ from ecogen.reporting.summary import (
     FEDAVG_FULL_BYTES,
     FIRST,
     LABELS_ONLY,
+    POOLED_LABELS,
+    START,
+    STUDY_PIPELINE,
+    TABLE3_PIPELINE,
     RowSummary,
     by_clusters,
     format_bytes,
+    format_duration,
 )
 
 Status = Literal["PASS", "MISS", "not run"]
@@ -32,7 +40,15 @@ Rows = Mapping[str, RowSummary]
 
 ORACLE_RATIO = 0.95  # EcoGen end ≥ 95 % of the centralized oracle's end
 BYTES_SHARE = 0.05  # EcoGen edge↔client bytes/round ≤ 5 % of FedAvg on the full model
-SEMI_SUPERVISED_GAIN = 0.02  # unlabelled data must add ≥ 2 accuracy points
+SEMI_SUPERVISED_GAIN = 0.01  # unlabelled data must add ≥ 1 accuracy point
+HFSL_GAIN = 0.030  # HFSL must lift the baselines' EcoGen edge model by ≥ 3 points over its start ...
+EDGE_START = 0.735  # ... from a start no lower than the earlier runs' (a gain from a weaker start is no gain)
+LABELS_ONLY_GAP = 0.015  # pooled-labels end − ecogen-labels-only end ≤ 1.5 points (same labels, same compute)
+CLUSTERS_GAIN = 0.020  # Table 3: the most clusters beat the fewest by ≥ 2 points
+ORACLE_CONVERGED = 0.003  # the oracle's last round adds < 0.3 points: it is a ceiling, not a laggard
+DEFAULT_HFSL_GAIN = 0.020  # the default chain's HFSL stage lifts its edge model by ≥ 2 points
+RUNTIME_LIMIT_S = 45 * 60  # each experiment pipeline run within 45 minutes of wall time
+RUNTIME_PIPELINES = (TABLE3_PIPELINE, BASELINES_PIPELINE, STUDY_PIPELINE)
 RELAY_VS_BEST_EDGE = 0.03  # the first relay's FM beats the best single edge by ≥ 3 points
 RELAY_VS_NAIVE = 0.02  # ... and naive parameter averaging by ≥ 2 points
 FORGETTING = 0.005  # an edge may lose at most half a point after a redelivery
@@ -106,6 +122,72 @@ def end_non_decreasing(table3: Rows | None) -> TargetCheck:
     return TargetCheck(key, claim, measured, required, _status(slack >= -EPS), slack, 0.0)
 
 
+def table3_clusters_gain(table3: Rows | None, gain: float = CLUSTERS_GAIN) -> TargetCheck:
+    """END of the row with the most clusters − END of the row with the fewest ≥ ``gain``: more
+    clusters (more data, more participants) must pay, not merely not hurt."""
+    key, claim = "table3_clusters_gain", "Table 3: most clusters vs fewest clusters, end accuracy"
+    required = f"end[most] − end[fewest] ≥ {gain:+.3f}"
+    ends = [(c, end) for c, s in by_clusters(table3 or {}) if (end := s.mean(END)) is not None]
+    if len(ends) < 2:
+        return _not_run(key, claim, required, "needs ≥ 2 table3 rows")
+    (fewest, low), (most, high) = ends[0], ends[-1]
+    value = high - low
+    measured = f"{most} vs {fewest} clusters: {high:.3f} − {low:.3f} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value >= gain - EPS), value, gain)
+
+
+def oracle_converged(baselines: Rows | None, limit: float = ORACLE_CONVERGED) -> TargetCheck:
+    """The centralized oracle's curve: last round − the round before < ``limit``.
+
+    The oracle is the ceiling the other rows are measured against; if it was still climbing, the
+    ratios to it flatter them.
+    """
+    key, claim = "oracle_converged", "Centralized oracle trained to convergence: last-round change"
+    required = f"acc[last] − acc[last − 1] < {limit:+.3f}"
+    row = (baselines or {}).get(CENTRALIZED)
+    rounds = sorted(row.curve) if row is not None else []
+    if row is None or len(rounds) < 2:
+        return _not_run(key, claim, required, "needs the centralized row's accuracy for ≥ 2 rounds")
+    (r0, prev), (r1, last) = ((r, row.curve[r].mean) for r in rounds[-2:])
+    value = last - prev
+    measured = f"round {r0} {prev:.3f} → round {r1} {last:.3f} ({value:+.3f})"
+    return TargetCheck(key, claim, measured, required, _status(value < limit - EPS), value, limit)
+
+
+def default_hfsl_gain(default: Mapping[str, float] | None, gain: float = DEFAULT_HFSL_GAIN) -> TargetCheck:
+    """The ``default`` chain's hfsl stage run: ``mean_accuracy`` − ``mean_accuracy_start`` ≥ ``gain``
+    (the pipeline users run first must show HFSL helping, not only the experiments)."""
+    key, claim = "default_hfsl_gain", "Default pipeline: HFSL end − start"
+    required = f"≥ {gain:+.3f}"
+    metrics = default or {}
+    end, start = metrics.get(END), metrics.get(START)
+    if end is None or start is None:
+        return _not_run(key, claim, required, "needs a finished default pipeline run's hfsl stage")
+    value = end - start
+    measured = f"{end:.3f} − {start:.3f} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value >= gain - EPS), value, gain)
+
+
+def runtime(
+    wall_times: Mapping[str, float | None] | None,
+    limit_s: float = RUNTIME_LIMIT_S,
+    pipelines: Sequence[str] = RUNTIME_PIPELINES,
+) -> TargetCheck:
+    """Each of ``pipelines``' runs took ≤ ``limit_s`` of wall time (``wall_times``: seconds, None
+    when not run).  MISS when any present one exceeds; ``value`` is the longest."""
+    key, claim = "runtime", "Experiment pipeline runs' wall time"
+    required = f"each ≤ {format_duration(limit_s)}"
+    times = wall_times or {}
+    measured_times = {p: t for p in pipelines if (t := times.get(p)) is not None}
+    if not measured_times:
+        return _not_run(key, claim, required, f"no {', '.join(pipelines)} run")
+    measured = "; ".join(
+        f"{p} {format_duration(t)}" if (t := times.get(p)) is not None else f"{p} not run" for p in pipelines
+    )
+    value = max(measured_times.values())
+    return TargetCheck(key, claim, measured, required, _status(value <= limit_s), value, float(limit_s))
+
+
 def communication(baselines: Rows | None, share: float = BYTES_SHARE) -> TargetCheck:
     """EcoGen's edge↔client bytes/round ≤ ``share`` × FedAvg-full's, and its end accuracy ≥ FedAvg-full's.
 
@@ -133,6 +215,39 @@ def communication(baselines: Rows | None, share: float = BYTES_SHARE) -> TargetC
     parts.append(f"end {end_ours:.3f} vs {end_full:.3f}")
     ok = ratio <= share + EPS and end_ours >= end_full - EPS
     return TargetCheck(key, claim, "; ".join(parts), required, _status(ok), ratio, share)
+
+
+def hfsl_gain(baselines: Rows | None, gain: float = HFSL_GAIN, start: float = EDGE_START) -> TargetCheck:
+    """Baselines' ecogen row: END − START ≥ ``gain`` and START ≥ ``start``.
+
+    Both halves, because a larger gain from a weaker edge model is not progress.  ``value`` is the
+    gain (mean over the replicates of each one's END − START).
+    """
+    key, claim = "hfsl_gain", "HFSL lifts the EcoGen edge model: ecogen end − start (baselines)"
+    required = f"gain ≥ {gain:+.3f} and start ≥ {start:.3f}"
+    row = (baselines or {}).get(ECOGEN)
+    ours, before = (None, None) if row is None else (row.mean(END), row.mean(START))
+    value = None if row is None else row.gain()
+    if ours is None or before is None or value is None:
+        return _not_run(key, claim, required, "needs the baselines ecogen row's start and end")
+    measured = f"start {before:.3f}, end {ours:.3f}: gain {value:+.3f}"
+    ok = value >= gain - EPS and before >= start - EPS
+    return TargetCheck(key, claim, measured, required, _status(ok), value, gain)
+
+
+def labels_only_vs_central(baselines: Rows | None, gap: float = LABELS_ONLY_GAP) -> TargetCheck:
+    """pooled-labels END − ecogen-labels-only END ≤ ``gap``: federated split training on the
+    federation's labels loses little to training centrally on exactly those labels, at the same
+    client compute."""
+    key = "labels_only_vs_central"
+    claim = "EcoGen labels only vs central training on the same labels, same client compute"
+    required = f"pooled-labels − ecogen-labels-only ≤ {gap:+.3f}"
+    pooled, ours = _end(baselines, POOLED_LABELS), _end(baselines, LABELS_ONLY)
+    if pooled is None or ours is None:
+        return _not_run(key, claim, required, "needs baselines rows pooled-labels and ecogen-labels-only")
+    value = pooled - ours
+    measured = f"{pooled:.3f} − {ours:.3f} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value <= gap + EPS), value, gap)
 
 
 def semi_supervised_gain(baselines: Rows | None, gain: float = SEMI_SUPERVISED_GAIN) -> TargetCheck:
@@ -245,15 +360,28 @@ def upload_is_tunable(cycles: Sequence[Cycle] | None) -> TargetCheck:
 
 
 def check_targets(
-    table3: Rows | None, baselines: Rows | None, cycles: Sequence[Cycle] | None = None
+    table3: Rows | None,
+    baselines: Rows | None,
+    cycles: Sequence[Cycle] | None = None,
+    default: Mapping[str, float] | None = None,
+    wall_times: Mapping[str, float | None] | None = None,
 ) -> list[TargetCheck]:
-    """Every target, in the order the report lists them."""
+    """Every target, in the order the report lists them.
+
+    ``default``: the default chain's hfsl stage metrics; ``wall_times``: seconds per pipeline run.
+    """
     return [
-        ecogen_vs_oracle(baselines),
-        end_above_first(table3),
-        end_non_decreasing(table3),
-        communication(baselines),
+        hfsl_gain(baselines),
+        labels_only_vs_central(baselines),
         semi_supervised_gain(baselines),
+        end_above_first(table3),
+        table3_clusters_gain(table3),
+        ecogen_vs_oracle(baselines),
+        oracle_converged(baselines),
+        default_hfsl_gain(default),
+        runtime(wall_times),
+        communication(baselines),
+        end_non_decreasing(table3),
         relay_vs_best_edge(cycles),
         relay_vs_naive(cycles),
         relay_non_decreasing(cycles),

@@ -8,7 +8,13 @@ With λ = 1 there is nothing unlabelled and this is plain supervised training.
 
 The same module trains through a split :class:`~ecogen.split.chain.SplitChain` (EcoGen, SplitFed)
 or through the whole model in one place (:class:`WholeModel`: FedAvg, local, the oracle).
-Manual optimisation: one optimiser per device that holds trainable parameters.
+Views (``augment``, ``unlabelled_view``) and the pseudo-labelling ``teacher`` are levers of
+``HfslParams``: the teacher is another copy of the same segments on the same devices (the
+delivered modules, frozen, or their exponential moving average), run through the same links.
+
+Manual optimisation: one optimiser per device that holds trainable parameters.  With
+``proximal_mu`` > 0 each device adds FedProx's μ·(w − w₀) to its parameters' gradients (Li et al.,
+2020, arXiv 1812.06127; w₀: the modules the round started from), so no extra tensor crosses a link.
 """
 
 from __future__ import annotations
@@ -92,10 +98,11 @@ def fixmatch_loader(split: Split, cfg: HfslParams, seed: int) -> DataLoader:
     sampler = FixMatchBatches(
         split.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=cfg.unlabelled_weight > 0
     )
-    return DataLoader(ds, batch_sampler=sampler)
+    return DataLoader(ds, batch_sampler=sampler, generator=torch.Generator().manual_seed(seed))
 
 
 class SplitSemiSupervised(L.LightningModule):
+    logit_shift: Tensor  # a buffer: (num_classes,) or a zero scalar
     def __init__(
         self,
         model: nn.Module,
@@ -103,14 +110,49 @@ class SplitSemiSupervised(L.LightningModule):
         cfg: HfslParams,
         seed: int,
         prior: Tensor | None = None,  # the client's labelled class frequencies (aligned mode)
+        max_steps: int | None = None,  # stop after this many client steps (None: the epochs given)
+        teacher: tuple[nn.Module, SplitChain | WholeModel] | None = None,  # frozen copy; None: self
+        span: tuple[float, float] = (0.0, 1.0),  # the share of all rounds this local training covers
     ) -> None:
         super().__init__()
         self.model = model  # registers every segment's parameters (device moves, state)
         self.chain = chain
+        self.teacher_model = teacher[0] if teacher else None  # registered: moves with the module
+        self.teacher = teacher[1] if teacher else chain
+        # EMA pairs: (teacher parameter, the student parameter it follows)
+        self.ema = (
+            [
+                (t, s)
+                for t, s in zip(teacher[0].parameters(), model.parameters(), strict=True)
+                if s.requires_grad
+            ]
+            if teacher and cfg.teacher == "ema"
+            else []
+        )
         self.cfg = cfg
+        self.span = span
         self.labeller = PseudoLabeller(cfg.pseudo_labels, cfg.confidence_threshold, prior)
+        # τ·log π added to the training logits (logit adjustment; zeros when off or no prior)
+        shift = cfg.logit_adjustment * prior.log() if prior is not None else torch.zeros(())
+        self.register_buffer("logit_shift", shift if cfg.logit_adjustment > 0 else torch.zeros(()))
         self.automatic_optimization = False
         self.gen = torch.Generator().manual_seed(seed)
+        # FedProx's anchor: the tunable parameters as delivered at the start of the round
+        self.anchor = (
+            [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+            if cfg.proximal_mu > 0
+            else []
+        )
+        self.steps = 0  # client steps taken, and images trained on (client compute)
+        self.images = 0
+        # Lightning's own max_steps counts every optimizer.step(), one per device here: count ours
+        self.max_steps = max_steps
+
+    def on_train_batch_start(self, batch: object, batch_idx: int) -> int | None:
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            self.trainer.should_stop = True
+            return -1  # ends this epoch; should_stop ends the fit
+        return None
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         def make(params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -124,6 +166,19 @@ class SplitSemiSupervised(L.LightningModule):
             if has_tunable(seg)
         ]
 
+    def _lr(self) -> float:
+        if self.cfg.lr_schedule == "constant":
+            return self.cfg.lr
+        total = self.max_steps or max(1, int(self.trainer.estimated_stepping_batches))
+        start, end = self.span
+        t = start + (end - start) * min(1.0, self.steps / total)
+        return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def _view(self, x: Tensor, kind: str) -> Tensor:
+        if kind == "strong":
+            return strong(x, self.gen)
+        return weak(x, self.gen) if kind == "weak" else x
+
     def training_step(self, batch: list[Tensor], batch_idx: int) -> None:
         x, y = batch
         lab = y >= 0
@@ -134,17 +189,21 @@ class SplitSemiSupervised(L.LightningModule):
         pseudo = mask = None
         if len(x_u) and self.cfg.unlabelled_weight > 0:
             with torch.no_grad():
-                logits_w, _ = self.chain.forward(weak(x_u, self.gen))
+                logits_w, _ = self.teacher.forward(self._view(x_u, self.cfg.augment))
             pseudo, mask = self.labeller(logits_w)
-            x_u = strong(x_u, self.gen)
+            x_u = self._view(x_u, self.cfg.unlabelled_view)
         else:
             x_u = x_u[:0]
-        inputs = torch.cat([weak(x_l, self.gen), x_u]) if len(x_l) else x_u
+        inputs = torch.cat([self._view(x_l, self.cfg.augment), x_u]) if len(x_l) else x_u
         if not len(inputs):
             return
+        lr = self._lr()
         for opt in opts:
             opt.zero_grad()
+            for group in opt.param_groups:
+                group["lr"] = lr
         logits, trace = self.chain.forward(inputs, labels=y_l, train=True)
+        logits = logits + self.logit_shift  # on the end device, which knows its client's prior
         y_end = trace.labels if trace.labels is not None else y_l  # labels as the end device got them
         n_l = len(y_end)
         loss = logits.new_zeros(())
@@ -157,6 +216,14 @@ class SplitSemiSupervised(L.LightningModule):
         if not loss.requires_grad:
             return
         self.chain.backward(loss, trace)
+        for param, start in self.anchor:
+            if param.grad is not None:
+                param.grad.add_(param.detach() - start.to(param.device), alpha=self.cfg.proximal_mu)
         for opt in opts:
             opt.step()
+        with torch.no_grad():
+            for t, s in self.ema:
+                t.lerp_(s.detach(), 1.0 - self.cfg.ema_decay)
+        self.steps += 1
+        self.images += len(inputs)
         self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=len(inputs))

@@ -18,7 +18,7 @@ from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
 from ecogen.federated.methods import method_spec, trainable_model
 from ecogen.models.checkpoint import load_fm
 from ecogen.peft.edge import load_edge_model, save_tunable
-from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
+from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
 from ecogen.stages.common import edge_seed, example_input, mean
 from ecogen.stages.result import ModelArtifact, StageResult, combine
 from ecogen.training.classifier import evaluate
@@ -27,12 +27,22 @@ from ecogen.workspace import Workspace
 log = logging.getLogger("ecogen.hfsl")
 
 
-def pooled_clusters(data: PreparedData, domain: str, count: int) -> Split:
-    """Every image of the first ``count`` clusters with every label: the oracle's training set."""
+def pooled_clusters(data: PreparedData, domain: str, count: int, oracle: bool, edge: bool) -> Split:
+    """The first ``count`` clusters' data in one place (and the edge's labelled set with ``edge``):
+    with every true label (``oracle``), else only their labelled images."""
     xs, ys = [], []
     for k in range(count):
-        xs.append(data.cluster(domain, k).x)
-        ys.append(data.oracle_labels(domain, k))
+        split = data.cluster(domain, k)
+        if oracle:
+            xs.append(split.x)
+            ys.append(data.oracle_labels(domain, k))
+        else:
+            xs.append(split.x[split.labelled])
+            ys.append(split.y[split.labelled])
+    if edge:
+        own = data.edge(domain)
+        xs.append(own.x)
+        ys.append(own.y)
     return Split(torch.cat(xs), torch.cat(ys))
 
 
@@ -54,8 +64,9 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
             return evaluate(m, test, params.inference.batch_size, params.accelerator)
 
         clusters = data.clusters(domain, h.clusters)
+        own = data.edge(domain) if h.edge_joins and spec.federated else None
         if spec.pooled:
-            clusters = [pooled_clusters(data, domain, h.clusters)]
+            clusters = [pooled_clusters(data, domain, h.clusters, spec.oracle, h.edge_joins)]
         starts[domain] = accuracy(model)
         log.info(
             "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
@@ -67,8 +78,10 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
             h.rounds,
             starts[domain],
         )
-        jobs.append(EdgeJob(domain, model, clusters, accuracy, seed))
-    outcomes = run_hfsl_edges(jobs, h, params.accelerator)
+        jobs.append(EdgeJob(domain, model, clusters, accuracy, seed, own=own))
+    factor = "lora_A" if h.lora_aggregation == "frozen_a" and not spec.full_model else None
+    with frozen_factor([j.model for j in jobs], factor):
+        outcomes = run_hfsl_edges(jobs, h, params.accelerator)
     full = module_bytes(fm.encoder)
     children = [
         _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full) for j in jobs
@@ -107,8 +120,16 @@ def _edge_result(
             "full_model_bytes": float(full),
             "fedavg_full_bytes_per_round": float(fedavg_full),
             "edge_client_bytes_vs_fedavg_full": mean(edge_client) / fedavg_full,
+            # client compute: optimiser steps and images trained on per round, all participants
+            "client_steps_per_round": mean([float(v) for v in out.steps_per_round]),
+            "client_images_per_round": mean([float(v) for v in out.images_per_round]),
         },
-        history={"accuracy": out.accuracy, "bytes_d2d": d2d, "bytes_edge_client": edge_client},
+        history={
+            "accuracy": out.accuracy,
+            "bytes_d2d": d2d,
+            "bytes_edge_client": edge_client,
+            "client_images": [float(v) for v in out.images_per_round],
+        },
         params={
             "domain": domain,
             "method": h.method,

@@ -5,7 +5,10 @@ one finished trial), and only the ``hfsl`` trial runs nested directly under it. 
 accuracy histories become :class:`~ecogen.reporting.Trial` records for the pure
 :mod:`ecogen.reporting` modules.  The ``cycles`` pipeline (FINISHED, or FAILED after at least one
 finished relay) becomes one :class:`~ecogen.reporting.Cycle` per cycle instead: its finetune, hfsl
-and relay stage runs (tag ``ecogen.cycle``) and their edge runs.  The resulting folder
+and relay stage runs (tag ``ecogen.cycle``) and their edge runs.  The ``default`` chain has no
+trials: only the hfsl stage run of its newest FINISHED run is read, for one target, and the run is
+listed among the sources only when there is one.  Each pipeline run's wall time (end − start; a
+resumed run's includes the pause) feeds the runtime target.  The resulting folder
 (``report.md``, CSV, JSON, PNG) is logged as the artifacts of a new ``report`` run in the same
 experiment.  Runs are addressed by id through ``MlflowClient``, never through the fluent active-run
 stack.
@@ -31,7 +34,16 @@ from ecogen.reporting.cycles import (
     EDGE_ACCURACY,
     Cycle,
 )
-from ecogen.reporting.summary import FULL_MODEL_BYTES, START, RowSummary, Trial, aggregate
+from ecogen.reporting.summary import (
+    BASELINES_PIPELINE,
+    FULL_MODEL_BYTES,
+    START,
+    STUDY_PIPELINE,
+    TABLE3_PIPELINE,
+    RowSummary,
+    Trial,
+    aggregate,
+)
 from ecogen.reporting.targets import TargetCheck, check_targets
 from ecogen.tracking.runs import (
     CYCLE,
@@ -48,7 +60,8 @@ from ecogen.tracking.runs import (
     tracking_client,
 )
 
-DEFAULT_PIPELINES = ("table3", "baselines", CYCLES_PIPELINE)
+DEFAULT_PIPELINES = (TABLE3_PIPELINE, BASELINES_PIPELINE, STUDY_PIPELINE, CYCLES_PIPELINE)
+CHAIN_PIPELINE = "default"  # the plain chain (no trials): its hfsl stage run feeds one target
 TRIAL_STAGE = "hfsl"  # the stage every (row, replicate) reruns
 ACCURACY_HISTORY = "mean_accuracy"  # step r = after round r
 REPORT_KIND = "report"
@@ -62,6 +75,7 @@ class PipelineTrials:
     source: tables.PipelineSource
     rows: dict[str, RowSummary] | None  # None: the pipeline never ran
     cycles: list[Cycle] | None = None  # the cycles pipeline's records (None: never ran)
+    metrics: dict[str, float] | None = None  # a chain's one hfsl stage run's metrics (None: none)
 
 
 def trial_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
@@ -133,6 +147,12 @@ def _latest_per_trial(runs: list[Run]) -> list[Run]:
     return list(latest.values())
 
 
+def wall_time(run: Run) -> float | None:
+    """Seconds from the run's start to its end (None until it has ended)."""
+    start, end = run.info.start_time, run.info.end_time
+    return None if not start or not end else (end - start) / 1000
+
+
 def _run_fields(pipeline: str, run: Run) -> dict[str, Any]:
     """What every pipeline source shows of its MLflow run."""
     started = run.info.start_time
@@ -142,6 +162,7 @@ def _run_fields(pipeline: str, run: Run) -> dict[str, Any]:
         "profile": run_profile(run),
         "status": run.info.status,
         "started": datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
+        "wall_s": wall_time(run),
     }
 
 
@@ -243,6 +264,41 @@ def load_cycles(
     return PipelineTrials(source, None, cycles)
 
 
+def hfsl_stage_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
+    """The ``hfsl`` stage runs directly under ``parent_id`` (a chain's, not an experiment row's)."""
+    query = (
+        f"tags.mlflow.parentRunId = {quote(parent_id)} AND tags.`{KIND}` = 'stage' "
+        f"AND tags.`{STAGE}` = {quote(TRIAL_STAGE)}"
+    )
+    return search_all(client, exp_id, query)
+
+
+def _never(_: Run) -> bool:
+    return False
+
+
+def load_chain(
+    client: MlflowClient, exp_id: str, pipeline: str = CHAIN_PIPELINE, profile: str | None = None
+) -> PipelineTrials:
+    """The hfsl stage metrics of ``pipeline``'s newest FINISHED run (of ``profile``): the newest
+    finished hfsl stage run under it (a resumed run may hold an earlier attempt too)."""
+    found = latest_pipeline_run(client, exp_id, pipeline, hfsl_stage_runs, _never, profile)
+    if found is None:
+        return PipelineTrials(tables.PipelineSource(pipeline, profile=profile), None)
+    run, runs = found
+    finished = sorted((r for r in runs if _finished(r)), key=lambda r: r.info.start_time or 0)
+    metrics = dict(finished[-1].data.metrics) if finished else None
+    source = tables.PipelineSource(
+        **_run_fields(pipeline, run),
+        trials=len(finished[-1:]),
+        skipped=len(runs) - len(finished[-1:]),
+        params=dict(run.data.params),
+        model_bytes=(metrics or {}).get(FULL_MODEL_BYTES),
+        unit="hfsl stage run",
+    )
+    return PipelineTrials(source, None, metrics=metrics)
+
+
 def load(client: MlflowClient, exp_id: str, pipeline: str, profile: str | None = None) -> PipelineTrials:
     """``pipeline``'s numbers: its cycles for the knowledge-flow loop, its trials otherwise."""
     if pipeline == CYCLES_PIPELINE:
@@ -256,24 +312,32 @@ def render(
     out_dir: Path,
     report_run: str | None = None,
     profile: str | None = None,
+    chain: PipelineTrials | None = None,
 ) -> tuple[Path, list[TargetCheck]]:
     """Write report.md, the CSV/JSON files and the figures under ``out_dir``.
 
+    ``chain``: the default pipeline's hfsl stage (:func:`load_chain`), a source only when found.
     Returns the path of report.md and the target checks it states.
     """
     rows = {name: p.rows for name, p in loaded.items() if name != CYCLES_PIPELINE}
-    table3, baselines = rows.get("table3"), rows.get("baselines")
+    table3, baselines = rows.get(TABLE3_PIPELINE), rows.get(BASELINES_PIPELINE)
     cycles = loaded[CYCLES_PIPELINE].cycles if CYCLES_PIPELINE in loaded else None
-    checks = check_targets(table3, baselines, cycles)
+    found_chain = chain if chain is not None and chain.source.run_id else None
+    wall_times = {name: p.source.wall_s for name, p in loaded.items()}
+    chain_metrics = found_chain.metrics if found_chain else None
+    checks = check_targets(table3, baselines, cycles, default=chain_metrics, wall_times=wall_times)
     generated = datetime.now(timezone.utc)
-    parts = [tables.header_markdown(generated, experiment, [p.source for p in loaded.values()], profile)]
+    sources = [p.source for p in loaded.values()] + ([found_chain.source] if found_chain else [])
+    parts = [tables.header_markdown(generated, experiment, sources, profile)]
     if report_run:
         parts.append(f"Logged as MLflow run `{report_run}` (`{SOURCES}` names the runs above).")
     for name, pipeline in loaded.items():
         if name == CYCLES_PIPELINE:
             parts.append(tables.cycles_markdown(pipeline.cycles, pipeline=name))
-        elif name == "table3":
+        elif name == TABLE3_PIPELINE:
             parts.append(tables.table3_markdown(pipeline.rows))
+        elif name == STUDY_PIPELINE:
+            parts.append(tables.study_markdown(pipeline.rows, pipeline=name))
         else:
             parts.append(tables.baselines_markdown(pipeline.rows, pipeline=name))
     parts.append(tables.targets_markdown(checks))
@@ -282,8 +346,13 @@ def render(
     tables.accuracy_csv(baselines, out_dir / "accuracy_per_round.csv")
     tables.table3_csv(table3, out_dir / "table3.csv")
     tables.bytes_csv(baselines, out_dir / "bytes.csv")
+    tables.study_csv(rows.get(STUDY_PIPELINE), out_dir / "study.csv")
     tables.cycles_csv(cycles, out_dir / "relay_cycles.csv")
-    sections = {CYCLES_PIPELINE: tables.cycles_json(cycles)} if CYCLES_PIPELINE in loaded else None
+    sections: dict[str, Any] = {}
+    if CYCLES_PIPELINE in loaded:
+        sections[CYCLES_PIPELINE] = tables.cycles_json(cycles)
+    if found_chain and found_chain.metrics:
+        sections[found_chain.source.pipeline] = tables.stage_json(found_chain.metrics)
     tables.report_json(rows, checks, out_dir / "report.json", sections)
     figures.write_figures(table3, baselines, out_dir, cycles)
     path = out_dir / "report.md"
@@ -297,25 +366,29 @@ def build_report(
     out_dir: Path,
     pipelines: Sequence[str] = DEFAULT_PIPELINES,
     profile: str | None = None,
+    chain: str | None = CHAIN_PIPELINE,
 ) -> Path:
     """Build the report from the tracking store of ``params.tracking``; log it as a ``report`` run.
 
     ``profile``: only pipeline runs made with that pipelines.yaml profile (``"none"``: as written);
     default: the newest run of each pipeline, whatever its profile.  Missing pipelines and rows are
-    reported as "not run".  Returns the path of ``report.md``.
+    reported as "not run".  ``chain``: the pipeline whose hfsl stage the default-chain target reads
+    (None: none).  Returns the path of ``report.md``.
     """
     client, exp_id = tracking_client(params, project_root)
     experiment = params.tracking.experiment
-    loaded = {name: load(client, exp_id, name, profile) for name in dict.fromkeys(pipelines)}
-    sources = [p.source.run_id for p in loaded.values() if p.source.run_id]
+    loaded = {name: load(client, exp_id, name, profile) for name in dict.fromkeys(pipelines) if name != chain}
+    chain_trials = load_chain(client, exp_id, chain, profile) if chain else None
+    used = [*loaded.values(), *([chain_trials] if chain_trials else [])]
+    run_ids = {p.source.pipeline: p.source.run_id for p in used if p.source.run_id}
     run_id = client.create_run(
-        exp_id, run_name="report", tags={KIND: REPORT_KIND, SOURCES: ",".join(sources)}
+        exp_id, run_name="report", tags={KIND: REPORT_KIND, SOURCES: ",".join(run_ids.values())}
     ).info.run_id
     try:
-        log_tags(
-            client, run_id, {f"{SOURCES}.{n}": p.source.run_id for n, p in loaded.items() if p.source.run_id}
+        log_tags(client, run_id, {f"{SOURCES}.{n}": rid for n, rid in run_ids.items()})
+        path, checks = render(
+            loaded, experiment, out_dir, report_run=run_id, profile=profile, chain=chain_trials
         )
-        path, checks = render(loaded, experiment, out_dir, report_run=run_id, profile=profile)
         _log_target_metrics(client, run_id, checks)
         client.log_artifacts(run_id, str(out_dir))
     except BaseException:

@@ -12,6 +12,12 @@ pile onto those and starve the confusable ones.  Two known remedies:
   β(σ_c / max σ), β(x) = x / (2 − x), σ_c a running rate of confident class-c predictions, so a
   class the model is rarely confident on gets a lower bar.
 
+* ``soft`` — no hard label: the target is the teacher's softmax itself (Hinton et al., 2015,
+  arXiv 1503.02531), kept where its top probability ≥ τ (τ = 0: every image).  With the round's
+  delivered model as the teacher this distils the federation's model into each client on the
+  client's unlabelled images, which holds the client near it in function space against
+  label-skew drift (Lee et al., FedNTD, 2022, arXiv 2106.03097).
+
 Running statistics live per client and round (a fresh labeller per local training).
 """
 
@@ -22,7 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-PseudoLabelMode = Literal["fixed", "aligned", "adaptive"]
+PseudoLabelMode = Literal["fixed", "aligned", "adaptive", "soft"]
 
 
 def pseudo_labels(logits: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
@@ -59,10 +65,13 @@ class PseudoLabeller:
         return self.running
 
     def __call__(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """(labels, mask) for a batch of weak-view logits; mask is float 0/1."""
+        """(labels, mask) for a batch of weak-view logits; mask is float 0/1.  Labels are class
+        indices, or (``soft``) class probabilities, as ``F.cross_entropy`` takes either."""
         if self.mode == "fixed":
             return pseudo_labels(logits.detach(), self.threshold)
         probs = logits.detach().float().softmax(-1)
+        if self.mode == "soft":
+            return probs, (probs.max(-1).values >= self.threshold).float()
         if self.mode == "aligned":
             prior = self.prior if self.prior is not None else torch.full_like(probs[0], 1 / probs.shape[-1])
             ratio = prior.to(probs.device) / self._update(probs.mean(0)).clamp_min(1e-6)

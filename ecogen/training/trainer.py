@@ -69,4 +69,6 @@ def loader(split: Split, batch_size: int, shuffle: bool, seed: int) -> DataLoade
     """float images in [-1, 1] with their labels (-1 where unlabelled); seeded shuffling."""
     ds = TensorDataset(to_float(split.x), split.y)
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None)
+    # a generator even without shuffling: otherwise the loader draws its base seed from torch's
+    # global RNG, which parallel threads share (see ecogen.peft.edge)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g)

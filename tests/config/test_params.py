@@ -35,6 +35,21 @@ def test_project_files_validate_with_every_pipeline() -> None:
         ({"hfsl": {"devices_per_cluster": 2}}, "hfsl.devices_per_cluster"),
         ({"peft": {"method": "adapterx"}}, "peft.method"),
         ({"topping": 1}, "topping"),
+        # the HFSL levers (issue: HFSL that pays)
+        ({"hfsl": {"local_steps": 0}}, "hfsl.local_steps"),
+        ({"hfsl": {"server_optimizer": "fedyogi"}}, "hfsl.server_optimizer"),
+        ({"hfsl": {"server_lr": 0}}, "hfsl.server_lr"),
+        ({"hfsl": {"server_momentum": 1.0}}, "hfsl.server_momentum"),
+        ({"hfsl": {"proximal_mu": -1}}, "hfsl.proximal_mu"),
+        ({"hfsl": {"lora_aggregation": "mean"}}, "hfsl.lora_aggregation"),
+        ({"hfsl": {"augment": "strong"}}, "hfsl.augment"),
+        ({"hfsl": {"unlabelled_view": "heavy"}}, "hfsl.unlabelled_view"),
+        ({"hfsl": {"teacher": "oracle"}}, "hfsl.teacher"),
+        ({"hfsl": {"ema_decay": 1.0}}, "hfsl.ema_decay"),
+        ({"hfsl": {"logit_adjustment": -0.5}}, "hfsl.logit_adjustment"),
+        ({"hfsl": {"edge_joins": "sometimes"}}, "hfsl.edge_joins"),
+        ({"hfsl": {"method": "local", "edge_joins": True}}, "hfsl"),
+        ({"hfsl": {"method": "centralized", "server_optimizer": "fedadam"}}, "hfsl"),
     ],
 )
 def test_bad_values_name_their_key_on_one_line(tmp_path: Path, data: dict, key: str) -> None:

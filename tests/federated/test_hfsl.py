@@ -68,3 +68,82 @@ def test_every_pseudo_label_mode_trains_through_the_split_chain(mode: str) -> No
     out = run_hfsl(model, [_cluster(4, labelled=0)], cfg, lambda m: 0.0, "cpu", seed=0)
     assert any(not torch.equal(v, before[k]) for k, v in tunable_state(model).items())
     assert out.bytes_per_round[0]["d2d/backward"] > 0
+
+
+def _lora_edge(rank: int = 2):
+    torch.manual_seed(0)
+    return build_edge_model(MaskedAutoencoder(ViT(CFG)), PeftParams(method="lora", lora_rank=rank), seed=0)
+
+
+def _products(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """B·A of every LoRA layer in a full tunable state."""
+    return {
+        k.replace("lora_B", "BA"): b @ state[k.replace("lora_B", "lora_A")]
+        for k, b in state.items()
+        if "lora_B" in k
+    }
+
+
+@pytest.mark.parametrize("rule", ["separate", "frozen_a"])
+def test_frozen_a_makes_lora_aggregation_exact(rule: str) -> None:
+    """FFA-LoRA: with A frozen, FedAvg of B gives exactly the average of the clusters' B·A."""
+    from ecogen.federated.aggregate import fedavg
+    from ecogen.federated.hfsl import make_cluster, train_cluster, upload
+    from ecogen.federated.methods import method_spec
+    from ecogen.peft.tunable import frozen_factor
+
+    model = _lora_edge()
+    cfg = HfslParams(batch_size=8, unlabelled_weight=0.0, lr=0.05, local_steps=3)
+    start = tunable_state(model)
+    with frozen_factor([model], "lora_A" if rule == "frozen_a" else None):
+        clusters = [make_cluster(model, _cluster(s, labelled=24), 3) for s in (1, 2)]
+        channel = Channel()
+        for k, c in enumerate(clusters):
+            train_cluster(c, method_spec("ecogen"), cfg, channel, "cpu", seed=k, steps=3)
+        ups = [upload(c, channel) for c in clusters]
+        merged = {**start, **fedavg([(ups[0], 1), (ups[1], 3)])}
+    full = [{**start, **u} for u in ups]
+    first, second = _products(full[0]), _products(full[1])
+    want = {k: 0.25 * first[k] + 0.75 * second[k] for k in first}
+    got = _products(merged)
+    gap = max((got[k] - want[k]).abs().max().item() for k in want)
+    if rule == "frozen_a":
+        assert gap <= 1e-6
+        assert not any("lora_A" in k for k in ups[0])  # A never travels
+    else:
+        assert gap > 1e-6  # averaging A and B separately is not the average of B·A
+    assert all(p.requires_grad for n, p in model.named_parameters() if "lora_A" in n)
+
+
+def test_local_steps_fix_the_client_compute_and_the_edge_joins_without_links() -> None:
+    model = _lora_edge()
+    cfg = HfslParams(
+        clusters=2, rounds=2, batch_size=4, unlabelled_weight=0.0, local_steps=5, edge_joins=True
+    )
+    from ecogen.federated.hfsl import EdgeJob, run_hfsl_edges
+
+    channel = Channel()
+    job = EdgeJob(
+        "e", model, [_cluster(1), _cluster(2)], lambda m: 0.0, 0, channel, own=_cluster(9, labelled=24)
+    )
+    out = run_hfsl_edges([job], cfg, "cpu")["e"]
+    assert out.steps_per_round == [15, 15]  # 5 steps × (2 clusters + the edge)
+    assert out.images_per_round == [60, 60]  # batches of 4 labelled images
+    # the edge's own training crosses no link: only the two clusters' modules go down and up
+    assert out.bytes_per_round[0]["edge_client/down"] == 2 * state_bytes(tunable_state(model))
+
+
+def test_fedprox_pulls_towards_the_round_start() -> None:
+    from ecogen.federated.hfsl import make_cluster, train_cluster
+    from ecogen.federated.methods import method_spec
+
+    start = tunable_state(_lora_edge())
+    moved = {}
+    for mu in (0.0, 30.0):
+        model = _lora_edge()
+        cluster = make_cluster(model, _cluster(1, labelled=24), 3)
+        cfg = HfslParams(batch_size=8, unlabelled_weight=0.0, lr=0.01, optimizer="sgd", proximal_mu=mu)
+        train_cluster(cluster, method_spec("ecogen"), cfg, Channel(), "cpu", seed=0, steps=20)
+        after = tunable_state(cluster.model)
+        moved[mu] = sum((after[k] - start[k]).norm().item() for k in start)
+    assert 0 < moved[30.0] < 0.7 * moved[0.0]

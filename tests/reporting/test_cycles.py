@@ -168,4 +168,4 @@ def test_check_targets_lists_the_relay_targets_after_the_others() -> None:
         "redelivery_no_forgetting",
         "upload_is_tunable",
     ]
-    assert [c.status for c in checks] == ["not run"] * 5 + ["PASS"] * 5
+    assert [c.status for c in checks] == ["not run"] * (len(checks) - 5) + ["PASS"] * 5

@@ -11,27 +11,42 @@ import pytest
 
 from ecogen.reporting import paper, tables
 from ecogen.reporting.summary import (
+    BASELINE_ROWS,
     CENTRALIZED,
+    CLIENT_IMAGES,
+    CLIENT_STEPS,
     ECOGEN,
     EDGE_CLIENT_BYTES,
     END,
     FEDAVG_FULL,
     FEDAVG_FULL_BYTES,
     FIRST,
+    GAIN,
     LABELS_ONLY,
+    POOLED_LABELS,
+    START,
     RowSummary,
     Stat,
     Trial,
     aggregate,
+    format_count,
+    format_duration,
     summarize,
 )
 from ecogen.reporting.targets import (
+    SEMI_SUPERVISED_GAIN,
     check_targets,
     communication,
+    default_hfsl_gain,
     ecogen_vs_oracle,
     end_above_first,
     end_non_decreasing,
+    hfsl_gain,
+    labels_only_vs_central,
+    oracle_converged,
+    runtime,
     semi_supervised_gain,
+    table3_clusters_gain,
 )
 
 
@@ -89,6 +104,52 @@ def test_aggregate_groups_rows_curves_and_shared_params() -> None:
     assert out["b"].mean(END) == 0.9 and out["b"].mean(FIRST) is None
 
 
+def test_gain_is_derived_per_replicate() -> None:
+    # gains 0.05 and 0.03: their spread (0.014), not one made from the END and START spreads
+    out = aggregate(
+        [
+            Trial("a", 0, {START: 0.70, END: 0.75}),
+            Trial("a", 1, {START: 0.74, END: 0.77}),
+            Trial("a", 2, {END: 0.99}),  # no start: no gain from this replicate
+            Trial("b", 0, {END: 0.8}),
+        ]
+    )
+    assert out["a"].stat(GAIN) == Stat(pytest.approx(0.04), pytest.approx(math.sqrt(2e-4)), 2)
+    assert out["a"].gain() == pytest.approx(0.04)
+    assert out["b"].stat(GAIN) is None and out["b"].gain() is None
+    built = RowSummary("c", 1, {START: Stat(0.7, 0.0, 1), END: Stat(0.75, 0.0, 1)}, {}, {})
+    assert built.gain() == pytest.approx(0.05)  # no per-replicate gain: from the means
+
+
+def test_rounds_from_the_shared_param() -> None:
+    out = rows({"a": [{END: 1.0}], "b": [{END: 1.0}]}, {"a": {"hfsl.rounds": "5"}})
+    assert out["a"].rounds == 5 and out["b"].rounds is None
+
+
+def test_count_duration_and_signed_formats() -> None:
+    assert [format_count(v) for v in (210.0, 999.0, 16_800.0, 168_000.0, 1.5e6, None)] == [
+        "210",
+        "999",
+        "16.8k",
+        "168k",
+        "1.5M",
+        "—",
+    ]
+    assert [format_duration(v) for v in (45.0, 1290.0, 2700.0, 3720.0, None)] == [
+        "45 s",
+        "21 min 30 s",
+        "45 min 00 s",
+        "1 h 02 min",
+        "—",
+    ]
+    assert Stat(0.031, 0.004, 3).format(signed=True) == "+0.031 ± 0.004"
+    assert Stat(-0.002, 0.0, 1).format(signed=True) == "-0.002 ± —"
+
+
+def test_pooled_labels_is_a_baseline_row_after_labels_only() -> None:
+    assert BASELINE_ROWS[BASELINE_ROWS.index(LABELS_ONLY) + 1] == POOLED_LABELS == "pooled-labels"
+
+
 def test_clusters_from_param_or_row_name() -> None:
     out = rows({"c4": [{END: 1.0}], "x": [{END: 1.0}], "y": [{END: 1.0}]}, {"x": {"hfsl.clusters": "2"}})
     assert out["c4"].clusters == 4 and out["x"].clusters == 2 and out["y"].clusters is None
@@ -98,7 +159,13 @@ def test_clusters_from_param_or_row_name() -> None:
 
 
 def baselines(**ends: float) -> dict[str, RowSummary]:
-    names = {"ecogen": ECOGEN, "labels": LABELS_ONLY, "oracle": CENTRALIZED, "full": FEDAVG_FULL}
+    names = {
+        "ecogen": ECOGEN,
+        "labels": LABELS_ONLY,
+        "pooled": POOLED_LABELS,
+        "oracle": CENTRALIZED,
+        "full": FEDAVG_FULL,
+    }
     return rows({names[k]: [{END: v}] for k, v in ends.items()})
 
 
@@ -160,15 +227,119 @@ def test_communication_falls_back_to_the_computed_fedavg_cost() -> None:
 
 
 def test_semi_supervised_gain() -> None:
-    assert semi_supervised_gain(baselines(ecogen=0.95, labels=0.93)).status == "PASS"
-    miss = semi_supervised_gain(baselines(ecogen=0.95, labels=0.94))
-    assert miss.status == "MISS" and miss.value == pytest.approx(0.01)
+    assert SEMI_SUPERVISED_GAIN == 0.01
+    assert semi_supervised_gain(baselines(ecogen=0.95, labels=0.94)).status == "PASS"  # exactly one point
+    miss = semi_supervised_gain(baselines(ecogen=0.95, labels=0.945))
+    assert miss.status == "MISS" and miss.value == pytest.approx(0.005) and miss.threshold == 0.01
     assert semi_supervised_gain(baselines(ecogen=0.95)).status == "not run"
+
+
+def ecogen_row(*replicates: tuple[float, float]) -> dict[str, RowSummary]:
+    """The baselines ecogen row from ``(start, end)`` per replicate."""
+    return rows({ECOGEN: [{START: s, END: e} for s, e in replicates]})
+
+
+def test_hfsl_gain_needs_both_the_gain_and_the_start() -> None:
+    ok = hfsl_gain(ecogen_row((0.735, 0.770), (0.745, 0.775)))  # gains 0.035 and 0.030
+    assert ok.status == "PASS" and ok.value == pytest.approx(0.0325) and ok.threshold == 0.03
+    assert ok.measured == "start 0.740, end 0.772: gain +0.033"
+    small = hfsl_gain(ecogen_row((0.740, 0.765)))
+    assert small.status == "MISS" and small.value == pytest.approx(0.025)
+    weak_start = hfsl_gain(ecogen_row((0.700, 0.760)))  # +0.060, but from a weaker edge model
+    assert weak_start.status == "MISS" and weak_start.value == pytest.approx(0.06)
+    assert hfsl_gain(baselines(ecogen=0.95)).status == "not run"  # no start logged
+    assert hfsl_gain(None).status == "not run"
+
+
+def test_labels_only_within_reach_of_pooled_labels() -> None:
+    ok = labels_only_vs_central(baselines(labels=0.74, pooled=0.755))  # exactly 1.5 points
+    assert ok.status == "PASS" and ok.value == pytest.approx(0.015)
+    assert ok.measured == "0.755 − 0.740 = +0.015"
+    assert labels_only_vs_central(baselines(labels=0.76, pooled=0.75)).status == "PASS"  # ahead of it
+    miss = labels_only_vs_central(baselines(labels=0.74, pooled=0.76))
+    assert miss.status == "MISS" and miss.value == pytest.approx(0.02)
+    assert labels_only_vs_central(baselines(labels=0.74)).status == "not run"
+
+
+def test_table3_most_vs_fewest_clusters() -> None:
+    ok = table3_clusters_gain(table3({3: [0.94], 1: [0.92], 6: [0.95]}))  # by clusters, not row order
+    assert ok.status == "PASS" and ok.value == pytest.approx(0.03)
+    assert ok.measured == "6 vs 1 clusters: 0.950 − 0.920 = +0.030"
+    miss = table3_clusters_gain(table3({1: [0.92, 0.93], 6: [0.935, 0.94]}))  # +0.0125
+    assert miss.status == "MISS" and miss.value == pytest.approx(0.0125)
+    assert table3_clusters_gain(table3({1: [0.92]})).status == "not run"
+    assert table3_clusters_gain(None).status == "not run"
+
+
+def oracle(*curve: float) -> dict[str, RowSummary]:
+    """A centralized row with the accuracy curve ``curve`` (round 0 = before training)."""
+    return aggregate([Trial(CENTRALIZED, 0, {END: curve[-1]}, {}, dict(enumerate(curve)))])
+
+
+def test_oracle_converged_reads_the_last_two_rounds() -> None:
+    ok = oracle(0.70, 0.76, 0.775, 0.777)
+    check = oracle_converged(ok)
+    assert check.status == "PASS" and check.value == pytest.approx(0.002)
+    assert check.measured == "round 2 0.775 → round 3 0.777 (+0.002)"
+    assert oracle_converged(oracle(0.70, 0.78, 0.777)).status == "PASS"  # a last-round dip
+    climbing = oracle_converged(oracle(0.70, 0.76, 0.77))
+    assert climbing.status == "MISS" and climbing.value == pytest.approx(0.01)
+    # 0.003 is not < 0.003, even where the float difference rounds below it (0.002999...)
+    assert 0.103 - 0.100 < 0.003 and oracle_converged(oracle(0.05, 0.100, 0.103)).status == "MISS"
+    assert oracle_converged(oracle(0.70, 0.74, 0.743)).status == "MISS"
+    assert oracle_converged(oracle(0.70)).status == "not run"
+    assert oracle_converged(baselines(ecogen=0.9)).status == "not run"
+
+
+def test_default_hfsl_gain() -> None:
+    ok = default_hfsl_gain({START: 0.69, END: 0.71})
+    assert ok.status == "PASS" and ok.value == pytest.approx(0.02) and ok.measured == "0.710 − 0.690 = +0.020"
+    below = default_hfsl_gain({START: 0.69, END: 0.705})
+    assert below.status == "MISS" and below.value == pytest.approx(0.015)
+    assert default_hfsl_gain({START: 0.694, END: 0.689}).status == "MISS"
+    assert default_hfsl_gain({END: 0.71}).status == "not run"
+    assert default_hfsl_gain(None).status == "not run"
+
+
+def test_runtime_of_each_experiment_pipeline() -> None:
+    ok = runtime({"table3": 1290.0, "baselines": 1004.0, "cycles": 9999.0})  # cycles is not timed
+    assert ok.status == "PASS" and ok.value == 1290.0 and ok.threshold == 2700.0
+    assert ok.measured == "table3 21 min 30 s; baselines 16 min 44 s; hfsl-study not run"
+    miss = runtime({"table3": 1290.0, "hfsl-study": 2701.0})
+    assert miss.status == "MISS" and miss.value == 2701.0
+    assert runtime({"table3": None, "cycles": 60.0}).status == "not run"
+    assert runtime(None).status == "not run"
 
 
 def test_check_targets_without_any_run_is_all_not_run() -> None:
     checks = check_targets(None, None, None)
-    assert len(checks) == 10 and {c.status for c in checks} == {"not run"}
+    assert [c.key for c in checks] == [
+        "hfsl_gain",
+        "labels_only_vs_central",
+        "semi_supervised_gain",
+        "end_above_first",
+        "table3_clusters_gain",
+        "ecogen_vs_oracle",
+        "oracle_converged",
+        "default_hfsl_gain",
+        "runtime",
+        "communication",
+        "end_non_decreasing",
+        "relay_vs_best_edge",
+        "relay_vs_naive",
+        "relay_non_decreasing",
+        "redelivery_no_forgetting",
+        "upload_is_tunable",
+    ]
+    assert {c.status for c in checks} == {"not run"}
+
+
+def test_check_targets_reads_the_default_chain_and_wall_times() -> None:
+    checks = {
+        c.key: c
+        for c in check_targets(None, None, default={START: 0.7, END: 0.75}, wall_times={"baselines": 3000.0})
+    }
+    assert checks["default_hfsl_gain"].status == "PASS" and checks["runtime"].status == "MISS"
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -183,20 +354,121 @@ def test_table3_markdown_beside_paper_and_not_run() -> None:
     assert "not run" in tables.table3_markdown(None)
 
 
+def md_cells(md: str, first_cell: str) -> list[str]:
+    line = next(x for x in md.splitlines() if x.startswith(f"| {first_cell} |"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_baselines_markdown_ratio_bytes_and_missing_rows() -> None:
+    compute = {CLIENT_STEPS: 210.0, CLIENT_IMAGES: 16_800.0}
     out = rows(
         {
-            ECOGEN: [{END: 0.9, FIRST: 0.8, EDGE_CLIENT_BYTES: 1.5e6}],
+            ECOGEN: [
+                {START: 0.75, END: 0.9, FIRST: 0.8, EDGE_CLIENT_BYTES: 1.5e6, **compute},
+                {START: 0.77, END: 0.9, FIRST: 0.8, EDGE_CLIENT_BYTES: 1.5e6, **compute},
+            ],
             CENTRALIZED: [{END: 1.0}],
-            FEDAVG_FULL: [{END: 0.9, EDGE_CLIENT_BYTES: 3e7}],
+            FEDAVG_FULL: [{END: 0.9, EDGE_CLIENT_BYTES: 3e7, CLIENT_STEPS: 1200.0}],
         }
     )
     md = tables.baselines_markdown(out)
-    ecogen = next(line for line in md.splitlines() if line.startswith("| ecogen |"))
-    cells = [c.strip() for c in ecogen.strip("|").split("|")]
-    assert cells[1:6] == ["0.800 ± —", "0.900 ± —", "0.900", "1.50 MB", "5.00%"]
+    assert "| Gain vs start |" in md and "| Client compute (steps × images per round) |" in md
+    cells = md_cells(md, "ecogen")
+    assert cells[1:9] == [
+        "0.800 ± 0.000",
+        "0.900 ± 0.000",
+        "+0.140 ± 0.014",  # gains 0.15 and 0.13
+        "0.900",
+        "1.50 MB",
+        "5.00%",
+        "—",
+        "210 × 16.8k",
+    ]
+    full = md_cells(md, "fedavg-full")
+    assert full[3] == "—" and full[8] == "1.2k × —"  # no start: no gain; images not logged
+    assert md_cells(md, "centralized")[8] == "—"
+    assert md_cells(md, "pooled-labels")[1] == "not run" and len(md_cells(md, "pooled-labels")) == len(cells)
     assert "| splitfed | not run |" in md
     assert "not run" in tables.baselines_markdown(None)
+
+
+def test_study_markdown_in_run_order_with_per_replicate_gain() -> None:
+    study = aggregate(
+        [
+            Trial(
+                "z-long", 0, {START: 0.70, FIRST: 0.72, END: 0.76, CLIENT_STEPS: 420.0}, {"hfsl.rounds": "10"}
+            ),
+            Trial(
+                "z-long", 1, {START: 0.72, FIRST: 0.73, END: 0.76, CLIENT_STEPS: 420.0}, {"hfsl.rounds": "10"}
+            ),
+            Trial(
+                "a-short",
+                0,
+                {START: 0.7, END: 0.71, CLIENT_IMAGES: 33_600.0, EDGE_CLIENT_BYTES: 2.5e5},
+                {"hfsl.rounds": "5"},
+            ),
+        ]
+    )
+    md = tables.study_markdown(study)
+    assert md.startswith("## HFSL study\n\n")
+    body = [line.split("|")[1].strip() for line in md.splitlines()[4:]]
+    assert body == ["z-long", "a-short"]  # as run, not sorted
+    assert md_cells(md, "z-long") == [
+        "z-long",
+        "10",
+        "0.710 ± 0.014",
+        "0.725 ± 0.007",
+        "0.760 ± 0.000",
+        "+0.050 ± 0.014",  # gains 0.06 and 0.04
+        "420",
+        "—",
+        "—",
+        "2",
+    ]
+    assert md_cells(md, "a-short")[1:10] == [
+        "5",
+        "0.700 ± —",
+        "—",
+        "0.710 ± —",
+        "+0.010 ± —",
+        "—",
+        "33.6k",
+        "250.00 kB",
+        "1",
+    ]
+    assert "_not run: no finished `hfsl-study` pipeline run._" in tables.study_markdown(None)
+    assert "| not run |" in tables.study_markdown({})
+
+
+def test_study_csv_in_run_order(tmp_path: Path) -> None:
+    study = aggregate(
+        [
+            Trial("b", 0, {START: 0.70, END: 0.75, CLIENT_STEPS: 210.0}, {"hfsl.rounds": "5"}),
+            Trial("b", 1, {START: 0.74, END: 0.77, CLIENT_STEPS: 210.0}, {"hfsl.rounds": "5"}),
+            Trial("a", 0, {END: 0.8}),
+        ]
+    )
+    with tables.study_csv(study, tmp_path / "study.csv").open() as f:
+        lines = list(csv.DictReader(f))
+    assert [(r["row"], r["rounds"], r["replicates"]) for r in lines] == [("b", "5", "2"), ("a", "", "1")]
+    assert float(lines[0]["gain"]) == pytest.approx(0.04)
+    assert float(lines[0]["gain_std"]) == pytest.approx(math.sqrt(2e-4), rel=1e-5)  # 6 significant digits
+    assert float(lines[0]["client_steps_per_round"]) == 210.0 and lines[1]["gain"] == ""
+    with tables.study_csv(None, tmp_path / "none.csv").open() as f:
+        assert list(csv.reader(f)) == [next(csv.reader((tmp_path / "study.csv").open()))]
+
+
+def test_header_wall_time() -> None:
+    from datetime import datetime, timezone
+
+    sources = [
+        tables.PipelineSource("table3", "abc", status="FINISHED", trials=3, wall_s=1290.0),
+        tables.PipelineSource("hfsl-study"),
+    ]
+    md = tables.header_markdown(datetime.now(timezone.utc), "exp", sources)
+    assert md_cells(md, "Pipeline")[-1] == "Wall time"
+    assert md_cells(md, "table3")[-1] == "21 min 30 s"
+    assert md_cells(md, "hfsl-study")[1] == "not run" and len(md_cells(md, "hfsl-study")) == 12
 
 
 def test_format_bytes_and_section() -> None:
@@ -241,3 +513,23 @@ def test_csv_and_json_outputs(tmp_path: Path) -> None:
         "threshold": 0.0,
     }
     assert data["targets"]["ecogen_vs_oracle"] == {"status": "not run"}
+
+
+def test_json_has_start_gain_and_client_compute(tmp_path: Path) -> None:
+    study = aggregate(
+        [
+            Trial("r", 0, {START: 0.70, END: 0.75, CLIENT_STEPS: 210.0, CLIENT_IMAGES: 16_800.0}),
+            Trial("r", 1, {START: 0.74, END: 0.77, CLIENT_STEPS: 210.0, CLIENT_IMAGES: 16_800.0}),
+        ]
+    )
+    data = json.loads(tables.report_json({"hfsl-study": study}, [], tmp_path / "r.json").read_text())
+    row = data["hfsl-study"]["r"]
+    assert row["gain"] == {"mean": pytest.approx(0.04), "std": pytest.approx(math.sqrt(2e-4))}
+    assert row["accuracy_start"]["mean"] == pytest.approx(0.72)
+    assert row["client_steps_per_round"] == {"mean": 210.0, "std": 0.0}
+    assert row["client_images_per_round"]["mean"] == 16_800.0
+    assert tables.stage_json({START: 0.69, END: 0.71, "other": 1.0}) == {
+        "accuracy_start": 0.69,
+        "accuracy": 0.71,
+        "gain": pytest.approx(0.02),
+    }

@@ -87,10 +87,19 @@ def test_each_method_runs_one_round_on_digits(workspace: Workspace, method: str)
 
 def test_the_oracle_sees_every_label_of_the_clusters_it_pools(workspace: Workspace) -> None:
     data = PreparedData(workspace.data)
-    pooled = pooled_clusters(data, "identity", 2)
+    pooled = pooled_clusters(data, "identity", 2, oracle=True, edge=False)
     visible = torch.cat([data.cluster("identity", k).y for k in range(2)])
     assert len(pooled) == len(visible) and bool((pooled.y >= 0).all())
     assert torch.equal(pooled.y[visible >= 0], visible[visible >= 0])  # the known labels agree
+
+
+def test_pooled_labels_sees_only_the_labels_the_system_holds(workspace: Workspace) -> None:
+    data = PreparedData(workspace.data)
+    pooled = pooled_clusters(data, "identity", 2, oracle=False, edge=True)
+    clusters = [data.cluster("identity", k) for k in range(2)]
+    held = sum(int(c.labelled.sum()) for c in clusters) + len(data.edge("identity"))
+    assert len(pooled) == held and bool((pooled.y >= 0).all())
+    assert torch.equal(pooled.y[-len(data.edge("identity")) :], data.edge("identity").y)
 
 
 def test_more_clusters_than_prepared_is_a_clear_error(workspace: Workspace) -> None:

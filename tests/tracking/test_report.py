@@ -19,19 +19,31 @@ from ecogen.tracking.runs import experiment_id
 
 ROUNDS = 3
 REPLICATES = 2
-BASELINE_ENDS = {  # row → end accuracy per replicate; first round = end − 0.03
+BASELINE_ENDS = {  # row → end accuracy per replicate; first round = end − 0.03 (centralized: − 0.002)
     "ecogen": [0.95, 0.96],
     "ecogen-labels-only": [0.92, 0.93],
+    "pooled-labels": [0.93, 0.94],
     "centralized": [0.97, 0.98],
     "fedavg-full": [0.94, 0.95],
 }
+START_ACC = 0.90  # every trial's edge model before HFSL (mean_accuracy_start)
 FULL_BYTES, ECOGEN_BYTES = 2.0e7, 4.0e5
+# hfsl-study: row → (rounds, start per replicate, end per replicate), in the order run
+STUDY = {"rounds-10": (10, [0.90, 0.91], [0.95, 0.96]), "rounds-5": (5, [0.90, 0.92], [0.93, 0.96])}
+STEPS, IMAGES = 210.0, 16_800.0
+MINUTES = {"table3": 21.5, "baselines": 16.75, "hfsl-study": 30.0}  # wall time of the runs used
 TARGETS = (
-    "EcoGen end accuracy vs centralized oracle",
-    "Table 3: end > first in every row",
-    "Table 3: end accuracy non-decreasing in clusters (within one std)",
-    "EcoGen bytes/round vs FedAvg-full, at no loss of accuracy",
+    "HFSL lifts the EcoGen edge model: ecogen end − start (baselines)",
+    "EcoGen labels only vs central training on the same labels, same client compute",
     "Unlabelled data helps: ecogen − ecogen-labels-only end",
+    "Table 3: end > first in every row",
+    "Table 3: most clusters vs fewest clusters, end accuracy",
+    "EcoGen end accuracy vs centralized oracle",
+    "Centralized oracle trained to convergence: last-round change",
+    "Default pipeline: HFSL end − start",
+    "Experiment pipeline runs' wall time",
+    "EcoGen bytes/round vs FedAvg-full, at no loss of accuracy",
+    "Table 3: end accuracy non-decreasing in clusters (within one std)",
     "First relay: FM mean accuracy vs the best single edge",
     "First relay: FM mean accuracy vs naive parameter averaging",
     "Relay: FM mean accuracy does not decrease over the cycles",
@@ -69,14 +81,17 @@ class FakeRuns:
         )
         return rid
 
-    def pipeline(self, name: str, status: str = "FINISHED", profile: str | None = None) -> tuple[str, str]:
+    def pipeline(
+        self, name: str, status: str = "FINISHED", profile: str | None = None, minutes: float = 1.0
+    ) -> tuple[str, str]:
+        """A pipeline run that ended ``minutes`` after it started (unless still RUNNING)."""
         params = {"data.source": "digits", "model.dim": "32", "hfsl.rounds": str(ROUNDS)}
         tags = {"ecogen.kind": "pipeline", "ecogen.pipeline": name}
         if profile is not None:  # runs logged before the tag existed have none
             tags["ecogen.profile"] = profile
         rid = self._run(name, tags, params, [])
         if status != "RUNNING":
-            self.client.set_terminated(rid, status)
+            self.client.set_terminated(rid, status, end_time=self.clock + round(minutes * 60_000))
         return name, rid
 
     def trial(
@@ -87,7 +102,11 @@ class FakeRuns:
         end: float,
         extra: dict[str, float],
         status: str = "FINISHED",
+        start: float = START_ACC,
+        climb: float = 0.03,
+        rounds: int | None = None,
     ) -> str:
+        """Trial ``row``-r``k``: accuracy ``start`` before HFSL, ``end − climb`` after round 1, ``end``."""
         tags = {
             MLFLOW_PARENT_RUN_ID: parent[1],
             "ecogen.kind": "stage",
@@ -97,33 +116,41 @@ class FakeRuns:
             "ecogen.replicate": str(k),
             "ecogen.trial": f"{row}-r{k}",
         }
-        first = end - 0.03
+        first = end - climb
         curve = [first, (first + end) / 2, end]  # rounds 1..3
-        scalars = {"mean_accuracy_start": 0.1, "mean_accuracy_first": first, **extra}
+        scalars = {"mean_accuracy_start": start, "mean_accuracy_first": first, **extra}
         metrics = [
             *(Metric("mean_accuracy", v, self.clock + r, r) for r, v in enumerate(curve, start=1)),
             Metric("mean_accuracy", end, self.clock + 9, ROUNDS),  # the final scalar repeats the last step
             *(Metric(key, value, self.clock + 9, 0) for key, value in scalars.items()),
         ]
         params = {"hfsl.clusters": row[1:] if row.startswith("c") else "6", "replicate": str(k)}
+        if rounds is not None:
+            params["hfsl.rounds"] = str(rounds)
         rid = self._run(f"hfsl[{row}-r{k}]", tags, params, metrics)
         self.client.set_terminated(rid, status)
         return rid
 
     def stage(
-        self, parent: tuple[str, str], stage: str, k: int, metrics: dict[str, float], status: str = "FINISHED"
+        self,
+        parent: tuple[str, str],
+        stage: str,
+        k: int | None,
+        metrics: dict[str, float],
+        status: str = "FINISHED",
     ) -> str:
-        """Stage run ``stage`` of cycle ``k`` under the pipeline run ``parent``."""
+        """Stage run ``stage`` of cycle ``k`` (None: of a plain chain) under the pipeline run ``parent``."""
         tags = {
             MLFLOW_PARENT_RUN_ID: parent[1],
             "ecogen.kind": "stage",
             "ecogen.stage": stage,
             "ecogen.pipeline": parent[0],
-            "ecogen.cycle": str(k),
         }
+        if k is not None:
+            tags["ecogen.cycle"] = str(k)
         params = {"best_edge": "invert"} if stage == "relay" else {}
         values = [Metric(key, v, self.clock, 0) for key, v in metrics.items()]
-        rid = self._run(f"{stage}[cycle {k}]", tags, params, values)
+        rid = self._run(stage if k is None else f"{stage}[cycle {k}]", tags, params, values)
         self.client.set_terminated(rid, status)
         return rid
 
@@ -164,20 +191,21 @@ class FakeRuns:
 def store(project: Path, params: Params) -> dict[str, str]:
     """table3: an older run, the latest finished one (used), a newer one still running (skipped);
     baselines: an older finished run and a newer FAILED one whose finished trials are used (a rerun
-    trial replaces its first attempt; a failed trial is left out); cycles: an older finished run, the
-    latest finished one (used; a failed relay attempt of cycle 1 left out) and a newer FAILED one that
-    never finished a relay (skipped)."""
+    trial replaces its first attempt; a failed trial is left out); hfsl-study: one finished run;
+    cycles: an older finished run, the latest finished one (used; a failed relay attempt of cycle 1
+    left out) and a newer FAILED one that never finished a relay (skipped); default: a finished run
+    (used; a failed hfsl attempt before the finished one left out) and a newer FAILED one (skipped)."""
     uri = f"sqlite:///{(project / 'mlflow.db').as_posix()}"
     client = MlflowClient(uri)
     runs = FakeRuns(client, experiment_id(client, params.tracking.experiment, uri, project))
     runs.trial(runs.pipeline("table3"), "c1", 0, 0.5, {})
-    table3 = runs.pipeline("table3")
+    table3 = runs.pipeline("table3", minutes=MINUTES["table3"])
     for c in range(1, 7):
         for k in range(REPLICATES):
             runs.trial(table3, f"c{c}", k, t3_end(c, k), {"energy_kwh": 1e-3})
     runs.trial(runs.pipeline("table3", status="RUNNING"), "c1", 0, 0.1, {})
     runs.trial(runs.pipeline("baselines"), "ecogen", 0, 0.2, {})
-    baselines = runs.pipeline("baselines", status="FAILED")
+    baselines = runs.pipeline("baselines", status="FAILED", minutes=MINUTES["baselines"])
     runs.trial(baselines, "ecogen", 0, 0.5, {})  # superseded by the rerun of ecogen-r0 below
     for row, ends in BASELINE_ENDS.items():
         for k, end in enumerate(ends):
@@ -186,9 +214,20 @@ def store(project: Path, params: Params) -> dict[str, str]:
                 "mean_fedavg_full_bytes_per_round": FULL_BYTES,
                 "energy_kwh": 0.001 * (k + 1),
                 "duration_s": 10.0 + k,
+                "mean_client_steps_per_round": STEPS,
+                "mean_client_images_per_round": IMAGES,
             }
-            runs.trial(baselines, row, k, end, extra)
+            runs.trial(baselines, row, k, end, extra, climb=0.002 if row == "centralized" else 0.03)
     runs.trial(baselines, "splitfed", 0, 0.99, {}, status="FAILED")  # did not finish: left out
+    study = runs.pipeline("hfsl-study", minutes=MINUTES["hfsl-study"])
+    for row, (rounds, starts, ends) in STUDY.items():
+        for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            extra = {
+                "mean_client_steps_per_round": STEPS * (k + 1),
+                "mean_client_images_per_round": IMAGES,
+                "mean_edge_client_bytes_per_round": ECOGEN_BYTES,
+            }
+            runs.trial(study, row, k, end, extra, start=start, rounds=rounds)
     runs.cycle(runs.pipeline("cycles"), 0, shift=-0.3)
     cycles = runs.pipeline("cycles")
     for k in range(len(RELAY_FM)):
@@ -196,7 +235,17 @@ def store(project: Path, params: Params) -> dict[str, str]:
             runs.stage(cycles, "relay", 1, {"fm_mean_accuracy": 0.1}, status="FAILED")
         runs.cycle(cycles, k)
     runs.stage(runs.pipeline("cycles", status="FAILED"), "finetune", 0, {"mean_accuracy": 0.1})
-    return {"table3": table3[1], "baselines": baselines[1], "cycles": cycles[1]}
+    default = runs.pipeline("default")
+    runs.stage(default, "hfsl", None, {"mean_accuracy_start": 0.74, "mean_accuracy": 0.70}, status="FAILED")
+    runs.stage(default, "hfsl", None, {"mean_accuracy_start": 0.74, "mean_accuracy": 0.77})
+    runs.stage(runs.pipeline("default", status="FAILED"), "hfsl", None, {"mean_accuracy_start": 0.7})
+    return {
+        "table3": table3[1],
+        "baselines": baselines[1],
+        "hfsl-study": study[1],
+        "cycles": cycles[1],
+        "default": default[1],
+    }
 
 
 def cells(markdown: str, first_cell: str) -> list[str]:
@@ -215,8 +264,16 @@ def test_report_numbers_match_the_runs(
     md = build_report(params, project, out).read_text()
 
     assert cells(md, "table3")[1:3] == [f"`{store['table3']}`", "—"]
+    assert cells(md, "table3")[-1] == "21 min 30 s"  # the pipeline run's end − start
     assert cells(md, "baselines")[1:4] == [f"`{store['baselines']}`", "—", "FAILED"]
-    assert cells(md, "baselines")[5] == "8 (+2 unfinished or rerun, left out)"
+    assert cells(md, "baselines")[5] == "10 (+2 unfinished or rerun, left out)"
+    assert cells(md, "default")[1:6] == [
+        f"`{store['default']}`",
+        "—",
+        "FINISHED",
+        cells(md, "default")[4],
+        "1 hfsl stage run (+1 unfinished or rerun, left out)",
+    ]
     for c in range(1, 7):
         ends = [t3_end(c, k) for k in range(REPLICATES)]
         row = cells(md, str(c))
@@ -224,36 +281,82 @@ def test_report_numbers_match_the_runs(
     ecogen = cells(md, "ecogen")
     end = statistics.mean(BASELINE_ENDS["ecogen"])
     assert ecogen[2] == mean_std(BASELINE_ENDS["ecogen"])
-    assert ecogen[3] == f"{end / statistics.mean(BASELINE_ENDS['centralized']):.3f}"
-    assert ecogen[4:6] == ["400.00 kB", "2.00%"]
-    assert ecogen[7] == f"0.0015 ± {statistics.stdev([0.001, 0.002]):.3g}"
+    assert ecogen[3] == f"{end - START_ACC:+.3f} ± {statistics.stdev(BASELINE_ENDS['ecogen']):.3f}"
+    assert ecogen[4] == f"{end / statistics.mean(BASELINE_ENDS['centralized']):.3f}"
+    assert ecogen[5:7] == ["400.00 kB", "2.00%"]
+    assert ecogen[8] == "210 × 16.8k"
+    assert ecogen[9] == f"0.0015 ± {statistics.stdev([0.001, 0.002]):.3g}"
+    assert cells(md, "pooled-labels")[2] == mean_std(BASELINE_ENDS["pooled-labels"])
     assert cells(md, "splitfed")[1] == "not run"
+
+    study = section(md, "HFSL study")
+    assert [line.split("|")[1].strip() for line in study.splitlines()[4:]] == list(STUDY)  # as run
+    rounds, starts, ends = STUDY["rounds-5"]
+    gains = [e - s for s, e in zip(starts, ends, strict=True)]
+    assert cells(study, "rounds-5") == [
+        "rounds-5",
+        "5",
+        mean_std(starts),
+        mean_std([e - 0.03 for e in ends]),
+        mean_std(ends),
+        f"{statistics.mean(gains):+.3f} ± {statistics.stdev(gains):.3f}",  # spread of the replicates' gains
+        "315",
+        "16.8k",
+        "400.00 kB",
+        "2",
+    ]
+
     assert [cells(md, t)[-1] for t in TARGETS] == ["**PASS**"] * len(TARGETS)
+    assert cells(md, TARGETS[0])[1] == f"start {START_ACC:.3f}, end {end:.3f}: gain {end - START_ACC:+.3f}"
+    assert cells(md, TARGETS[7])[1] == "0.770 − 0.740 = +0.030"  # the finished run's finished hfsl
+    assert cells(md, TARGETS[8])[1] == "table3 21 min 30 s; baselines 16 min 45 s; hfsl-study 30 min 00 s"
 
     data = json.loads((out / "report.json").read_text())
     assert data["table3"]["c3"]["accuracy"]["mean"] == pytest.approx(
         statistics.mean([t3_end(3, 0), t3_end(3, 1)])
     )
     assert data["baselines"]["ecogen"]["energy_kwh"]["std"] == pytest.approx(statistics.stdev([0.001, 0.002]))
+    assert data["hfsl-study"]["rounds-5"]["gain"] == {
+        "mean": pytest.approx(statistics.mean(gains)),
+        "std": pytest.approx(statistics.stdev(gains)),
+    }
+    assert data["default"] == {
+        "accuracy_start": 0.74,
+        "accuracy": 0.77,
+        "gain": pytest.approx(0.03),
+    }
+    assert data["targets"]["runtime"] == {"status": "PASS", "value": 30.0 * 60, "threshold": 45.0 * 60}
+    with (out / "study.csv").open() as f:
+        study_rows = list(csv.DictReader(f))
+    assert [(r["row"], r["rounds"]) for r in study_rows] == [("rounds-10", "10"), ("rounds-5", "5")]
+    assert float(study_rows[1]["gain_std"]) == pytest.approx(statistics.stdev(gains))
     with (out / "accuracy_per_round.csv").open() as f:
         curve = [(r["round"], float(r["accuracy"])) for r in csv.DictReader(f) if r["method"] == "ecogen"]
-    expected = [0.1, end - 0.03, end - 0.015, end]  # round 0 from mean_accuracy_start; the repeat is dropped
+    expected = [
+        START_ACC,
+        end - 0.03,
+        end - 0.015,
+        end,
+    ]  # round 0 from mean_accuracy_start; the repeat is dropped
     assert curve == [(str(r), pytest.approx(v)) for r, v in enumerate(expected)]
 
     client = MlflowClient()
     exp_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
     (report,) = client.search_runs([exp_id], "tags.`ecogen.kind` = 'report'")
     assert report.info.status == "FINISHED" and report.info.run_name == "report"
-    assert report.data.tags[SOURCES] == f"{store['table3']},{store['baselines']},{store['cycles']}"
+    assert report.data.tags[SOURCES] == ",".join(store.values())
+    assert report.data.tags[f"{SOURCES}.default"] == store["default"]
     assert report.info.run_id in md
     assert report.data.metrics["target.semi_supervised_gain"] == 1.0
     assert report.data.metrics["target.relay_vs_best_edge"] == 1.0
+    assert report.data.metrics["target.hfsl_gain"] == 1.0
     artifacts = {a.path for a in client.list_artifacts(report.info.run_id)}
     assert {
         "report.md",
         "report.json",
         "table3.csv",
         "bytes.csv",
+        "study.csv",
         "accuracy_per_round.png",
         "energy.png",
         "relay_cycles.csv",
@@ -294,7 +397,7 @@ def test_report_cycles_section_is_the_cycle_runs(
     assert "edge-identity cycle 1: 0.898 vs 0.900 = -0.002" in cells(targets, TARGETS[-2])[1]
 
     data = json.loads((out / "report.json").read_text())
-    assert set(data) == {"cycles", "targets"}
+    assert set(data) == {"cycles", "default", "targets"}  # the default chain is always read
     assert data["cycles"]["1"]["fm_mean_accuracy"] == pytest.approx(0.82)
     assert data["cycles"]["2"]["hfsl_edge_accuracy"] == HFSL_EDGES[2]
     assert data["cycles"]["1"]["redelivered_edge_accuracy"] == {"edge-identity": 0.87, "edge-invert": 0.87}

@@ -49,3 +49,12 @@ def test_adaptive_thresholds_are_lower_for_classes_rarely_predicted_confidently(
     assert PseudoLabeller("fixed", 0.95)(torch.log(probs))[1].tolist() == [1.0, 1.0, 1.0, 0.0]
     low = torch.tensor([[0.96, 0.04], [0.90, 0.10]])  # class 0 at 0.90 < τ stays out
     assert labeller(torch.log(low))[1].tolist() == [1.0, 0.0]
+
+
+def test_soft_targets_are_the_teachers_distribution_masked_by_tau() -> None:
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]]))
+    probs, mask = PseudoLabeller("soft", 0.5)(logits)
+    assert probs.tolist()[0] == pytest.approx([0.7, 0.2, 0.1], abs=1e-6)
+    assert mask.tolist() == [1.0, 0.0]
+    _, every = PseudoLabeller("soft", 0.0)(logits)
+    assert every.sum() == 2
