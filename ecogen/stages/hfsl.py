@@ -17,11 +17,12 @@ from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
 from ecogen.federated.methods import method_spec, trainable_model
 from ecogen.models.checkpoint import load_fm
-from ecogen.peft.edge import load_edge_model, save_tunable
+from ecogen.peft.edge import base_vit, load_edge_model, save_tunable
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
 from ecogen.stages.common import edge_seed, example_input, mean
 from ecogen.stages.result import ModelArtifact, StageResult, combine
-from ecogen.training.classifier import evaluate
+from ecogen.training.classifier import class_accuracy, evaluate, mix_accuracy
+from ecogen.training.pseudo_label import class_prior
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.hfsl")
@@ -53,6 +54,7 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     fm = load_fm(ws.fm)
     jobs: list[EdgeJob] = []
     starts: dict[str, float] = {}
+    mixes: dict[str, float] = {}
     tests: dict[str, Split] = {}
     for domain in params.data.domains:
         seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
@@ -68,6 +70,7 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
         if spec.pooled:
             clusters = [pooled_clusters(data, domain, h.clusters, spec.oracle, h.edge_joins)]
         starts[domain] = accuracy(model)
+        mixes[domain] = cluster_mix_accuracy(model, data.clusters(domain, h.clusters), test, params)
         log.info(
             "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
             domain,
@@ -86,7 +89,21 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     children = [
         _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full) for j in jobs
     ]
+    for job, child in zip(jobs, children, strict=True):
+        # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
+        child.metrics["accuracy_cluster_mix_start"] = mixes[job.name]
+        child.metrics["accuracy_cluster_mix"] = cluster_mix_accuracy(
+            job.model, data.clusters(job.name, h.clusters), tests[job.name], params
+        )
     return combine("hfsl", children)
+
+
+def cluster_mix_accuracy(model: nn.Module, clusters: list[Split], test: Split, params: Params) -> float:
+    """Mean over the clusters of the accuracy on the edge's test set re-weighted to the class mix of
+    the cluster's labelled images: what each cluster's users, who ask about their own classes, see."""
+    classes = base_vit(model).cfg.num_classes
+    per_class = class_accuracy(model, test, params.inference.batch_size, params.accelerator, classes)
+    return mean([mix_accuracy(per_class, class_prior(c.y, classes)) for c in clusters])
 
 
 def _edge_result(

@@ -40,6 +40,9 @@ class ClassifierModule(L.LightningModule):
         acc = (self.model(x).argmax(-1) == y).float().mean()
         self.log("accuracy", acc, on_step=False, on_epoch=True, batch_size=len(y))
 
+    def predict_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        return self.model(batch[0]).argmax(-1)
+
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
@@ -54,3 +57,23 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, accelerator: str) 
     trainer = make_trainer(accelerator, max_epochs=1)
     (out,) = trainer.test(module, loader(split, batch_size, shuffle=False, seed=0), verbose=False)
     return float(out["accuracy"])
+
+
+def class_accuracy(model: nn.Module, split: Split, batch_size: int, accelerator: str, classes: int) -> Tensor:
+    """Accuracy per true class (``classes``,) through Lightning's predict loop; NaN for a class
+    the split does not hold."""
+    trainer = make_trainer(accelerator, max_epochs=1)
+    batches = trainer.predict(ClassifierModule(model), loader(split, batch_size, shuffle=False, seed=0))
+    assert batches is not None
+    pred = torch.cat([b.cpu() for b in batches])  # type: ignore[union-attr]
+    hits = torch.bincount(split.y[pred == split.y], minlength=classes).float()
+    total = torch.bincount(split.y, minlength=classes).float()
+    return hits / total
+
+
+def mix_accuracy(per_class: Tensor, mix: Tensor) -> float:
+    """The accuracy a test set with class frequencies ``mix`` would give: Σ_c mix_c · acc_c over the
+    classes the test holds (``mix`` renormalised over them)."""
+    known = ~per_class.isnan()
+    weights = mix[known] / mix[known].sum()
+    return float((weights * per_class[known]).sum())
