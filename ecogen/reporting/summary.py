@@ -40,14 +40,14 @@ STUDY_PIPELINE = "hfsl-study"
 ROUNDS_PARAM = "hfsl.rounds"
 
 # Rows of the baselines experiment (pipelines.yaml), in the order the report lists them.
-ECOGEN = "ecogen"
-LABELS_ONLY = "ecogen-labels-only"
+ECOGEN = "ecogen"  # EcoGen as params.yaml configures it (labels only since the HFSL study)
+SEMI_SUPERVISED = "ecogen-ssl"  # the same with an unlabelled loss (FixMatch) switched on
 POOLED_LABELS = "pooled-labels"  # central training on exactly the federation's labels, same client compute
 CENTRALIZED = "centralized"  # the oracle: all client data in one place
 FEDAVG_FULL = "fedavg-full"
 BASELINE_ROWS = (
     ECOGEN,
-    LABELS_ONLY,
+    SEMI_SUPERVISED,
     POOLED_LABELS,
     CENTRALIZED,
     "local",

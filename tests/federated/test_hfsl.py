@@ -147,3 +147,16 @@ def test_fedprox_pulls_towards_the_round_start() -> None:
         after = tunable_state(cluster.model)
         moved[mu] = sum((after[k] - start[k]).norm().item() for k in start)
     assert 0 < moved[30.0] < 0.7 * moved[0.0]
+
+
+def test_fedavg_weights_follow_what_a_participant_trains_on() -> None:
+    from ecogen.federated.hfsl import pooled_steps, trained_examples
+
+    data = _cluster(1, n=24, labelled=8)
+    assert trained_examples(data, HfslParams(unlabelled_weight=0.5)) == 24  # every image teaches it
+    assert trained_examples(data, HfslParams(unlabelled_weight=0.0)) == 8  # labels only
+    assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="labelled")) == 8
+    # the pooled learner gets every participant's steps: 6 clusters + the edge
+    assert pooled_steps(HfslParams(clusters=6, local_steps=15, edge_joins=True)) == 105
+    assert pooled_steps(HfslParams(clusters=6, local_steps=15)) == 90
+    assert pooled_steps(HfslParams(clusters=6, local_steps=None)) is None
