@@ -264,8 +264,10 @@ def _hfsl_fit(cfg: ViTConfig, h: HfslParams, batches: int, skip: int, seed: int)
 
 def hfsl_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
     """One client's SplitSemiSupervised steps via a Lightning Trainer: weak no-grad pass for the
-    pseudo-labels, then split forward/backward on labelled + strong views.  Images = batch images."""
-    h = HfslParams()
+    pseudo-labels, then split forward/backward on labelled + strong views (FixMatch: the unlabelled
+    loss on, as ecogen-ssl trains; the labels-only default is the same step without the unlabelled
+    part).  Images = batch images."""
+    h = HfslParams(unlabelled_weight=0.5, local_steps=None)
     skip = 2  # warm-up batches, not timed
     probe = _hfsl_fit(cfg, h, skip + 3, skip, seed)
     per_batch = probe.seconds / 3

@@ -97,6 +97,8 @@ HFSL_METHODS: tuple[str, ...] = get_args(HfslMethod)
 class HfslParams(Section):
     """Hybrid federated split learning over the client clusters of every edge.
 
+    Defaults are params.yaml's, chosen by the hfsl-study pipeline (see the README).
+
     ``method`` picks EcoGen or one of the baselines it is compared with, all over the same data,
     backbone and rounds (see ``ecogen/federated/methods.py``).
     """
@@ -109,20 +111,20 @@ class HfslParams(Section):
     # possible, extra blocks to the first devices) or "front" (every middle device one block, the
     # last middle device the rest: the weakest devices do the least).
     allocation: Literal["balanced", "front"] = "balanced"
-    rounds: PositiveInt = 4
+    rounds: PositiveInt = 16
     local_epochs: PositiveInt = 1
     # A fixed number of client steps per round instead of epochs (null: local_epochs), so methods
     # whose clients hold different amounts of data can be given the same, stated budget.
-    local_steps: PositiveInt | None = None
+    local_steps: PositiveInt | None = 15
     cloud_every: int = Field(0, ge=0)  # rounds between cloud aggregations across edges (0: never)
     batch_size: PositiveInt = 16  # labelled images per client batch
     unlabelled_ratio: PositiveInt = 3  # μ: unlabelled images per labelled image in a batch
     # A fresh optimiser per client and round.
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: PositiveFloat = 2e-4
+    lr: PositiveFloat = 3e-3
     # constant: every client step at `lr`; cosine: one cosine decay from `lr` to 0 over all rounds'
     # client steps (round r of R covers [r/R, (r+1)/R] of it), the pooled learner's too
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     confidence_threshold: float = Field(0.95, ge=0.0, le=1.0)  # FixMatch pseudo-label cut
     # fixed: FixMatch's τ; aligned: + distribution alignment to the client's labelled class
     # frequencies; adaptive: FlexMatch's class-wise thresholds (ecogen/training/pseudo_label.py)
@@ -130,10 +132,10 @@ class HfslParams(Section):
     # unlabelled images; with the round_start teacher it keeps a client close to the federation's
     # model in function space, as FedNTD does against label-skew drift); τ still masks
     pseudo_labels: Literal["fixed", "aligned", "adaptive", "soft"] = "fixed"
-    unlabelled_weight: float = Field(0.5, ge=0.0)  # weight of the pseudo-label loss (0: labels only)
+    unlabelled_weight: float = Field(0.0, ge=0.0)  # weight of the pseudo-label loss (0: labels only)
     # Views: the labelled images and the pseudo-labelling pass see `augment` (weak: a random
     # shift of ≤2 px; none: the image as is); the unlabelled images train on `unlabelled_view`.
-    augment: Literal["weak", "none"] = "weak"
+    augment: Literal["weak", "none"] = "none"
     unlabelled_view: Literal["strong", "weak", "none"] = "strong"
     # Who pseudo-labels: the training model itself (self, FixMatch), the modules as delivered at the
     # round's start (round_start: the federation's model, fixed for the round), or an exponential
@@ -145,12 +147,13 @@ class HfslParams(Section):
     logit_adjustment: float = Field(0.0, ge=0.0)
     ema_decay: float = Field(0.99, ge=0.0, lt=1.0)
     # The edge trains on its own labelled set as one more participant of its rounds (it holds the
-    # whole model, so nothing crosses a link for it); weighted by its examples like a cluster.
-    edge_joins: bool = False
+    # whole model, so nothing crosses a link for it); the pooled methods pool its labels too, and
+    # `local` (no rounds, no edge) ignores it.
+    edge_joins: bool = True
     # FedAvg's n_k: "trained" counts the examples a participant trains on (its labelled ones when
     # the unlabelled loss is off, else all); "labelled" counts its labelled examples only, so a
     # participant's say follows the labels it holds (the edge's 500 against a cluster's ~100).
-    fedavg_weights: Literal["trained", "labelled"] = "trained"
+    fedavg_weights: Literal["trained", "labelled"] = "labelled"
     # Server optimiser over the round's averaged update (Reddi et al., 2021, "Adaptive Federated
     # Optimization", arXiv 2003.00295): none (FedAvg), fedavgm (server momentum), fedadam.
     server_optimizer: Literal["none", "fedavgm", "fedadam"] = "none"
@@ -165,8 +168,6 @@ class HfslParams(Section):
 
     @model_validator(mode="after")
     def _levers_fit_the_method(self) -> HfslParams:
-        if self.method == "local" and self.edge_joins:
-            raise ValueError("edge_joins needs rounds the edge takes part in; method local has none")
         if self.method in ("local", "centralized", "pooled_labels") and self.server_optimizer != "none":
             raise ValueError(f"server_optimizer needs a federated method; method is {self.method}")
         return self

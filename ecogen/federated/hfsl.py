@@ -276,7 +276,9 @@ def _aggregate(
                 load_tunable_state(j.model, states[j.name])
         return
     for j in jobs:
-        updates = [(upload(c, j.channel), trained_examples(c.data, cfg)) for c in members[j.name]]
+        # every participant uploads; one that trained on nothing (no labels, labels only) has no say
+        uploads = [(upload(c, j.channel), trained_examples(c.data, cfg)) for c in members[j.name]]
+        updates = [(state, n) for state, n in uploads if n > 0]
         states[j.name], server[j.name] = server_step(
             states[j.name],
             fedavg(updates),

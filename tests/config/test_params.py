@@ -48,7 +48,6 @@ def test_project_files_validate_with_every_pipeline() -> None:
         ({"hfsl": {"ema_decay": 1.0}}, "hfsl.ema_decay"),
         ({"hfsl": {"logit_adjustment": -0.5}}, "hfsl.logit_adjustment"),
         ({"hfsl": {"edge_joins": "sometimes"}}, "hfsl.edge_joins"),
-        ({"hfsl": {"method": "local", "edge_joins": True}}, "hfsl"),
         ({"hfsl": {"method": "centralized", "server_optimizer": "fedadam"}}, "hfsl"),
     ],
 )

@@ -64,7 +64,15 @@ def test_every_pseudo_label_mode_trains_through_the_split_chain(mode: str) -> No
     model = build_edge_model(MaskedAutoencoder(ViT(CFG)), PeftParams(method="lora", lora_rank=2), seed=0)
     before = tunable_state(model)
     # no labelled image: whatever trains, trains through the labeller's pseudo-labels (τ = 0: all pass)
-    cfg = HfslParams(clusters=1, rounds=1, batch_size=4, pseudo_labels=mode, confidence_threshold=0.0)
+    cfg = HfslParams(
+        clusters=1,
+        rounds=1,
+        batch_size=4,
+        pseudo_labels=mode,
+        confidence_threshold=0.0,
+        unlabelled_weight=0.5,
+        fedavg_weights="trained",
+    )
     out = run_hfsl(model, [_cluster(4, labelled=0)], cfg, lambda m: 0.0, "cpu", seed=0)
     assert any(not torch.equal(v, before[k]) for k, v in tunable_state(model).items())
     assert out.bytes_per_round[0]["d2d/backward"] > 0
@@ -153,10 +161,10 @@ def test_fedavg_weights_follow_what_a_participant_trains_on() -> None:
     from ecogen.federated.hfsl import pooled_steps, trained_examples
 
     data = _cluster(1, n=24, labelled=8)
-    assert trained_examples(data, HfslParams(unlabelled_weight=0.5)) == 24  # every image teaches it
-    assert trained_examples(data, HfslParams(unlabelled_weight=0.0)) == 8  # labels only
+    assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="trained")) == 24
+    assert trained_examples(data, HfslParams(unlabelled_weight=0.0, fedavg_weights="trained")) == 8
     assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="labelled")) == 8
     # the pooled learner gets every participant's steps: 6 clusters + the edge
     assert pooled_steps(HfslParams(clusters=6, local_steps=15, edge_joins=True)) == 105
-    assert pooled_steps(HfslParams(clusters=6, local_steps=15)) == 90
+    assert pooled_steps(HfslParams(clusters=6, local_steps=15, edge_joins=False)) == 90
     assert pooled_steps(HfslParams(clusters=6, local_steps=None)) is None

@@ -88,7 +88,7 @@ def test_cosine_client_lr_spans_all_rounds(span: tuple[float, float], step: int,
     module, _ = _module(HfslParams(lr=0.01, lr_schedule="cosine"), span=span, max_steps=10)
     module.steps = step
     assert module._lr() == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * t)), abs=1e-12)
-    constant, _ = _module(HfslParams(lr=0.01), span=span, max_steps=10)
+    constant, _ = _module(HfslParams(lr=0.01, lr_schedule="constant"), span=span, max_steps=10)
     assert constant._lr() == 0.01
 
 
