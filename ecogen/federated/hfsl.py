@@ -84,6 +84,9 @@ class HfslOutcome:
     # through a training forward + backward pass (labelled and pseudo-labelled)
     steps_per_round: list[int] = field(default_factory=list)
     images_per_round: list[int] = field(default_factory=list)
+    # `local` only: each cluster's own model after the last round (the others serve every cluster
+    # with the edge's model)
+    cluster_models: list[nn.Module] = field(default_factory=list)
 
 
 def make_cluster(
@@ -238,6 +241,7 @@ def run_hfsl_edges(
             ranges,
             [s for s, _ in compute[j.name]],
             [n for _, n in compute[j.name]],
+            [] if spec.federated or spec.pooled else [c.model for c in members[j.name]],
         )
         for j in jobs
     }

@@ -103,6 +103,7 @@ def fixmatch_loader(split: Split, cfg: HfslParams, seed: int) -> DataLoader:
 
 class SplitSemiSupervised(L.LightningModule):
     logit_shift: Tensor  # a buffer: (num_classes,) or a zero scalar
+
     def __init__(
         self,
         model: nn.Module,

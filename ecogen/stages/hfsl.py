@@ -91,16 +91,22 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     ]
     for job, child in zip(jobs, children, strict=True):
         # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
+        clusters = data.clusters(job.name, h.clusters)
         child.metrics["accuracy_cluster_mix_start"] = mixes[job.name]
-        child.metrics["accuracy_cluster_mix"] = cluster_mix_accuracy(
-            job.model, data.clusters(job.name, h.clusters), tests[job.name], params
-        )
+        if spec.federated or spec.pooled:  # one model serves every cluster
+            mix = cluster_mix_accuracy(job.model, clusters, tests[job.name], params)
+        else:  # local: each cluster is served by its own model
+            models = outcomes[job.name].cluster_models
+            pairs = zip(models, clusters, strict=True)
+            mix = mean([cluster_mix_accuracy(m, [c], tests[job.name], params) for m, c in pairs])
+        child.metrics["accuracy_cluster_mix"] = mix
     return combine("hfsl", children)
 
 
 def cluster_mix_accuracy(model: nn.Module, clusters: list[Split], test: Split, params: Params) -> float:
     """Mean over the clusters of the accuracy on the edge's test set re-weighted to the class mix of
-    the cluster's labelled images: what each cluster's users, who ask about their own classes, see."""
+    the cluster's labelled images: what each cluster's users, who ask about their own classes, see
+    from ``model``."""
     classes = base_vit(model).cfg.num_classes
     per_class = class_accuracy(model, test, params.inference.batch_size, params.accelerator, classes)
     return mean([mix_accuracy(per_class, class_prior(c.y, classes)) for c in clusters])
