@@ -71,7 +71,7 @@ def test_resume_reruns_only_what_did_not_finish(tmp_path: Path, offline_process_
     other = sh(
         ["ecogen", "run", NAME, "--resume", "--set", "hfsl.lr=0.001"], project, env, timeout=120, check=False
     )
-    assert other.returncode == 2 and "hfsl.lr: 0.0002 → 0.001" in other.stdout, other.stdout[-2000:]
+    assert other.returncode == 2 and "hfsl.lr: 0.003 → 0.001" in other.stdout, other.stdout[-2000:]
     assert len(_runs(client, exp_id, "stage")) == len(after)
 
     # a stage that has to run again (its outputs are gone) makes everything after it run again
