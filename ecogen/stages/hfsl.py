@@ -56,6 +56,7 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     starts: dict[str, float] = {}
     mixes: dict[str, float] = {}
     tests: dict[str, Split] = {}
+    own_clusters: dict[str, list[Split]] = {}  # each cluster's data, read once
     for domain in params.data.domains:
         seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
         edge = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", edge_seed(params, domain))
@@ -65,12 +66,12 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
         def accuracy(m: nn.Module, test: Split = test) -> float:
             return evaluate(m, test, params.inference.batch_size, params.accelerator)
 
-        clusters = data.clusters(domain, h.clusters)
+        clusters = own_clusters[domain] = data.clusters(domain, h.clusters)
         own = data.edge(domain) if h.edge_joins and spec.federated else None
         if spec.pooled:
             clusters = [pooled_clusters(data, domain, h.clusters, spec.oracle, h.edge_joins)]
         starts[domain] = accuracy(model)
-        mixes[domain] = cluster_mix_accuracy(model, data.clusters(domain, h.clusters), test, params)
+        mixes[domain] = cluster_mix_accuracy(model, own_clusters[domain], test, params)
         log.info(
             "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
             domain,
@@ -91,7 +92,7 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     ]
     for job, child in zip(jobs, children, strict=True):
         # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
-        clusters = data.clusters(job.name, h.clusters)
+        clusters = own_clusters[job.name]
         child.metrics["accuracy_cluster_mix_start"] = mixes[job.name]
         if spec.federated or spec.pooled:  # one model serves every cluster
             mix = cluster_mix_accuracy(job.model, clusters, tests[job.name], params)
