@@ -38,7 +38,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecogen.config.params import (
-    HFSL_METHODS,
     HfslParams,
     InferenceParams,
     ModelParams,
@@ -47,7 +46,7 @@ from ecogen.config.params import (
 )
 from ecogen.data.prepared import UNLABELLED, Split
 from ecogen.federated.hfsl import run_hfsl
-from ecogen.federated.methods import METHODS, trainable_model
+from ecogen.federated.strategies import method_names, strategy_for
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig, split_segments
 from ecogen.peft.edge import base_vit, build_edge_model
 from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
@@ -329,13 +328,16 @@ def bytes_per_round(
     pooled = synthetic_split(clusters * per_cluster, clusters * per_cluster, cfg, g)
     images = clusters * per_cluster
     rows: dict[str, dict[str, Any]] = {}
-    for method in HFSL_METHODS:
-        spec = METHODS[method]
-        h = HfslParams(method=method, clusters=clusters, rounds=1)
+    for method in method_names():
+        h = HfslParams(
+            method=method, clusters=clusters, rounds=1, proximal_mu=0.01 if method == "fedprox" else 0.0
+        )
+        strategy = strategy_for(h)
+        pooled_method = method in ("centralized", "pooled_labels")
         t0 = time.perf_counter()
         outcome = run_hfsl(
-            trainable_model(edge, spec),
-            [pooled] if spec.pooled else data,
+            strategy.model(edge),
+            [pooled] if pooled_method else data,
             h,
             lambda m: 0.0,  # accuracy is not what is measured here
             "cpu",
@@ -361,7 +363,7 @@ def bytes_per_round(
         "images_per_cluster": per_cluster,
         "labelled_fraction": labelled_fraction,
         "rounds_measured": 1,
-        "full_model_bytes": module_bytes(trainable_model(edge, METHODS["fedavg_full"])),
+        "full_model_bytes": module_bytes(strategy_for(HfslParams(method="fedavg_full")).model(edge)),
         "tunable_bytes": state_bytes(tunable_state(edge)),
         "fedavg_full_bytes_per_round": full["edge_client"],
         "methods": rows,

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 DomainName = Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]
 DOMAIN_NAMES: tuple[str, ...] = get_args(DomainName)
@@ -88,23 +96,18 @@ class PeftParams(Section):
     lr: PositiveFloat = 5e-3
 
 
-HfslMethod = Literal[
-    "ecogen", "centralized", "pooled_labels", "local", "fedavg_full", "fedavg_peft", "splitfed"
-]
-HFSL_METHODS: tuple[str, ...] = get_args(HfslMethod)
-
-
 class HfslParams(Section):
     """Hybrid federated split learning over the client clusters of every edge.
 
     Defaults are params.yaml's, chosen by the hfsl-study pipeline (see the README).
 
     ``method`` picks EcoGen or one of the baselines it is compared with, all over the same data,
-    backbone and rounds (see ``ecogen/federated/methods.py``).
+    backbone and rounds: one strategy file each in ``ecogen/federated/strategies/``.
     """
 
     # ecogen | centralized (oracle) | pooled_labels | local | fedavg_full | fedavg_peft | splitfed
-    method: HfslMethod = "ecogen"
+    # | fedprox — the file names in ecogen/federated/strategies/
+    method: str = "ecogen"
     clusters: PositiveInt = 3  # client clusters per edge (prepare writes this many)
     devices_per_cluster: int = Field(3, ge=3)  # start (embedding), ≥1 middle (blocks), end (head)
     # How blocks are shared among the middle devices: "balanced" (contiguous ranges as equal as
@@ -159,17 +162,30 @@ class HfslParams(Section):
     server_optimizer: Literal["none", "fedavgm", "fedadam"] = "none"
     server_lr: PositiveFloat = 1.0  # η: step along the (momentum / Adam) pseudo-gradient
     server_momentum: float = Field(0.9, ge=0.0, lt=1.0)  # β (fedavgm) or β1 (fedadam)
-    proximal_mu: float = Field(0.0, ge=0.0)  # FedProx's μ/2·‖w − w_round_start‖² (0: off)
+    proximal_mu: float = Field(0.0, ge=0.0)  # method fedprox's μ in μ/2·‖w − w_round_start‖²
     # How LoRA's two factors are aggregated: "separate" averages A and B on their own, which is not
     # the average of the products B·A; "frozen_a" (FFA-LoRA, Sun et al., 2024, arXiv 2403.12313)
     # keeps A as the edge trained it and trains B only, so averaging B averages B·A exactly (and
     # only B crosses the edge↔client links).
     lora_aggregation: Literal["separate", "frozen_a"] = "separate"
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        from ecogen.federated.strategies import method_names  # lists files, imports none of them
+
+        if method not in method_names():
+            raise ValueError(f"unknown HFSL method {method!r}; known: {', '.join(method_names())}")
+        return method
+
     @model_validator(mode="after")
     def _levers_fit_the_method(self) -> HfslParams:
         if self.method in ("local", "centralized", "pooled_labels") and self.server_optimizer != "none":
             raise ValueError(f"server_optimizer needs a federated method; method is {self.method}")
+        if (self.method == "fedprox") != (self.proximal_mu > 0):
+            raise ValueError(
+                "proximal_mu is FedProx's μ: give it (> 0) with method fedprox, and only with it"
+            )
         return self
 
 
@@ -181,10 +197,12 @@ class RelayParams(Section):
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 2e-3
     temperature: PositiveFloat = 2.0  # distillation temperature
-    # How the teachers' predictions are combined per sample: "mean" (plain average), "confidence"
-    # (low-entropy teachers count more) or "agreement" (confidence × agreement with the others,
-    # so a teacher contradicting the consensus on a sample is damped).
-    weighting: Literal["mean", "confidence", "agreement"] = "confidence"
+    # Which teacher teaches each transfer image: "routed" (the teacher whose edge's style
+    # prototypes — class means of the FM's token features, uploaded once — are nearest: the
+    # default, from the relay study in the README), or a per-sample mix of all of them: "mean"
+    # (plain average), "confidence" (low-entropy teachers count more) or "agreement" (confidence ×
+    # agreement with the others, so a teacher contradicting the consensus is damped).
+    weighting: Literal["routed", "mean", "confidence", "agreement"] = "routed"
     public_samples: int = Field(10000, ge=0)  # images drawn from the public pool
     synthetic_samples: int = Field(5000, ge=0)  # images the FM's decoder synthesises
     synthetic_mask_ratio: float = Field(0.85, gt=0.0, lt=1.0)  # masks the FM reconstructs from

@@ -13,21 +13,34 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ecogen.relay.weighting import Weighting, ensemble, teacher_weights
+from ecogen.relay.weighting import Weighting, ensemble, routed_weights, teacher_weights
 
 
 class TeacherEnsemble(L.LightningModule):
-    """predict_step → (weighted target (B, K), weights (T, B)) for a batch of transfer images."""
+    """predict_step → (weighted target (B, K), weights (T, B)) for a batch of transfer images.
 
-    def __init__(self, teachers: list[nn.Module], weighting: Weighting, temperature: float) -> None:
+    ``router`` (weighting ``routed``): images → the index of the teacher each is routed to."""
+
+    def __init__(
+        self,
+        teachers: list[nn.Module],
+        weighting: Weighting,
+        temperature: float,
+        router: nn.Module | None = None,
+    ) -> None:
         super().__init__()
+        if (weighting == "routed") != (router is not None):
+            raise ValueError("the routed weighting needs a router, and only it uses one")
         self.teachers = nn.ModuleList(teachers)
-        self.weighting, self.temperature = weighting, temperature
+        self.weighting, self.temperature, self.router = weighting, temperature, router
 
     def predict_step(self, batch: list[Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
         (x,) = batch
         probs = torch.stack([(t(x) / self.temperature).softmax(-1) for t in self.teachers])
-        weights = teacher_weights(probs, self.weighting)
+        if self.router is not None:
+            weights = routed_weights(self.router(x), len(self.teachers)).to(probs)
+        else:
+            weights = teacher_weights(probs, self.weighting)
         return ensemble(probs, weights), weights
 
 

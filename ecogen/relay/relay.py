@@ -1,9 +1,10 @@
 """``run_relay``: what the cloud does with the modules the edges upload — and nothing else.
 
 Its inputs are the FM, the edges' :class:`~ecogen.split.channel.TunableModules` (model states,
-checked against the PEFT layout) and the cloud's own public pool.  No edge or client sample can
-reach it: there is no parameter to pass one through, and each upload must be exactly the tunable
-parameters of an edge model.
+checked against the PEFT layout), for the ``routed`` weighting the edges'
+:class:`~ecogen.split.channel.StylePrototypes` (class means of FM features), and the cloud's own
+public pool.  No edge or client sample can reach it: there is no parameter to pass one through,
+and each upload must be exactly the tunable parameters of an edge model.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from ecogen.models.vit import MaskedAutoencoder, ViT
 from ecogen.peft.tunable import freeze
 from ecogen.relay.distill import SoftTargetModule, TeacherEnsemble, soft_targets_loader
 from ecogen.relay.naive import edge_model, naive_relay
+from ecogen.relay.routing import StyleRouter
 from ecogen.relay.transfer import transfer_set
-from ecogen.split.channel import TunableModules
+from ecogen.split.channel import StylePrototypes, TunableModules
 from ecogen.training.trainer import History, make_trainer
 
 log = logging.getLogger("ecogen.relay")
@@ -47,7 +49,12 @@ def relayed_fm(fm: MaskedAutoencoder, encoder: ViT) -> MaskedAutoencoder:
     return out
 
 
-def _check(uploads: Mapping[str, TunableModules], public: Tensor) -> None:
+def _check(
+    uploads: Mapping[str, TunableModules],
+    public: Tensor,
+    cfg: RelayParams,
+    prototypes: Mapping[str, StylePrototypes] | None,
+) -> None:
     if public.dtype != torch.uint8 or public.dim() != 4:
         raise TypeError("the public pool must be the cloud's uint8 images (N, C, H, W)")
     if not uploads:
@@ -55,6 +62,10 @@ def _check(uploads: Mapping[str, TunableModules], public: Tensor) -> None:
     for name, upload in uploads.items():
         if not isinstance(upload, TunableModules):
             raise TypeError(f"edge {name} uploaded {type(upload).__name__}; only TunableModules are accepted")
+    if cfg.weighting == "routed":
+        missing = [n for n in uploads if not isinstance((prototypes or {}).get(n), StylePrototypes)]
+        if missing:
+            raise ValueError(f"the routed weighting needs every edge's StylePrototypes; missing: {missing}")
 
 
 def run_relay(
@@ -65,9 +76,13 @@ def run_relay(
     peft: PeftParams,
     accelerator: str,
     seed: int,
+    prototypes: Mapping[str, StylePrototypes] | None = None,
 ) -> RelayOutcome:
-    _check(uploads, public)
+    _check(uploads, public, cfg, prototypes)
     teachers = {name: edge_model(fm, peft, u.state, seed) for name, u in uploads.items()}
+    router = None
+    if cfg.weighting == "routed" and prototypes is not None:
+        router = StyleRouter(copy.deepcopy(fm.encoder), [prototypes[n].tensor for n in uploads])
     naive = naive_relay(fm, uploads, peft, seed)
     x = transfer_set(
         fm, to_float(public), cfg.public_samples, cfg.synthetic_samples, cfg.synthetic_mask_ratio, seed
@@ -81,7 +96,7 @@ def run_relay(
     )
     predictor = make_trainer(accelerator, max_epochs=1)
     batches = predictor.predict(
-        TeacherEnsemble(list(teachers.values()), cfg.weighting, cfg.temperature),
+        TeacherEnsemble(list(teachers.values()), cfg.weighting, cfg.temperature, router),
         DataLoader(TensorDataset(x), batch_size=cfg.batch_size),
     )
     assert batches is not None

@@ -1,8 +1,9 @@
 """The one place where anything crosses a link, and the ledger that counts every byte.
 
-A link carries three kinds of payload and nothing else: activations (forward, with the labels the
-end device needs to compute its loss), activation gradients (backward) and tunable-module
-tensors.  Raw inputs, whole models or arbitrary objects are refused.  Bytes are
+A link carries four kinds of payload and nothing else: activations (forward, with the labels the
+end device needs to compute its loss), activation gradients (backward), tunable-module tensors,
+and an edge's style prototypes (class means of FM features, for the relay's routing).  Raw
+inputs, whole models or arbitrary objects are refused.  Bytes are
 ``numel × element_size`` of every tensor sent, counted per link class and direction.
 
 The default transport is in-process: the receiver gets a detached copy, so no autograd graph
@@ -38,8 +39,14 @@ class TunableModules:
     state: dict[str, Tensor]  # only requires_grad parameters of one segment or model
 
 
-Payload = Activation | Gradient | TunableModules
-P = TypeVar("P", Activation, Gradient, TunableModules)
+@dataclass(frozen=True)
+class StylePrototypes:
+    tensor: Tensor  # (classes, features): an edge's class-mean FM token features, no image
+
+
+Payload = Activation | Gradient | TunableModules | StylePrototypes
+P = TypeVar("P", Activation, Gradient, TunableModules, StylePrototypes)
+PAYLOADS = (Activation, Gradient, TunableModules, StylePrototypes)
 
 
 def payload_bytes(payload: Payload) -> int:
@@ -65,7 +72,7 @@ class InProcessTransport:
         if isinstance(payload, Activation):
             labels = None if payload.labels is None else payload.labels.detach().clone()
             return Activation(payload.tensor.detach().clone(), labels)  # type: ignore[return-value]
-        return Gradient(payload.tensor.detach().clone())  # type: ignore[return-value]
+        return type(payload)(payload.tensor.detach().clone())  # type: ignore[return-value]
 
 
 @dataclass
@@ -104,10 +111,10 @@ class Channel:
         self.transport: Transport = transport if transport is not None else InProcessTransport()
 
     def send(self, payload: P, link: LinkClass, direction: Direction) -> P:
-        if not isinstance(payload, (Activation, Gradient, TunableModules)):
+        if not isinstance(payload, PAYLOADS):
             raise TypeError(
                 f"refusing to send {type(payload).__name__} over {link}: only Activation, "
-                "Gradient or TunableModules may cross a link"
+                "Gradient, TunableModules or StylePrototypes may cross a link"
             )
         if isinstance(payload, TunableModules) and not all(
             isinstance(v, Tensor) for v in payload.state.values()
@@ -124,6 +131,7 @@ __all__ = [
     "Gradient",
     "InProcessTransport",
     "LinkClass",
+    "StylePrototypes",
     "TunableModules",
     "payload_bytes",
 ]

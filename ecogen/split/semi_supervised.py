@@ -12,15 +12,15 @@ Views (``augment``, ``unlabelled_view``) and the pseudo-labelling ``teacher`` ar
 ``HfslParams``: the teacher is another copy of the same segments on the same devices (the
 delivered modules, frozen, or their exponential moving average), run through the same links.
 
-Manual optimisation: one optimiser per device that holds trainable parameters.  With
-``proximal_mu`` > 0 each device adds FedProx's μ·(w − w₀) to its parameters' gradients (Li et al.,
-2020, arXiv 1812.06127; w₀: the modules the round started from), so no extra tensor crosses a link.
+Manual optimisation: one optimiser per device that holds trainable parameters.  A method's
+``gradient_term`` (FedProx's pull towards the round's start, say) runs after each backward pass,
+on each device's own gradients, before the optimisers step.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning as L
 import torch
@@ -114,6 +114,7 @@ class SplitSemiSupervised(L.LightningModule):
         max_steps: int | None = None,  # stop after this many client steps (None: the epochs given)
         teacher: tuple[nn.Module, SplitChain | WholeModel] | None = None,  # frozen copy; None: self
         span: tuple[float, float] = (0.0, 1.0),  # the share of all rounds this local training covers
+        gradient_term: Callable[[], None] | None = None,  # after backward, before the optimisers step
     ) -> None:
         super().__init__()
         self.model = model  # registers every segment's parameters (device moves, state)
@@ -138,12 +139,7 @@ class SplitSemiSupervised(L.LightningModule):
         self.register_buffer("logit_shift", shift if cfg.logit_adjustment > 0 else torch.zeros(()))
         self.automatic_optimization = False
         self.gen = torch.Generator().manual_seed(seed)
-        # FedProx's anchor: the tunable parameters as delivered at the start of the round
-        self.anchor = (
-            [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
-            if cfg.proximal_mu > 0
-            else []
-        )
+        self.gradient_term = gradient_term
         self.steps = 0  # client steps taken, and images trained on (client compute)
         self.images = 0
         # Lightning's own max_steps counts every optimizer.step(), one per device here: count ours
@@ -217,9 +213,8 @@ class SplitSemiSupervised(L.LightningModule):
         if not loss.requires_grad:
             return
         self.chain.backward(loss, trace)
-        for param, start in self.anchor:
-            if param.grad is not None:
-                param.grad.add_(param.detach() - start.to(param.device), alpha=self.cfg.proximal_mu)
+        if self.gradient_term is not None:
+            self.gradient_term()
         for opt in opts:
             opt.step()
         with torch.no_grad():

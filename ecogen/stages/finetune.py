@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import parameter_count
 from ecogen.peft.edge import build_edge_model, load_edge_model, save_tunable
 from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
+from ecogen.relay.routing import PROTOTYPES, class_prototypes
 from ecogen.stages.common import edge_seed, example_input
 from ecogen.stages.result import ModelArtifact, StageResult
 from ecogen.training.classifier import ClassifierModule, evaluate
@@ -25,9 +28,12 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     fm = load_fm(ws.fm)
     p = params.peft
     warm = ws.warm_start(domain)
+    train = data.edge(domain)
+    # the edge's style prototypes (class means of the delivered FM's token features), for the
+    # relay's routing: computed here, where the images are; only the means ever leave the edge
+    prototypes = class_prototypes(fm.encoder, train)
     # after a redelivery the edge re-adapts its previous modules to the new FM (warm start)
     model = load_edge_model(fm, p, warm, seed) if warm is not None else build_edge_model(fm, p, seed)
-    train = data.edge(domain)
     log.info(
         "finetune[%s]: %s on %d labelled images, %d epochs%s",
         domain,
@@ -51,6 +57,7 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
     path = ws.edge(domain) / "tunable.pt"
     save_tunable(model, path, p.method)
+    torch.save(prototypes, ws.edge(domain) / PROTOTYPES)
     trainable = parameter_count(model, trainable_only=True)
     total = parameter_count(fm.encoder)  # the frozen FM encoder the modules sit on
     log.info("finetune[%s]: accuracy %.4f, %d tunable of %d parameters", domain, accuracy, trainable, total)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import logging
 
-import torch
 from torch import nn
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData, Split
 from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
-from ecogen.federated.methods import method_spec, trainable_model
+from ecogen.federated.strategies import strategy_for
+from ecogen.federated.strategies.base import Strategy
 from ecogen.models.checkpoint import load_fm
-from ecogen.peft.edge import base_vit, load_edge_model, save_tunable
+from ecogen.peft.edge import base_vit, load_edge_model
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
 from ecogen.stages.common import edge_seed, example_input, mean
 from ecogen.stages.result import ModelArtifact, StageResult, combine
@@ -28,28 +28,9 @@ from ecogen.workspace import Workspace
 log = logging.getLogger("ecogen.hfsl")
 
 
-def pooled_clusters(data: PreparedData, domain: str, count: int, oracle: bool, edge: bool) -> Split:
-    """The first ``count`` clusters' data in one place (and the edge's labelled set with ``edge``):
-    with every true label (``oracle``), else only their labelled images."""
-    xs, ys = [], []
-    for k in range(count):
-        split = data.cluster(domain, k)
-        if oracle:
-            xs.append(split.x)
-            ys.append(data.oracle_labels(domain, k))
-        else:
-            xs.append(split.x[split.labelled])
-            ys.append(split.y[split.labelled])
-    if edge:
-        own = data.edge(domain)
-        xs.append(own.x)
-        ys.append(own.y)
-    return Split(torch.cat(xs), torch.cat(ys))
-
-
 def hfsl(params: Params, ws: Workspace) -> StageResult:
     h = params.hfsl
-    spec = method_spec(h.method)
+    strategy = strategy_for(h)
     data = PreparedData(ws.data)
     fm = load_fm(ws.fm)
     jobs: list[EdgeJob] = []
@@ -60,44 +41,42 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     for domain in params.data.domains:
         seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
         edge = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", edge_seed(params, domain))
-        model = trainable_model(edge, spec)
+        model = strategy.model(edge)
         test = tests[domain] = data.test(domain)
 
         def accuracy(m: nn.Module, test: Split = test) -> float:
             return evaluate(m, test, params.inference.batch_size, params.accelerator)
 
-        clusters = own_clusters[domain] = data.clusters(domain, h.clusters)
-        own = data.edge(domain) if h.edge_joins and spec.federated else None
-        if spec.pooled:
-            clusters = [pooled_clusters(data, domain, h.clusters, spec.oracle, h.edge_joins)]
+        own_clusters[domain] = data.clusters(domain, h.clusters)
+        clusters, own = strategy.participants(data, domain, own_clusters[domain])
         starts[domain] = accuracy(model)
         mixes[domain] = cluster_mix_accuracy(model, own_clusters[domain], test, params)
         log.info(
             "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
             domain,
             h.method,
-            spec.title,
+            strategy.title,
             h.clusters,
             h.devices_per_cluster,
             h.rounds,
             starts[domain],
         )
         jobs.append(EdgeJob(domain, model, clusters, accuracy, seed, own=own))
-    factor = "lora_A" if h.lora_aggregation == "frozen_a" and not spec.full_model else None
-    with frozen_factor([j.model for j in jobs], factor):
-        outcomes = run_hfsl_edges(jobs, h, params.accelerator)
+    with frozen_factor([j.model for j in jobs], strategy.lora_factor()):
+        outcomes = run_hfsl_edges(jobs, h, params.accelerator, strategy=strategy)
     full = module_bytes(fm.encoder)
     children = [
-        _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full) for j in jobs
+        _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full, strategy)
+        for j in jobs
     ]
     for job, child in zip(jobs, children, strict=True):
         # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
         clusters = own_clusters[job.name]
         child.metrics["accuracy_cluster_mix_start"] = mixes[job.name]
-        if spec.federated or spec.pooled:  # one model serves every cluster
+        models = outcomes[job.name].cluster_models
+        if not models:  # one model serves every cluster
             mix = cluster_mix_accuracy(job.model, clusters, tests[job.name], params)
-        else:  # local: each cluster is served by its own model
-            models = outcomes[job.name].cluster_models
+        else:  # each cluster is served by its own model
             pairs = zip(models, clusters, strict=True)
             mix = mean([cluster_mix_accuracy(m, [c], tests[job.name], params) for m, c in pairs])
         child.metrics["accuracy_cluster_mix"] = mix
@@ -114,16 +93,17 @@ def cluster_mix_accuracy(model: nn.Module, clusters: list[Split], test: Split, p
 
 
 def _edge_result(
-    params: Params, ws: Workspace, job: EdgeJob, out: HfslOutcome, start: float, test: Split, full: int
+    params: Params,
+    ws: Workspace,
+    job: EdgeJob,
+    out: HfslOutcome,
+    start: float,
+    test: Split,
+    full: int,
+    strategy: Strategy,
 ) -> StageResult:
     h, domain, model = params.hfsl, job.name, job.model
-    spec = method_spec(h.method)
-    path = ws.hfsl(domain) / ("model.pt" if spec.full_model else "tunable.pt")
-    if spec.full_model:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
-    else:
-        save_tunable(model, path, params.peft.method)
+    path = strategy.save(model, ws.hfsl(domain), params.peft.method)
 
     def link(prefix: str) -> list[float]:
         return [float(sum(v for k, v in r.items() if k.startswith(prefix))) for r in out.bytes_per_round]

@@ -6,7 +6,7 @@ import logging
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData
-from ecogen.federated.methods import method_spec
+from ecogen.federated.strategies import strategy_for
 from ecogen.inference.split_inference import SplitInference, link_seconds
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import split_segments
@@ -23,7 +23,7 @@ log = logging.getLogger("ecogen.infer")
 
 def infer_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     seed = edge_seed(params, domain)
-    if method_spec(params.hfsl.method).full_model:
+    if strategy_for(params.hfsl).full_model:
         raise ValueError(
             f"infer serves EcoGen's tunable modules; hfsl.method {params.hfsl.method!r} trains the full "
             "model (it is a baseline for comparison, not a served configuration)"

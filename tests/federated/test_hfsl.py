@@ -96,19 +96,19 @@ def _products(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def test_frozen_a_makes_lora_aggregation_exact(rule: str) -> None:
     """FFA-LoRA: with A frozen, FedAvg of B gives exactly the average of the clusters' B·A."""
     from ecogen.federated.aggregate import fedavg
-    from ecogen.federated.hfsl import make_cluster, train_cluster, upload
-    from ecogen.federated.methods import method_spec
+    from ecogen.federated.roles import ClusterClient
+    from ecogen.federated.strategies import strategy_for
     from ecogen.peft.tunable import frozen_factor
 
     model = _lora_edge()
     cfg = HfslParams(batch_size=8, unlabelled_weight=0.0, lr=0.05, local_steps=3)
     start = tunable_state(model)
     with frozen_factor([model], "lora_A" if rule == "frozen_a" else None):
-        clusters = [make_cluster(model, _cluster(s, labelled=24), 3) for s in (1, 2)]
+        clusters = [ClusterClient.of(model, _cluster(s, labelled=24), 3) for s in (1, 2)]
         channel = Channel()
         for k, c in enumerate(clusters):
-            train_cluster(c, method_spec("ecogen"), cfg, channel, "cpu", seed=k, steps=3)
-        ups = [upload(c, channel) for c in clusters]
+            c.fit(strategy_for(cfg), channel, "cpu", seed=k, steps=3)
+        ups = [c.send(channel) for c in clusters]
         merged = {**start, **fedavg([(ups[0], 1), (ups[1], 3)])}
     full = [{**start, **u} for u in ups]
     first, second = _products(full[0]), _products(full[1])
@@ -142,29 +142,37 @@ def test_local_steps_fix_the_client_compute_and_the_edge_joins_without_links() -
 
 
 def test_fedprox_pulls_towards_the_round_start() -> None:
-    from ecogen.federated.hfsl import make_cluster, train_cluster
-    from ecogen.federated.methods import method_spec
+    from ecogen.federated.roles import ClusterClient
+    from ecogen.federated.strategies import strategy_for
 
     start = tunable_state(_lora_edge())
     moved = {}
-    for mu in (0.0, 30.0):
+    for method, mu in (("ecogen", 0.0), ("fedprox", 30.0)):
         model = _lora_edge()
-        cluster = make_cluster(model, _cluster(1, labelled=24), 3)
-        cfg = HfslParams(batch_size=8, unlabelled_weight=0.0, lr=0.01, optimizer="sgd", proximal_mu=mu)
-        train_cluster(cluster, method_spec("ecogen"), cfg, Channel(), "cpu", seed=0, steps=20)
+        cluster = ClusterClient.of(model, _cluster(1, labelled=24), 3)
+        cfg = HfslParams(
+            method=method, batch_size=8, unlabelled_weight=0.0, lr=0.01, optimizer="sgd", proximal_mu=mu
+        )
+        cluster.fit(strategy_for(cfg), Channel(), "cpu", seed=0, steps=20)
         after = tunable_state(cluster.model)
         moved[mu] = sum((after[k] - start[k]).norm().item() for k in start)
     assert 0 < moved[30.0] < 0.7 * moved[0.0]
 
 
+def pooled_steps(**kw: object) -> int | None:
+    from ecogen.federated.strategies import strategy_for
+
+    return strategy_for(HfslParams(method="pooled_labels", **kw)).local_steps()  # type: ignore[arg-type]
+
+
 def test_fedavg_weights_follow_what_a_participant_trains_on() -> None:
-    from ecogen.federated.hfsl import pooled_steps, trained_examples
+    from ecogen.federated.strategies.base import trained_examples
 
     data = _cluster(1, n=24, labelled=8)
     assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="trained")) == 24
     assert trained_examples(data, HfslParams(unlabelled_weight=0.0, fedavg_weights="trained")) == 8
     assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="labelled")) == 8
     # the pooled learner gets every participant's steps: 6 clusters + the edge
-    assert pooled_steps(HfslParams(clusters=6, local_steps=15, edge_joins=True)) == 105
-    assert pooled_steps(HfslParams(clusters=6, local_steps=15, edge_joins=False)) == 90
-    assert pooled_steps(HfslParams(clusters=6, local_steps=None)) is None
+    assert pooled_steps(clusters=6, local_steps=15, edge_joins=True) == 105
+    assert pooled_steps(clusters=6, local_steps=15, edge_joins=False) == 90
+    assert pooled_steps(clusters=6, local_steps=None) is None

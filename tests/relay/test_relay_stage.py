@@ -91,8 +91,12 @@ def test_relay_improves_the_student_over_its_start_on_the_teachers_domains(relay
     metrics, _ = relayed
     # the student starts as the naive relay (averaged modules) and is distilled from there
     assert metrics["fm_mean_accuracy"] > metrics["naive_mean_accuracy"]
-    assert metrics["upload_bytes_per_edge"] == metrics["cloud_edge_up_bytes"] / len(DOMAINS)
+    per_edge = metrics["upload_bytes_per_edge"] + metrics["prototype_bytes_per_edge"]
+    assert per_edge == metrics["cloud_edge_up_bytes"] / len(DOMAINS)
     assert metrics["upload_bytes_per_edge"] < metrics["fm_bytes"]
+    # routed (the default): the style prototypes went up too, and send most images home
+    assert metrics["prototype_bytes_per_edge"] > 0
+    assert sum(metrics[f"routing_accuracy_{d}"] for d in DOMAINS) / len(DOMAINS) > 0.6
 
 
 def test_relay_reads_no_edge_or_client_data(relayed, workspace: Workspace) -> None:  # type: ignore[no-untyped-def]
@@ -116,8 +120,11 @@ def test_relay_accepts_model_states_only(workspace: Workspace) -> None:
     sample = Activation(torch.rand(2, 5, 32))
     with pytest.raises(TypeError, match="only TunableModules"):
         relay_module.run_relay(fm, {"identity": sample}, public, params.relay, params.peft, "cpu", 0)  # type: ignore[dict-item]
-    with pytest.raises(KeyError, match="tunable state mismatch"):
-        images = TunableModules({"x": torch.rand(2, 1, 8, 8)})  # a tensor of samples posing as modules
+    images = TunableModules({"x": torch.rand(2, 1, 8, 8)})  # a tensor of samples posing as modules
+    with pytest.raises(ValueError, match="StylePrototypes"):  # routed: the prototypes are required
         relay_module.run_relay(fm, {"identity": images}, public, params.relay, params.peft, "cpu", 0)
+    confidence = params.relay.model_copy(update={"weighting": "confidence"})
+    with pytest.raises(KeyError, match="tunable state mismatch"):
+        relay_module.run_relay(fm, {"identity": images}, public, confidence, params.peft, "cpu", 0)
     with pytest.raises(TypeError, match="uint8"):
         relay_module.run_relay(fm, {}, public.float(), params.relay, params.peft, "cpu", 0)

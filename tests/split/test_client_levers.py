@@ -8,7 +8,7 @@ import torch
 
 from ecogen.config.params import HfslParams, PeftParams
 from ecogen.data.prepared import UNLABELLED, Split
-from ecogen.federated.hfsl import make_cluster
+from ecogen.federated.roles import ClusterClient
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
 from ecogen.peft.edge import build_edge_model
 from ecogen.split.chain import SplitChain
@@ -30,7 +30,7 @@ def _data(labelled: int = 8, n: int = 24) -> Split:
 def _module(cfg: HfslParams, teacher: bool = False, **kw) -> tuple[SplitSemiSupervised, torch.nn.Module]:
     torch.manual_seed(0)
     edge = build_edge_model(MaskedAutoencoder(ViT(CFG)), PeftParams(method="lora", lora_rank=2), seed=0)
-    cluster = make_cluster(edge, _data(), 3)
+    cluster = ClusterClient.of(edge, _data(), 3)
     t = None
     if teacher:
         import copy

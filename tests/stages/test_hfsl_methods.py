@@ -1,4 +1,5 @@
-"""Every HFSL method (EcoGen and the five baselines) runs one round of the hfsl stage on digits."""
+"""Every HFSL method (EcoGen and its baselines, one strategy file each) runs one round of the hfsl
+stage on digits."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ecogen.config.params import HFSL_METHODS, Params
+from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData
-from ecogen.federated.methods import METHODS
+from ecogen.federated.strategies import method_names, strategy_for
+from ecogen.federated.strategies.pooled_labels import pooled_clusters
 from ecogen.stages.finetune import finetune_edge
-from ecogen.stages.hfsl import hfsl, pooled_clusters
+from ecogen.stages.hfsl import hfsl
 from ecogen.stages.prepare import prepare
 from ecogen.stages.pretrain import pretrain
 from ecogen.workspace import Workspace
@@ -53,32 +55,52 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return ws
 
 
-def test_every_configured_method_has_a_spec() -> None:
-    assert set(HFSL_METHODS) == set(METHODS)
+POOLED = {"centralized", "pooled_labels"}  # one learner, no rounds to federate
+FEDERATED = set(method_names()) - POOLED - {"local"}
 
 
-@pytest.mark.parametrize("method", HFSL_METHODS)
+def test_every_method_file_is_a_strategy() -> None:
+    assert {
+        "ecogen",
+        "centralized",
+        "pooled_labels",
+        "local",
+        "fedavg_full",
+        "fedavg_peft",
+        "splitfed",
+        "fedprox",
+    } <= set(method_names())
+    assert "base" not in method_names()
+
+
+def _method_params(method: str) -> Params:
+    return _params(method=method, proximal_mu=0.5 if method == "fedprox" else 0.0)
+
+
+@pytest.mark.parametrize("method", method_names())
 def test_each_method_runs_one_round_on_digits(workspace: Workspace, method: str) -> None:
-    params = _params(method=method)
+    params = _method_params(method)
     ws = Workspace(workspace.root, trial=f"{method}-r0")
     result = hfsl(params, ws)
-    spec = METHODS[method]
+    strategy = strategy_for(params.hfsl)
     assert [c.name for c in result.children] == [f"edge-{d}" for d in DOMAINS]
     for child in result.children:
         m = child.metrics
         assert 0.0 <= m["accuracy"] <= 1.0 and len(child.history["accuracy"]) == 1
         full = m["full_model_bytes"]
-        if spec.federated:
+        if method in FEDERATED:
             # every cluster receives and returns what it trains: everything, or the tunable modules
-            per_cluster = full if spec.full_model else m["tunable_bytes"]
+            per_cluster = full if strategy.full_model else m["tunable_bytes"]
             assert m["edge_client_bytes_per_round"] >= 2 * 3 * per_cluster * 0.99
             assert (m["edge_client_bytes_per_round"] < 0.5 * m["fedavg_full_bytes_per_round"]) == (
-                not spec.full_model
+                not strategy.full_model
             )
-        if spec.pooled:
+        if method in POOLED:
             assert m["edge_client_bytes_per_round"] == 0.0
-        assert (m["d2d_bytes_per_round"] > 0) == spec.split
-        saved = ws.hfsl(child.name.removeprefix("edge-")) / ("model.pt" if spec.full_model else "tunable.pt")
+        assert (m["d2d_bytes_per_round"] > 0) == strategy.split
+        saved = ws.hfsl(child.name.removeprefix("edge-")) / (
+            "model.pt" if strategy.full_model else "tunable.pt"
+        )
         assert saved.exists() and "trials" in saved.parts
     assert result.metrics["mean_accuracy"] == pytest.approx(
         sum(c.metrics["accuracy"] for c in result.children) / len(DOMAINS)

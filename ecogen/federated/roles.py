@@ -1,0 +1,170 @@
+"""The two roles of an HFSL round and the only things they exchange.
+
+* :class:`ClusterClient` — one client cluster: its devices each hold a segment of its own copy of
+  the model (or, for an unsplit method, one device holds all of it).  It receives the tunable
+  modules of its segments from the edge, trains, and sends them back.
+* :class:`EdgeServer` — one edge: the model its clusters start from, the aggregated modules, its
+  server-optimiser state and its :class:`~ecogen.split.channel.Channel`.
+
+Everything that passes between them is a :class:`~ecogen.split.channel.TunableModules` message
+sent through the edge's channel, so the byte ledger sees every byte.  What a round does with
+them — who receives, how updates are combined, what is evaluated — is the method's
+:class:`~ecogen.federated.strategies.base.Strategy`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from ecogen.data.prepared import Split
+from ecogen.federated.aggregate import fedavg
+from ecogen.federated.server_opt import ServerState
+from ecogen.models.vit import split_segments
+from ecogen.peft.edge import base_vit
+from ecogen.peft.tunable import load_tunable_state, tunable_state
+from ecogen.split.allocation import allocate_blocks
+from ecogen.split.chain import SplitChain
+from ecogen.split.channel import Channel, TunableModules
+from ecogen.split.semi_supervised import SplitSemiSupervised, WholeModel, fixmatch_loader
+from ecogen.training.pseudo_label import class_prior
+from ecogen.training.trainer import make_trainer
+
+if TYPE_CHECKING:
+    from ecogen.federated.strategies.base import Strategy
+
+Evaluate = Callable[[nn.Module], float]
+
+
+@dataclass
+class ClusterClient:
+    """One client cluster: its own copy of the model, cut into per-device segments."""
+
+    model: nn.Module
+    segments: list[nn.Module]
+    data: Split
+    # full-model parameter names held by each device (empty for devices with nothing tunable)
+    device_keys: list[list[str]] = field(default_factory=list)
+    at_edge: bool = False  # the edge's own participant: holds the whole model, uses no link
+
+    @classmethod
+    def of(
+        cls,
+        edge_model: nn.Module,
+        data: Split,
+        devices: int,
+        split: bool = True,
+        rule: str = "balanced",
+        at_edge: bool = False,
+    ) -> ClusterClient:
+        """A cluster holding a copy of ``edge_model``, cut over ``devices`` devices when ``split``."""
+        model = copy.deepcopy(edge_model)
+        if split and not at_edge:
+            vit = base_vit(model)
+            segments = split_segments(vit, allocate_blocks(len(vit.blocks), devices, rule))  # type: ignore[arg-type]
+        else:
+            segments = [model]
+        names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+        keys = [[names[id(p)] for p in seg.parameters() if id(p) in names] for seg in segments]
+        return cls(model, segments, data, keys, at_edge)
+
+    def receive(self, state: dict[str, Tensor], channel: Channel) -> None:
+        """Edge → each device: the tunable modules of the segment that device holds."""
+        if self.at_edge:  # the edge's own copy: nothing crosses a link
+            load_tunable_state(self.model, state)
+            return
+        received: dict[str, Tensor] = {}
+        for keys in self.device_keys:
+            if keys:
+                msg = channel.send(TunableModules({k: state[k] for k in keys}), "edge_client", "down")
+                received.update(msg.state)
+        load_tunable_state(self.model, received)
+
+    def send(self, channel: Channel) -> dict[str, Tensor]:
+        """Each device → edge: its segment's tunable modules after local training."""
+        state = tunable_state(self.model)
+        if self.at_edge:
+            return state
+        out: dict[str, Tensor] = {}
+        for keys in self.device_keys:
+            if keys:
+                out.update(
+                    channel.send(TunableModules({k: state[k] for k in keys}), "edge_client", "up").state
+                )
+        return out
+
+    def fit(
+        self,
+        strategy: Strategy,
+        channel: Channel,
+        accelerator: str,
+        seed: int,
+        steps: int | None = None,
+        span: tuple[float, float] = (0.0, 1.0),
+    ) -> tuple[int, int]:
+        """``steps`` client steps (else ``local_epochs`` epochs) of the strategy's local training;
+        returns (steps, images trained on)."""
+        cfg = strategy.cfg
+        split = strategy.split and not self.at_edge
+        path = SplitChain(self.segments, channel) if split else WholeModel(self.model)
+        prior = class_prior(self.data.y, base_vit(self.model).cfg.num_classes)
+        teacher = None
+        if cfg.teacher != "self" and cfg.unlabelled_weight > 0:
+            # the same devices hold a frozen copy of their segments (deepcopy keeps them sharing modules)
+            t_model, t_segments = copy.deepcopy((self.model, self.segments))
+            t_model.requires_grad_(False)
+            teacher = (t_model, SplitChain(t_segments, channel) if split else WholeModel(t_model))
+        module = SplitSemiSupervised(
+            self.model,
+            path,
+            cfg,
+            seed=seed,
+            prior=prior,
+            max_steps=steps,
+            teacher=teacher,
+            span=span,
+            gradient_term=strategy.gradient_term(self.model),
+        )
+        trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs if steps is None else -1)
+        trainer.fit(module, fixmatch_loader(self.data, cfg, seed=seed))
+        self.model.cpu()
+        return module.steps, module.images
+
+
+@dataclass
+class EdgeServer:
+    """One edge's side of its rounds: the model (trained in place), its clusters and its links."""
+
+    name: str
+    model: nn.Module
+    clients: list[ClusterClient]
+    evaluate: Evaluate
+    seed: int
+    channel: Channel = field(default_factory=Channel)
+    state: dict[str, Tensor] = field(default_factory=dict)  # the aggregated tunable modules
+    server: ServerState = field(default_factory=ServerState)  # the server optimiser's moments
+
+    def __post_init__(self) -> None:
+        if not self.state:
+            self.state = tunable_state(self.model)
+
+    def broadcast(self) -> None:
+        for client in self.clients:
+            client.receive(self.state, self.channel)
+
+    def install(self, state: dict[str, Tensor]) -> None:
+        """The edge's model takes ``state`` as its tunable modules."""
+        self.state = state
+        load_tunable_state(self.model, state)
+
+
+def cloud_average(edges: list[EdgeServer], weights: list[int]) -> None:
+    """Edges → cloud → edges: FedAvg of the edges' modules, weighted by their clusters' examples."""
+    uploaded = [e.channel.send(TunableModules(e.state), "cloud_edge", "up").state for e in edges]
+    merged = fedavg(list(zip(uploaded, weights, strict=True)))
+    for e in edges:
+        e.state = e.channel.send(TunableModules(merged), "cloud_edge", "down").state

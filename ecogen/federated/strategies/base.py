@@ -1,0 +1,152 @@
+"""What one HFSL method does in a round, as hooks the round loop calls (as Flower's ``Strategy``).
+
+The base class is FedAvg of the tunable PEFT modules over clients that train through their
+cluster's device chain — EcoGen itself (``ecogen.py`` only names it).  A method overrides what it
+does differently:
+
+* set-up: :meth:`Strategy.model` (what trains), :meth:`Strategy.participants` (whose data),
+  :meth:`Strategy.local_steps`, :meth:`Strategy.lora_factor` (a LoRA factor kept frozen);
+* a round: :meth:`Strategy.deliver` (does the edge send its modules this round),
+  :meth:`Strategy.gradient_term` (a term each device adds to its gradients),
+  :meth:`Strategy.aggregate` (edges' and cloud's aggregation), :meth:`Strategy.evaluate`;
+* results: :meth:`Strategy.cluster_models` (where each cluster keeps its own model) and
+  :meth:`Strategy.save`.
+
+Every method starts from the same edge model and trains on the same clusters for the same rounds
+with the same client loss (:class:`~ecogen.split.semi_supervised.SplitSemiSupervised`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from peft import PeftModel
+from torch import nn
+
+from ecogen.config.params import HfslParams
+from ecogen.data.prepared import PreparedData, Split
+from ecogen.federated.aggregate import fedavg
+from ecogen.federated.roles import ClusterClient, EdgeServer, cloud_average
+from ecogen.federated.server_opt import server_step
+from ecogen.peft.edge import save_tunable
+
+GradientTerm = Callable[[], None]  # called after each backward pass, before the optimiser steps
+
+
+def trained_examples(data: Split, cfg: HfslParams) -> int:
+    """FedAvg's n_k (``cfg.fedavg_weights``): the examples a participant trains on — its labelled
+    ones when the unlabelled loss is off (its unlabelled images then teach it nothing), else all of
+    them — or its labelled examples whatever it trains on."""
+    if cfg.unlabelled_weight == 0 or cfg.fedavg_weights == "labelled":
+        return int(data.labelled.sum())
+    return len(data)
+
+
+class Strategy:
+    title: ClassVar[str] = "FedAvg of PEFT modules over split clients"
+    split: ClassVar[bool] = True  # clients train through their cluster's device chain
+    full_model: ClassVar[bool] = False  # every weight trains (LoRA merged first), not only PEFT
+
+    def __init__(self, cfg: HfslParams) -> None:
+        self.cfg = cfg
+
+    # ---- set-up ------------------------------------------------------------------------------
+
+    def model(self, edge_model: nn.Module) -> nn.Module:
+        """The model this method trains, from the edge's: itself, or a fully trainable copy (LoRA
+        merged into the backbone, so what crosses links is the plain ViT, every weight unfrozen)."""
+        if not self.full_model:
+            return edge_model
+        model = copy.deepcopy(edge_model)
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+
+    def participants(
+        self, data: PreparedData, domain: str, clusters: list[Split]
+    ) -> tuple[list[Split], Split | None]:
+        """Who trains on what, given the edge's ``clusters`` as prepared: here the clusters, and the
+        edge's labelled set when the edge joins its rounds."""
+        return clusters, data.edge(domain) if self.cfg.edge_joins else None
+
+    def local_steps(self) -> int | None:
+        """Client steps per participant and round (None: ``local_epochs`` epochs)."""
+        return self.cfg.local_steps
+
+    def lora_factor(self) -> str | None:
+        """A LoRA factor kept as the edge trained it (FFA-LoRA's A), or None."""
+        frozen = self.cfg.lora_aggregation == "frozen_a" and not self.full_model
+        return "lora_A" if frozen else None
+
+    # ---- a round -----------------------------------------------------------------------------
+
+    def deliver(self, r: int) -> bool:
+        """Does the edge send its modules to every participant at the start of round ``r``."""
+        return True
+
+    def gradient_term(self, model: nn.Module) -> GradientTerm | None:
+        """Made when a participant starts its round's local training (``model`` as delivered)."""
+        return None
+
+    def aggregate(self, edges: list[EdgeServer], r: int) -> None:
+        """Every participant uploads, each edge averages (FedAvg weighted by
+        :func:`trained_examples`, then its server optimiser); every ``cloud_every`` rounds the
+        cloud averages the edges."""
+        cfg = self.cfg
+        for e in edges:
+            # one that trained on nothing (no labels, labels only) has no say
+            uploads = [(c.send(e.channel), trained_examples(c.data, cfg)) for c in e.clients]
+            updates = [(state, n) for state, n in uploads if n > 0]
+            e.state, e.server = server_step(
+                e.state,
+                fedavg(updates),
+                e.server,
+                cfg.server_optimizer,
+                cfg.server_lr,
+                beta1=cfg.server_momentum,
+            )
+        if cfg.cloud_every and (r + 1) % cfg.cloud_every == 0 and len(edges) > 1:
+            cloud_average(edges, [sum(trained_examples(c.data, cfg) for c in e.clients) for e in edges])
+        for e in edges:
+            e.install(e.state)
+
+    def evaluate(self, edge: EdgeServer) -> float:
+        return edge.evaluate(edge.model)
+
+    # ---- results -----------------------------------------------------------------------------
+
+    def cluster_models(self, edge: EdgeServer) -> list[nn.Module]:
+        """Each cluster's own model after the last round, where clusters keep their own; empty
+        when the edge's model serves every cluster."""
+        return []
+
+    def save(self, model: nn.Module, folder: Path, peft_method: str) -> Path:
+        """The trained result: the edge's tunable modules, or the whole model's weights."""
+        if self.full_model:
+            path = folder / "model.pt"
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), path)
+            return path
+        path = folder / "tunable.pt"
+        save_tunable(model, path, peft_method)
+        return path
+
+
+def clients_of(
+    edge_model: nn.Module, clusters: list[Split], own: Split | None, strategy: Strategy
+) -> list[ClusterClient]:
+    """The participants of one edge: a client per cluster, and the edge's own when it joins."""
+    cfg = strategy.cfg
+    out = [
+        ClusterClient.of(edge_model, d, cfg.devices_per_cluster, strategy.split, cfg.allocation)
+        for d in clusters
+    ]
+    if own is not None:
+        out.append(ClusterClient.of(edge_model, own, cfg.devices_per_cluster, at_edge=True))
+    return out
