@@ -60,7 +60,9 @@ def test_bytes_per_round_ecogen_sends_less_than_fedavg_full(bench: ModuleType) -
         "fedavg_full",
         "fedavg_peft",
         "splitfed",
+        "fedprox",
     }
+    assert rows["fedprox"]["edge_client"] == rows["ecogen"]["edge_client"]  # the same links as EcoGen
     assert out["fedavg_full_bytes_per_round"] == rows["fedavg_full"]["edge_client"] > 0
     assert 0 < rows["ecogen"]["edge_client"] < rows["fedavg_full"]["edge_client"]
     assert rows["ecogen"]["d2d"] > 0 and rows["ecogen"]["d2d_bytes_per_image"] > 0

@@ -79,6 +79,10 @@ class Cycle:
         return self.relay.get(UPLOAD_BYTES)
 
     @property
+    def prototype_bytes(self) -> float | None:  # the routed relay's style prototypes, per edge
+        return self.relay.get("prototype_bytes_per_edge")
+
+    @property
     def tunable_bytes(self) -> float | None:
         return self.hfsl.get(TUNABLE_BYTES)
 

@@ -356,6 +356,9 @@ def upload_is_tunable(cycles: Sequence[Cycle] | None) -> TargetCheck:
     fm = next((f for c in in_order(cycles) if (f := c.fm_bytes)), None)
     if fm:
         measured += f"; FM {format_bytes(fm)} (upload {up / fm:.1%} of it)"
+    proto = next((p for c in in_order(cycles) if (p := c.prototype_bytes)), None)
+    if proto:
+        measured += f"; plus style prototypes {format_bytes(proto)} per edge and cycle"
     return TargetCheck(key, claim, measured, required, _status(ok), gap, 0.0)
 
 

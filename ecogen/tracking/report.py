@@ -243,11 +243,27 @@ def to_cycles(client: MlflowClient, exp_id: str, runs: list[Run]) -> list[Cycle]
     return cycles
 
 
+def _of_profile_or_as_written(
+    client: MlflowClient,
+    exp_id: str,
+    pipeline: str,
+    children: Callable[[MlflowClient, str, str], list[Run]],
+    counts: Callable[[Run], bool],
+    profile: str | None,
+) -> tuple[Run, list[Run]] | None:
+    """The default pipeline and `cycles` are sized for a CPU as written: when ``profile`` has no
+    run of them, their newest run as written stands in (the report's sources say which it used)."""
+    found = latest_pipeline_run(client, exp_id, pipeline, children, counts, profile)
+    if found is None and profile not in (None, "none"):
+        found = latest_pipeline_run(client, exp_id, pipeline, children, counts, "none")
+    return found
+
+
 def load_cycles(
     client: MlflowClient, exp_id: str, pipeline: str = CYCLES_PIPELINE, profile: str | None = None
 ) -> PipelineTrials:
     """The cycles of ``pipeline``'s latest usable run (FINISHED, or FAILED after a finished relay)."""
-    found = latest_pipeline_run(client, exp_id, pipeline, cycle_stage_runs, _finished_relay, profile)
+    found = _of_profile_or_as_written(client, exp_id, pipeline, cycle_stage_runs, _finished_relay, profile)
     if found is None:
         return PipelineTrials(tables.PipelineSource(pipeline, profile=profile), None)
     run, runs = found
@@ -282,7 +298,7 @@ def load_chain(
 ) -> PipelineTrials:
     """The hfsl stage metrics of ``pipeline``'s newest FINISHED run (of ``profile``): the newest
     finished hfsl stage run under it (a resumed run may hold an earlier attempt too)."""
-    found = latest_pipeline_run(client, exp_id, pipeline, hfsl_stage_runs, _never, profile)
+    found = _of_profile_or_as_written(client, exp_id, pipeline, hfsl_stage_runs, _never, profile)
     if found is None:
         return PipelineTrials(tables.PipelineSource(pipeline, profile=profile), None)
     run, runs = found

@@ -440,3 +440,23 @@ def test_profile_selects_the_runs_made_with_it(project: Path, params: Params, tm
         assert ("made with profile" in md) == (profile is not None)
     md = build_report(params, project, tmp_path / "gpu", ("table3",), "gpu").read_text()
     assert "no finished `table3` pipeline run" in md and cells(md, "table3")[1:3] == ["not run", "gpu"]
+
+
+def test_a_profile_without_chain_runs_reads_the_default_pipeline_as_written(
+    project: Path, tmp_path: Path
+) -> None:
+    """The default pipeline is CPU-sized as written: `--profile cpu` reads that run when the cpu
+    profile has none, and says so in its sources; a run of the profile, once there, wins."""
+    params = Params.model_validate({"tracking": {"experiment": "ecogen-report-chain-fallback"}})
+    uri = f"sqlite:///{(project / 'mlflow.db').as_posix()}"
+    client = MlflowClient(uri)
+    runs = FakeRuns(client, experiment_id(client, params.tracking.experiment, uri, project))
+    written = runs.pipeline("default", profile="none")
+    runs.stage(written, "hfsl", None, {"mean_accuracy_start": 0.70, "mean_accuracy": 0.75})
+    md = build_report(params, project, tmp_path / "a", ("table3",), "cpu").read_text()
+    assert cells(md, "default")[1:3] == [f"`{written[1]}`", "none"]
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["default"]["gain"] == pytest.approx(0.05)
+    cpu = runs.pipeline("default", profile="cpu")
+    runs.stage(cpu, "hfsl", None, {"mean_accuracy_start": 0.70, "mean_accuracy": 0.72})
+    md = build_report(params, project, tmp_path / "b", ("table3",), "cpu").read_text()
+    assert cells(md, "default")[1:3] == [f"`{cpu[1]}`", "cpu"]
