@@ -92,8 +92,7 @@ def run_hfsl_edges(
     tasks = [(e, k, c) for e in edges for k, c in enumerate(e.clients)]
     steps = strategy.local_steps()
     workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
-    # no oversubscription: each parallel cluster gets its share of torch's threads
-    with share_cores(workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
         for r in range(cfg.rounds):
             for e in edges:
                 e.channel.ledger.reset()
@@ -106,7 +105,10 @@ def run_hfsl_edges(
                 span = (r / cfg.rounds, (r + 1) / cfg.rounds)  # of the client lr schedule
                 return (edge.name, *client.fit(strategy, edge.channel, accelerator, seed, steps, span))
 
-            done = list(pool.map(one, tasks))
+            # no oversubscription: each parallel cluster gets its share of torch's threads (and
+            # aggregation and evaluation, which run alone, get them all)
+            with share_cores(workers):
+                done = list(pool.map(one, tasks))
             strategy.aggregate(edges, r)
             for e in edges:
                 mine = [(s, n) for name, s, n in done if name == e.name]
