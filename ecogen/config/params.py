@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -162,7 +163,7 @@ class HfslParams(Section):
     server_optimizer: Literal["none", "fedavgm", "fedadam"] = "none"
     server_lr: PositiveFloat = 1.0  # η: step along the (momentum / Adam) pseudo-gradient
     server_momentum: float = Field(0.9, ge=0.0, lt=1.0)  # β (fedavgm) or β1 (fedadam)
-    proximal_mu: float = Field(0.0, ge=0.0)  # method fedprox's μ in μ/2·‖w − w_round_start‖²
+    proximal_mu: float = Field(0.0, ge=0.0, validate_default=True)  # fedprox: μ/2·‖w − w_round_start‖²
     # How LoRA's two factors are aggregated: "separate" averages A and B on their own, which is not
     # the average of the products B·A; "frozen_a" (FFA-LoRA, Sun et al., 2024, arXiv 2403.12313)
     # keeps A as the edge trained it and trains B only, so averaging B averages B·A exactly (and
@@ -178,14 +179,17 @@ class HfslParams(Section):
             raise ValueError(f"unknown HFSL method {method!r}; known: {', '.join(method_names())}")
         return method
 
+    @field_validator("proximal_mu")
+    @classmethod
+    def _mu_is_fedprox(cls, mu: float, info: ValidationInfo) -> float:
+        if (info.data.get("method") == "fedprox") != (mu > 0):
+            raise ValueError("FedProx's μ: give it (> 0) with method fedprox, and only with it")
+        return mu
+
     @model_validator(mode="after")
     def _levers_fit_the_method(self) -> HfslParams:
         if self.method in ("local", "centralized", "pooled_labels") and self.server_optimizer != "none":
             raise ValueError(f"server_optimizer needs a federated method; method is {self.method}")
-        if (self.method == "fedprox") != (self.proximal_mu > 0):
-            raise ValueError(
-                "proximal_mu is FedProx's μ: give it (> 0) with method fedprox, and only with it"
-            )
         return self
 
 

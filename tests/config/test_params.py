@@ -41,6 +41,10 @@ def test_project_files_validate_with_every_pipeline() -> None:
         ({"hfsl": {"server_lr": 0}}, "hfsl.server_lr"),
         ({"hfsl": {"server_momentum": 1.0}}, "hfsl.server_momentum"),
         ({"hfsl": {"proximal_mu": -1}}, "hfsl.proximal_mu"),
+        ({"hfsl": {"proximal_mu": 0.1}}, "hfsl.proximal_mu"),  # FedProx's μ without method fedprox
+        ({"hfsl": {"method": "fedprox"}}, "hfsl.proximal_mu"),  # method fedprox without its μ
+        ({"hfsl": {"method": "fedsgd"}}, "hfsl.method"),
+        ({"relay": {"weighting": "loudest"}}, "relay.weighting"),
         ({"hfsl": {"lora_aggregation": "mean"}}, "hfsl.lora_aggregation"),
         ({"hfsl": {"augment": "strong"}}, "hfsl.augment"),
         ({"hfsl": {"unlabelled_view": "heavy"}}, "hfsl.unlabelled_view"),
