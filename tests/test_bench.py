@@ -12,6 +12,8 @@ from types import ModuleType
 import pytest
 import torch
 
+from ecogen.federated.strategies import method_names
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
@@ -52,16 +54,7 @@ def test_samples_per_s_covers_every_stage(bench: ModuleType) -> None:
 def test_bytes_per_round_ecogen_sends_less_than_fedavg_full(bench: ModuleType) -> None:
     out = bench.bytes_per_round(bench.TINY, clusters=2, per_cluster=16)
     rows = out["methods"]
-    assert set(rows) == {
-        "ecogen",
-        "centralized",
-        "pooled_labels",
-        "local",
-        "fedavg_full",
-        "fedavg_peft",
-        "splitfed",
-        "fedprox",
-    }
+    assert set(rows) == set(method_names())  # every strategy file, FedProx included
     assert rows["fedprox"]["edge_client"] == rows["ecogen"]["edge_client"]  # the same links as EcoGen
     assert out["fedavg_full_bytes_per_round"] == rows["fedavg_full"]["edge_client"] > 0
     assert 0 < rows["ecogen"]["edge_client"] < rows["fedavg_full"]["edge_client"]
