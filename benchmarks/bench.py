@@ -439,9 +439,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(threads)  # callers in the same process (tests) keep their setting
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
+def report(run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Runs ``run(args)`` with progress on stderr and prints its result as JSON on stdout (and
+    to ``args.out`` when given)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    logging.getLogger("ecogen.hfsl").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON only
         result = run(args)
     text = json.dumps(result, indent=2)
@@ -450,6 +452,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         with open(args.out, "w") as f:
             f.write(text + "\n")
     return result
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    return report(run, parse_args(argv))
 
 
 if __name__ == "__main__":

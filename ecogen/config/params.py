@@ -115,6 +115,10 @@ class HfslParams(Section):
     # possible, extra blocks to the first devices) or "front" (every middle device one block, the
     # last middle device the rest: the weakest devices do the least).
     allocation: Literal["balanced", "front"] = "balanced"
+    # How a round's participants train (ecogen/federated/drivers.py): "serial", each on its own in
+    # threads (the reference), or "batched", every cluster of every edge as one stacked computation
+    # (same results to float rounding, same bytes)
+    driver: Literal["serial", "batched"] = "batched"
     rounds: PositiveInt = 16
     local_epochs: PositiveInt = 1
     # A fixed number of client steps per round instead of epochs (null: local_epochs), so methods

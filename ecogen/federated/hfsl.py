@@ -2,7 +2,8 @@
 
 Every round: the edge sends each device of each cluster the tunable modules of the segment it
 holds; inside a cluster training is serial through the device chain (split learning, see
-``ecogen.split``); the clusters of an edge train in parallel (threads of this process); each
+``ecogen.split``); the clusters of every edge train side by side — in threads (``driver:
+serial``) or as one stacked computation (``driver: batched``, :mod:`ecogen.federated.drivers`); each
 device uploads its segment's modules and the edge averages the clusters' modules weighted by
 their examples (FedAvg).  Every ``cloud_every`` rounds the cloud averages the edges' modules the
 same way and sends the result back.  Everything that crosses a link goes through a
@@ -30,8 +31,8 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split
-from ecogen.environment import share_cores
-from ecogen.federated.roles import ClusterClient, EdgeServer, Evaluate
+from ecogen.federated.drivers import fit_batched, fit_serial
+from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
 from ecogen.federated.strategies.base import Strategy, clients_of
 from ecogen.peft.edge import base_vit
@@ -90,7 +91,6 @@ def run_hfsl_edges(
     per_round: dict[str, list[dict[str, int]]] = {e.name: [] for e in edges}
     compute: dict[str, list[tuple[int, int]]] = {e.name: [] for e in edges}
     tasks = [(e, k, c) for e in edges for k, c in enumerate(e.clients)]
-    steps = strategy.local_steps()
     workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
         for r in range(cfg.rounds):
@@ -98,17 +98,10 @@ def run_hfsl_edges(
                 e.channel.ledger.reset()
                 if strategy.deliver(r):
                     e.broadcast()
-
-            def one(task: tuple[EdgeServer, int, ClusterClient], r: int = r) -> tuple[str, int, int]:
-                edge, k, client = task
-                seed = edge.seed + 1000 * r + k
-                span = (r / cfg.rounds, (r + 1) / cfg.rounds)  # of the client lr schedule
-                return (edge.name, *client.fit(strategy, edge.channel, accelerator, seed, steps, span))
-
-            # no oversubscription: each parallel cluster gets its share of torch's threads (and
-            # aggregation and evaluation, which run alone, get them all)
-            with share_cores(workers):
-                done = list(pool.map(one, tasks))
+            if cfg.driver == "batched":
+                done = fit_batched(tasks, strategy, accelerator, r)
+            else:
+                done = fit_serial(tasks, strategy, accelerator, r, pool, workers)
             strategy.aggregate(edges, r)
             for e in edges:
                 mine = [(s, n) for name, s, n in done if name == e.name]

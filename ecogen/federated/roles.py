@@ -127,7 +127,7 @@ class ClusterClient:
             max_steps=steps,
             teacher=teacher,
             span=span,
-            gradient_term=strategy.gradient_term(self.model),
+            gradient_term=strategy.gradient_term([p for p in self.model.parameters() if p.requires_grad]),
         )
         trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs if steps is None else -1)
         trainer.fit(module, fixmatch_loader(self.data, cfg, seed=seed))

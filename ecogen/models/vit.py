@@ -49,6 +49,10 @@ class ViTConfig:
 
 
 class Attention(nn.Module):
+    # softmax(q·kᵀ/√d)·v written out instead of the fused kernel: set where the model runs under
+    # torch.func.vmap (the batched HFSL driver), for which CPU's fused attention has no batching rule
+    written_out: bool = False
+
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
@@ -58,7 +62,10 @@ class Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, C/heads)
+        if self.written_out:
+            y = ((q @ k.transpose(-2, -1)) * (C // self.heads) ** -0.5).softmax(-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, C/heads)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 

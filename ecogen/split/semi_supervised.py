@@ -101,6 +101,45 @@ def fixmatch_loader(split: Split, cfg: HfslParams, seed: int) -> DataLoader:
     return DataLoader(ds, batch_sampler=sampler, generator=torch.Generator().manual_seed(seed))
 
 
+def make_optimizer(params: list[nn.Parameter], cfg: HfslParams) -> torch.optim.Optimizer:
+    """One device's optimiser over its tunable parameters (``cfg.optimizer``)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+
+
+def client_lr(cfg: HfslParams, span: tuple[float, float], steps: int, total: int) -> float:
+    """The client learning rate after ``steps`` of ``total`` local steps, ``span`` being the share
+    of all rounds this local training covers (one cosine decay over every round, or constant)."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    start, end = span
+    t = start + (end - start) * min(1.0, steps / total)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def view(x: Tensor, kind: str, gen: torch.Generator) -> Tensor:
+    """The ``strong``, ``weak`` or (anything else) unchanged view of a batch, drawn from ``gen``."""
+    if kind == "strong":
+        return strong(x, gen)
+    return weak(x, gen) if kind == "weak" else x
+
+
+def client_loss(
+    logits: Tensor, labels: Tensor, pseudo: Tensor | None, mask: Tensor | None, weight: float
+) -> Tensor:
+    """Cross-entropy on the first ``len(labels)`` rows (the labelled images), plus ``weight`` × the
+    masked pseudo-label cross-entropy on the rest (mean over every unlabelled row)."""
+    n_l = len(labels)
+    loss = logits.new_zeros(())
+    if n_l:
+        loss = loss + F.cross_entropy(logits[:n_l], labels)
+    if pseudo is not None and mask is not None:
+        per = F.cross_entropy(logits[n_l:], pseudo, reduction="none")
+        loss = loss + weight * (per * mask).mean()
+    return loss
+
+
 class SplitSemiSupervised(L.LightningModule):
     logit_shift: Tensor  # a buffer: (num_classes,) or a zero scalar
 
@@ -152,29 +191,18 @@ class SplitSemiSupervised(L.LightningModule):
         return None
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
-        def make(params: list[nn.Parameter]) -> torch.optim.Optimizer:
-            if self.cfg.optimizer == "sgd":
-                return torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9)
-            return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=0.0)
-
         return [
-            make([p for p in seg.parameters() if p.requires_grad])
+            make_optimizer([p for p in seg.parameters() if p.requires_grad], self.cfg)
             for seg in self.chain.segments
             if has_tunable(seg)
         ]
 
     def _lr(self) -> float:
-        if self.cfg.lr_schedule == "constant":
-            return self.cfg.lr
         total = self.max_steps or max(1, int(self.trainer.estimated_stepping_batches))
-        start, end = self.span
-        t = start + (end - start) * min(1.0, self.steps / total)
-        return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+        return client_lr(self.cfg, self.span, self.steps, total)
 
     def _view(self, x: Tensor, kind: str) -> Tensor:
-        if kind == "strong":
-            return strong(x, self.gen)
-        return weak(x, self.gen) if kind == "weak" else x
+        return view(x, kind, self.gen)
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -202,13 +230,8 @@ class SplitSemiSupervised(L.LightningModule):
         logits, trace = self.chain.forward(inputs, labels=y_l, train=True)
         logits = logits + self.logit_shift  # on the end device, which knows its client's prior
         y_end = trace.labels if trace.labels is not None else y_l  # labels as the end device got them
-        n_l = len(y_end)
-        loss = logits.new_zeros(())
-        if n_l:
-            loss = loss + F.cross_entropy(logits[:n_l], y_end)
-        if pseudo is not None and mask is not None:
-            per = F.cross_entropy(logits[n_l:], pseudo, reduction="none")
-            loss = loss + self.cfg.unlabelled_weight * (per * mask).mean()
+        loss = client_loss(logits, y_end, pseudo, mask, self.cfg.unlabelled_weight)
+        if mask is not None:
             self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=len(mask))
         if not loss.requires_grad:
             return

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import torch
 from peft import PeftModel
-from torch import nn
+from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import PreparedData, Split
@@ -90,8 +90,10 @@ class Strategy:
         """Does the edge send its modules to every participant at the start of round ``r``."""
         return True
 
-    def gradient_term(self, model: nn.Module) -> GradientTerm | None:
-        """Made when a participant starts its round's local training (``model`` as delivered)."""
+    def gradient_term(self, params: list[Tensor]) -> GradientTerm | None:
+        """Made when a participant starts its round's local training: ``params`` are its tunable
+        parameters as delivered (one participant's, or every participant's stacked along a leading
+        axis in the batched driver: a term must act elementwise)."""
         return None
 
     def aggregate(self, edges: list[EdgeServer], r: int) -> None:

@@ -4,7 +4,7 @@ parameters' gradients, so no extra tensor crosses a link.  μ is ``hfsl.proximal
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor
 
 from ecogen.federated.strategies.base import GradientTerm, Strategy
 
@@ -12,9 +12,9 @@ from ecogen.federated.strategies.base import GradientTerm, Strategy
 class FedProx(Strategy):
     title = "EcoGen + FedProx"
 
-    def gradient_term(self, model: nn.Module) -> GradientTerm:
+    def gradient_term(self, params: list[Tensor]) -> GradientTerm:
         mu = self.cfg.proximal_mu
-        anchor = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+        anchor = [(p, p.detach().clone()) for p in params]
 
         def pull() -> None:
             for param, start in anchor:

@@ -1,0 +1,159 @@
+"""Many clusters' split chains as one computation: stacked tunable modules, one shared backbone.
+
+The batched HFSL driver trains C participants at once — the clusters of every edge, and edges
+that join their rounds — when they share a frozen backbone and differ only in their tunable
+modules.  Their tunable parameters are stacked along a leading participant axis ("lanes") and
+each segment runs once for all of them (``torch.func.functional_call`` under ``torch.func.vmap``;
+a segment with nothing tunable runs on the lanes folded into one batch).
+
+The split boundaries stay explicit.  At every link each lane's activation — its own rows, never
+the padding — goes through its edge's :class:`~ecogen.split.channel.Channel`, and on the way back
+its gradient does too, so the byte ledgers count exactly what :class:`~ecogen.split.chain.SplitChain`
+counts for the same batches.  A lane that holds the whole model (the edge's own participant, or
+an unsplit method) has no channel: nothing it does crosses a link.
+
+Lanes may have ragged batches (a labelled set that does not divide by the batch size ends an
+epoch early): each lane's rows are padded to the longest, and padded rows are neither sent nor
+given a loss, so they change no gradient (every op here is per image).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from ecogen.models.vit import split_segments
+from ecogen.peft.edge import base_vit
+from ecogen.split.channel import Activation, Channel, Gradient
+
+
+@dataclass
+class StackedTrace:
+    """Per link: the stacked output sent, and each lane's received rows."""
+
+    links: list[tuple[Tensor, list[Tensor]]] = field(default_factory=list)
+    labels: list[Tensor | None] = field(default_factory=list)  # per lane, as the end device got them
+
+
+def pad_stack(rows: list[Tensor], length: int) -> Tensor:
+    """``(lanes, length, ...)``: each lane's rows, zero-padded at the end (differentiable)."""
+    return torch.stack([torch.cat([r, r.new_zeros(length - len(r), *r.shape[1:])]) for r in rows])
+
+
+def _key(name: str) -> str:
+    return name.replace(".", ":")  # a ParameterDict key may not contain dots
+
+
+class StackedChain(nn.Module):
+    """``lanes`` participants over a frozen copy of ``template``, cut at ``block_ranges``."""
+
+    def __init__(
+        self,
+        template: nn.Module,
+        block_ranges: list[tuple[int, int]],
+        channels: list[Channel | None],
+        names: list[str],
+    ) -> None:
+        super().__init__()
+        self.template = copy.deepcopy(template).requires_grad_(False)
+        vit = base_vit(self.template)
+        for block in vit.blocks:
+            block.attn.written_out = True  # the fused kernel has no vmap batching rule on CPU
+        self.segments = split_segments(vit, block_ranges)
+        self.channels = channels
+        self.names = names
+        params = dict(template.named_parameters())
+        lanes = len(channels)
+        self.stack = nn.ParameterDict(
+            {
+                _key(n): nn.Parameter(
+                    params[n].detach().unsqueeze(0).repeat(lanes, *[1] * params[n].dim()),
+                    requires_grad=params[n].requires_grad,
+                )
+                for n in names
+            }
+        )
+        full = {id(p): n for n, p in self.template.named_parameters()}
+        wanted = set(names)
+        # per segment: its own parameter name → the full model's, for the stacked ones
+        self.local = [
+            {ln: full[id(p)] for ln, p in seg.named_parameters() if full[id(p)] in wanted}
+            for seg in self.segments
+        ]
+        tunable = [any(params[n].requires_grad for n in loc.values()) for loc in self.local]
+        self._grad_in = [any(tunable[:i]) for i in range(len(self.segments))]
+
+    @property
+    def lanes(self) -> int:
+        return len(self.channels)
+
+    def stacked(self) -> dict[str, Tensor]:
+        """Full parameter name → its stacked tensor ``(lanes, ...)``."""
+        return {n: self.stack[_key(n)] for n in self.names}
+
+    @torch.no_grad()
+    def load(self, lane: int, state: dict[str, Tensor]) -> None:
+        for n in self.names:
+            self.stack[_key(n)][lane].copy_(state[n])
+
+    def state(self, lane: int) -> dict[str, Tensor]:
+        """A detached copy of one lane's stacked parameters."""
+        return {n: self.stack[_key(n)][lane].detach().clone() for n in self.names}
+
+    def _segment(self, i: int, h: Tensor, params: dict[str, Tensor]) -> Tensor:
+        seg, local = self.segments[i], self.local[i]
+        if not local:  # nothing differs between lanes: one batch of every lane's rows
+            return seg(h.flatten(0, 1)).unflatten(0, h.shape[:2])
+        mine = {ln: params[n] for ln, n in local.items()}
+        return vmap(lambda p, x: functional_call(seg, p, (x,)), randomness="different")(mine, h)
+
+    def forward(  # type: ignore[override]
+        self,
+        x: Tensor,
+        counts: list[int],
+        labels: list[Tensor | None] | None = None,
+        train: bool = False,
+        params: dict[str, Tensor] | None = None,
+    ) -> tuple[Tensor, StackedTrace]:
+        """``x``: (lanes, rows, ...) with ``counts[c]`` real rows in lane c.  ``params``: other
+        stacked modules to run with (a teacher's), default this chain's own."""
+        params = params if params is not None else self.stacked()
+        labels = labels if labels is not None else [None] * self.lanes
+        trace = StackedTrace(labels=list(labels))
+        width = x.shape[1]
+        h = self._segment(0, x, params)
+        for i in range(1, len(self.segments)):
+            received = []
+            for c, channel in enumerate(self.channels):
+                rows = h[c, : counts[c]]
+                if channel is None or not counts[c]:  # nothing held elsewhere, or nothing to send
+                    r = rows.detach()
+                else:
+                    msg = channel.send(Activation(rows, labels[c]), "d2d", "forward")
+                    r = msg.tensor
+                    if i == len(self.segments) - 1:
+                        trace.labels[c] = msg.labels
+                if train and self._grad_in[i] and torch.is_grad_enabled():
+                    r.requires_grad_(True)
+                received.append(r)
+            trace.links.append((h, received))
+            h = self._segment(i, pad_stack(received, width), params)
+        return h, trace
+
+    def backward(self, loss: Tensor, trace: StackedTrace) -> None:
+        """Backprop ``loss`` (the lanes' end-device losses, summed) link by link to the start."""
+        loss.backward()
+        for sent, received in reversed(trace.links):
+            if not any(r.requires_grad and r.grad is not None for r in received):
+                break  # nothing upstream can learn
+            grads = []
+            for r, channel in zip(received, self.channels, strict=True):
+                g = r.grad if r.grad is not None else torch.zeros_like(r)
+                if channel is not None and len(r):
+                    g = channel.send(Gradient(g), "d2d", "backward").tensor
+                grads.append(g)
+            sent.backward(pad_stack(grads, sent.shape[1]))
