@@ -439,6 +439,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(threads)  # callers in the same process (tests) keep their setting
 
 
+def shared_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: ``--tiny``, ``--seed``, ``--out``."""
+    ap.add_argument("--tiny", action="store_true", help="tiny 8×8 model, for smoke tests only")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="also write the JSON to this file")
+    return ap
+
+
 def report(run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """Runs ``run(args)`` with progress on stderr and prints its result as JSON on stdout (and
     to ``args.out`` when given)."""

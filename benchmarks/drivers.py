@@ -30,12 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.bench import TINY, default_config, edge_model, meta, report, synthetic_split
+from benchmarks.bench import TINY, default_config, edge_model, meta, report, shared_args, synthetic_split
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import to_float
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
 from ecogen.models.vit import ViTConfig
 from ecogen.split.channel import Channel
+from ecogen.training.resident import device_for
 
 log = logging.getLogger("ecogen.bench")
 
@@ -53,7 +54,7 @@ def _hfsl(cfg: ViTConfig, h: HfslParams, args: argparse.Namespace) -> tuple[Hfsl
 
     job = EdgeJob("edge", edge_model(cfg, args.seed), clusters, tick, args.seed, Channel(), own=own)
     start = time.perf_counter()
-    out = run_hfsl_edges([job], h, "cpu")["edge"]
+    out = run_hfsl_edges([job], h, args.accelerator)["edge"]
     times = [b - a for a, b in zip([start, *clock], clock, strict=False)]
     return out, times
 
@@ -84,12 +85,13 @@ def drivers(cfg: ViTConfig, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def bare(cfg: ViTConfig, batch: int, steps: int, seed: int) -> float:
+def bare(cfg: ViTConfig, batch: int, steps: int, seed: int, accelerator: str = "cpu") -> float:
     """Images per second of a plain training loop on the LoRA model's tunable parameters."""
-    model = edge_model(cfg, seed)
+    device = device_for(accelerator)
+    model = edge_model(cfg, seed).to(device)
     g = torch.Generator().manual_seed(seed)
     data = synthetic_split(batch * 4, batch * 4, cfg, g)
-    x, y = to_float(data.x), data.y
+    x, y = to_float(data.x).to(device), data.y.to(device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0.0)
 
     def step(i: int) -> None:
@@ -100,9 +102,13 @@ def bare(cfg: ViTConfig, batch: int, steps: int, seed: int) -> float:
 
     for i in range(3):  # warm-up
         step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in range(steps):
         step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - t0)
 
 
@@ -114,10 +120,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--per-cluster", type=int, default=1000, help="images per cluster (λ = 0.1 labelled)")
     ap.add_argument("--edge-labelled", type=int, default=500, help="the edge's own labelled images")
     ap.add_argument("--bare-steps", type=int, default=60, help="timed steps of the bare loop")
-    ap.add_argument("--tiny", action="store_true", help="tiny 8×8 model, for smoke tests only")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="also write the JSON to this file")
-    return ap.parse_args(argv)
+    ap.add_argument("--accelerator", default="cpu", help="cpu | cuda | auto")
+    return shared_args(ap).parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,8 +130,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     result["drivers"] = d = drivers(cfg, args)
     batch = HfslParams().batch_size
-    clients = bare(cfg, batch, args.bare_steps, args.seed)
-    stacked = bare(cfg, batch * d["participants"], max(3, args.bare_steps // d["participants"]), args.seed)
+    clients = bare(cfg, batch, args.bare_steps, args.seed, args.accelerator)
+    stacked_steps = max(3, args.bare_steps // d["participants"])
+    stacked = bare(cfg, batch * d["participants"], stacked_steps, args.seed, args.accelerator)
     result["bare"] = {
         "images_per_s": {f"batch_{batch}": clients, f"batch_{batch * d['participants']}": stacked},
         "hfsl_vs_bare": {drv: rate / clients for drv, rate in d["images_per_s"].items()},

@@ -77,6 +77,14 @@ def run(
             "(same params): stages and trials it finished are not run again.",
         ),
     ] = False,
+    no_reuse: Annotated[
+        bool,
+        typer.Option(
+            "--no-reuse",
+            help="Run prepare, pretrain and finetune even when another pipeline under runs/ already "
+            "made them with the same params and code (by default their outputs are copied).",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     try:
@@ -111,6 +119,7 @@ def run(
         cycle_stages=list(spec.cycle or []),
         profile=profile,
         resume_run_id=resume_run_id,
+        reuse=not no_reuse,
     )
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     for key, value in sorted(summary["metrics"].items()):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from ecogen import reuse
 from ecogen.config.params import Params
 from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
 from ecogen.environment import share_cores
@@ -50,6 +51,7 @@ class RunContext(BaseModel):
     trial: Trial | None = None  # set while the trial stages of an experiment run
     cycle: int | None = None  # set while cycle k of the knowledge-flow loop runs
     resumed: bool = False  # a reopened run (`--resume`): stages it already finished are skipped
+    reuse: bool = True  # shared stages copy another pipeline's outputs made with the same params
 
     @property
     def workspace(self) -> Workspace:
@@ -69,8 +71,11 @@ def start_pipeline(
     project_root: Path,
     profile: str | None = None,
     resume_run_id: str | None = None,
+    reuse: bool = True,
 ) -> RunContext:
-    """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable`) — that run reopened."""
+    """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable`) — that run reopened.
+    ``reuse``: shared stages may copy outputs another pipeline made with the same params
+    (:mod:`ecogen.reuse`)."""
     root = project_root.resolve()
     workdir = root / "runs" / pipeline
     if resume_run_id is not None:
@@ -85,10 +90,13 @@ def start_pipeline(
             run_id=resume_run_id,
             data_version=version,
             resumed=True,
+            reuse=reuse,
         )
     run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
     _mark(workdir, run_id)
-    return RunContext(pipeline=pipeline, params=params, project_root=root, workdir=workdir, run_id=run_id)
+    return RunContext(
+        pipeline=pipeline, params=params, project_root=root, workdir=workdir, run_id=run_id, reuse=reuse
+    )
 
 
 def _mark(workdir: Path, run_id: str) -> None:
@@ -152,6 +160,11 @@ def finish_pipeline(ctx: RunContext, failed: bool = False) -> None:
     finish_run(ctx.run_id, "FAILED" if failed else "FINISHED")
 
 
+def _shared(ctx: RunContext, stage: StageName) -> bool:
+    """A stage of the pipeline's shared part (not a trial's or a cycle's) that others may reuse."""
+    return ctx.trial is None and ctx.cycle is None and stage in reuse.REUSABLE
+
+
 @contextmanager
 def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     tags, name = None, None
@@ -162,22 +175,55 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     if ctx.cycle is not None:
         tags = {CYCLE: str(ctx.cycle)}
         name = f"{stage}[cycle {ctx.cycle}]"
+    shared = _shared(ctx, stage)
+    if shared:  # its outputs are about to change: nobody copies them meanwhile
+        reuse.forget(ctx.workdir, stage)
     with track_stage(
         ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace, tags, name
     ) as run:
         yield run
+    if shared:
+        reuse.remember(ctx.workdir, ctx.params, stage, run.run_id)
+
+
+def reused_stage(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[str, float]] | None:
+    """A shared stage whose outputs another pipeline folder already holds for these params: they
+    are copied here and a stage run records where from (param ``reused_from``); None when the stage
+    has to run."""
+    if not ctx.reuse or not _shared(ctx, stage):
+        return None
+    found = reuse.find(ctx.project_root, ctx.workdir, ctx.params, stage)
+    if found is None:
+        return None
+    source, source_run = found
+    where = f"runs/{source.name} (run {source_run})"
+    log.info("reuse: %s made with the same params and code in %s; copied, not run again", stage, where)
+    with _stage(ctx, stage) as run:
+        reuse.copy_outputs(source, ctx.workdir, stage)
+        written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
+        flat = {k: float(v) for k, v in written.items() if v is not None}
+        if stage == "prepare":
+            ctx = ctx.model_copy(update={"data_version": _version(ctx, run)})
+        run.log(StageResult(name=stage, metrics=flat, params={"reused_from": where}))
+    return ctx, {k: v for k, v in flat.items() if "/" not in k}
+
+
+def _version(ctx: RunContext, run: StageRun) -> str:
+    """DVC versions the prepared data of this pipeline folder; the runs record the version."""
+    ensure_dvc_repo(ctx.project_root)
+    version = version_data(ctx.project_root, ctx.workspace.data)
+    run.data_version = version
+    set_data_version(run.run_id, version)
+    set_data_version(ctx.run_id, version)
+    return version
 
 
 def prepare_and_version(ctx: RunContext) -> RunContext:
     """The prepare stage, then DVC: `dvc add` + `dvc push` of the data; every later run gets its md5."""
     with _stage(ctx, "prepare") as run:
         result = run_stage("prepare", ctx.params, ctx.workspace)
-        ensure_dvc_repo(ctx.project_root)
-        version = version_data(ctx.project_root, ctx.workspace.data)
-        run.data_version = version
-        set_data_version(run.run_id, version)
+        version = _version(ctx, run)
         run.log(result)
-    set_data_version(ctx.run_id, version)
     return ctx.model_copy(update={"data_version": version})
 
 

@@ -27,6 +27,10 @@ def _run_stages(ctx: RunContext, stages: list[StageName]) -> tuple[RunContext, d
         if (done := glue.completed_stage(ctx, stage)) is not None:  # only in a resumed run
             metrics |= {f"{stage}.{k}": v for k, v in done.items()}
             continue
+        if (reused := glue.reused_stage(ctx, stage)) is not None:  # made by another pipeline
+            ctx, done = reused
+            metrics |= {f"{stage}.{k}": v for k, v in done.items()}
+            continue
         if stage == "prepare":
             ctx = prepare_flow(ctx)
             continue
@@ -56,8 +60,9 @@ def pipeline_flow(
     cycle_stages: list[StageName] | None = None,
     profile: str | None = None,
     resume_run_id: str | None = None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
-    ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id)
+    ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse)
     try:
         repeated = list(trial_stages or []) + list(cycle_stages or [])
         ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])

@@ -81,6 +81,11 @@ class PretrainParams(Section):
     lr: PositiveFloat = 2e-3
     weight_decay: float = Field(0.05, ge=0.0)
     mask_ratio: float = Field(0.75, gt=0.0, lt=1.0)
+    # auto: bf16 autocast on a CUDA device that supports it (weights, optimiser and the loss's
+    # normalisation stay float32), float32 elsewhere
+    precision: Literal["auto", "32", "bf16-mixed"] = "auto"
+    # torch.compile the MAE (drops each epoch's last partial batch, so every step has one shape)
+    compile: bool = False
 
 
 class PeftParams(Section):

@@ -210,15 +210,23 @@ class MaskedAutoencoder(nn.Module):
         x = patches.reshape(-1, g, g, p, p, cfg.channels).permute(0, 5, 1, 3, 2, 4)
         return x.reshape(-1, cfg.channels, g * p, g * p)
 
+    def noise(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(B, N) uniform noise whose order picks each image's visible patches."""
+        return torch.rand(x.shape[0], self.encoder.cfg.num_patches, device=x.device, generator=generator)
+
     def forward(
-        self, x: Tensor, mask_ratio: float, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        mask_ratio: float,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,  # drawn by the caller (outside a compiled forward), else here
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns (loss, predicted patches (B, N, P), mask (B, N) with 1 = hidden)."""
         emb = self.encoder.embedding
+        noise = noise if noise is not None else self.noise(x, generator)
         tokens = emb.patches(x)  # (B, N, dim)
         B, N, D = tokens.shape
         keep = max(1, int(round(N * (1 - mask_ratio))))
-        noise = torch.rand(B, N, device=x.device, generator=generator)
         shuffle = noise.argsort(dim=1)
         restore = shuffle.argsort(dim=1)
         visible = torch.gather(tokens, 1, shuffle[:, :keep, None].expand(-1, -1, D))

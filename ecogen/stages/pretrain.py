@@ -6,7 +6,6 @@ import logging
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData, Split, to_float
@@ -17,7 +16,8 @@ from ecogen.plots import reconstruction_grid
 from ecogen.stages.common import example_input, vit_config
 from ecogen.stages.result import ModelArtifact, StageResult
 from ecogen.training.mae import MAEModule
-from ecogen.training.trainer import History, make_trainer
+from ecogen.training.resident import index_loader
+from ecogen.training.trainer import History, make_trainer, trainer_precision
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.pretrain")
@@ -30,16 +30,14 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
     mae = MaskedAutoencoder(ViT(cfg))
     pool = data.public()
     log.info("pretrain: MAE on %d unlabelled images, %d epochs", len(pool), params.pretrain.epochs)
-    loader = DataLoader(
-        TensorDataset(to_float(pool)),
-        batch_size=params.pretrain.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(params.seed),
-    )
     p = params.pretrain
-    module = MAEModule(mae, p.lr, p.weight_decay, p.mask_ratio, seed=params.seed)
+    loader = index_loader(
+        (to_float(pool),), p.batch_size, True, params.seed, params.accelerator, drop_last=p.compile
+    )
+    module = MAEModule(mae, p.lr, p.weight_decay, p.mask_ratio, seed=params.seed, compile=p.compile)
     history = History("pretrain")
-    make_trainer(params.accelerator, p.epochs, [history]).fit(module, loader)
+    precision = trainer_precision(p.precision, params.accelerator)
+    make_trainer(params.accelerator, p.epochs, [history], precision=precision).fit(module, loader)
     mae.cpu().eval()
     save_fm(mae, ws.fm)
     grid = reconstruction_grid(

@@ -65,6 +65,17 @@ def make_trainer(
     )
 
 
+def trainer_precision(precision: str, accelerator: str) -> str:
+    """Lightning's precision for a stage's ``precision`` param: ``auto`` is bf16 autocast on a CUDA
+    device with bf16, float32 elsewhere (CPU autocast gains nothing on the models here)."""
+    if precision != "auto":
+        return "32-true" if precision == "32" else precision
+    from ecogen.training.resident import device_for
+
+    cuda = device_for(accelerator).type == "cuda"
+    return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+
+
 def loader(split: Split, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """float images in [-1, 1] with their labels (-1 where unlabelled); seeded shuffling."""
     ds = TensorDataset(to_float(split.x), split.y)

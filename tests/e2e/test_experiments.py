@@ -95,6 +95,33 @@ def test_every_row_and_replicate_is_a_tagged_run_on_shared_stages(project: Path)
     )
 
 
+def test_baselines_reuse_the_stages_table3_made_with_the_same_params(project: Path) -> None:
+    """Work not done twice: the same prepare / pretrain / finetune params (one YAML anchor, one
+    profile) — baselines copies table3's outputs and its stage runs say where from."""
+    client, exp = _client(project)
+    for stage in ("prepare", "pretrain", "finetune"):
+        (made,) = client.search_runs(
+            [exp], f"tags.`ecogen.pipeline` = 'table3' AND tags.`ecogen.stage` = '{stage}'"
+        )
+        (copied,) = client.search_runs(
+            [exp], f"tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.stage` = '{stage}'"
+        )
+        assert "reused_from" not in made.data.params
+        assert copied.data.params["reused_from"] == f"runs/table3 (run {made.info.run_id})"
+        shared = {
+            k: v for k, v in made.data.metrics.items() if k not in ("duration_s",) and "energy" not in k
+        }
+        assert {k: copied.data.metrics[k] for k in shared} == shared
+    runs = project / "runs"
+    assert (runs / "baselines/artifacts/fm.pt").read_bytes() == (runs / "table3/artifacts/fm.pt").read_bytes()
+    assert (runs / "baselines/data.dvc").read_text() == (runs / "table3/data.dvc").read_text()
+    keys = json.loads((runs / "baselines/.stage-keys.json").read_text())
+    assert (
+        keys["finetune"]["key"]
+        == json.loads((runs / "table3/.stage-keys.json").read_text())["finetune"]["key"]
+    )
+
+
 def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
     client, exp = _client(project)
     report = json.loads((project / "reports" / "report.json").read_text())

@@ -1,0 +1,136 @@
+"""Work not done twice: a pipeline's shared stages reuse what another pipeline already made.
+
+``table3``, ``baselines`` and ``hfsl-study`` start from the same prepare → pretrain → finetune
+(their overrides are one YAML anchor).  Each stage that finishes in ``runs/<pipeline>/`` records
+a *key* there (``.stage-keys.json``): a digest of the params the stage reads (the same lists as
+``dvc.yaml``'s), of its code, and of its upstream stage's key.  Before running a shared stage,
+a pipeline looks for the same key in the other pipelines' folders; if one has it, and still holds
+the outputs, they are copied instead of recomputed.  A stage about to run forgets its key (and
+its downstream stages' keys) first, so a folder being rewritten is never copied from.
+
+Only the stages before the trials and cycles are shared; what a trial or cycle runs is its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+
+from ecogen.config.params import Params
+from ecogen.workspace import Workspace
+
+KEYS = ".stage-keys.json"
+PACKAGE = Path(__file__).resolve().parent
+
+# What each reusable stage reads: params (as in dvc.yaml) and code (dvc.yaml's deps in ecogen/,
+# plus the configuration and the stage helpers every stage uses)
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "prepare": ("seed", "data", "hfsl.clusters"),
+    "pretrain": ("seed", "accelerator", "model", "pretrain"),
+    "finetune": ("seed", "accelerator", "peft", "inference.batch_size"),
+}
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "prepare": ("data", "stages/prepare.py"),
+    "pretrain": ("models", "training", "stages/pretrain.py"),
+    "finetune": ("peft", "training", "relay/routing.py", "stages/finetune.py"),
+}
+COMMON_CODE = ("config", "stages/common.py", "stages/registry.py", "stages/result.py")
+UPSTREAM = {"pretrain": "prepare", "finetune": "pretrain"}
+REUSABLE = tuple(STAGE_PARAMS)
+
+
+def outputs(ws: Workspace, stage: str) -> list[Path]:
+    """The files and folders a reusable stage writes in ``ws``."""
+    metrics = ws.metrics / f"{stage}.json"
+    if stage == "prepare":
+        return [ws.data, metrics]
+    if stage == "pretrain":
+        return [ws.fm, ws.plots / "fm_reconstructions.png", metrics]
+    return [ws.artifacts / "edges", metrics]
+
+
+def _param(params: Params, dotted: str) -> object:
+    value: object = params.model_dump(mode="json")
+    for part in dotted.split("."):
+        value = value[part]  # type: ignore[index]
+    return value
+
+
+@cache
+def code_digest(stage: str) -> str:
+    h = hashlib.sha256()
+    for rel in (*STAGE_CODE[stage], *COMMON_CODE):
+        path = PACKAGE / rel
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(PACKAGE).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def stage_key(params: Params, stage: str) -> str:
+    """The digest of what ``stage``'s outputs depend on (its params, its code, its upstream's key)."""
+    read = {name: _param(params, name) for name in STAGE_PARAMS[stage]}
+    upstream = stage_key(params, UPSTREAM[stage]) if stage in UPSTREAM else ""
+    text = json.dumps([stage, read, code_digest(stage), upstream], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _keys(workdir: Path) -> dict[str, dict[str, str]]:
+    path = workdir / KEYS
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_keys(workdir: Path, keys: dict[str, dict[str, str]]) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = workdir / (KEYS + ".tmp")
+    tmp.write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, workdir / KEYS)
+
+
+def forget(workdir: Path, stage: str) -> None:
+    """``stage`` is about to rewrite its outputs in ``workdir``: it and every stage downstream of
+    it stop being offered for reuse."""
+    keys = _keys(workdir)
+    gone = {stage} | {s for s, up in UPSTREAM.items() if up == stage}
+    gone |= {s for s, up in UPSTREAM.items() if up in gone}
+    if gone & set(keys):
+        _write_keys(workdir, {s: v for s, v in keys.items() if s not in gone})
+
+
+def remember(workdir: Path, params: Params, stage: str, run_id: str) -> None:
+    """``stage`` finished in ``workdir`` (MLflow run ``run_id``): offer its outputs for reuse."""
+    if stage in REUSABLE:
+        _write_keys(workdir, _keys(workdir) | {stage: {"key": stage_key(params, stage), "run_id": run_id}})
+
+
+def find(project_root: Path, workdir: Path, params: Params, stage: str) -> tuple[Path, str] | None:
+    """Another pipeline folder under ``runs/`` holding ``stage``'s outputs for these params, with
+    the run that made them; None when there is none."""
+    key = stage_key(params, stage)
+    runs = project_root / "runs"
+    for other in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if other.resolve() == workdir.resolve() or not other.is_dir():
+            continue
+        entry = _keys(other).get(stage)
+        if entry and entry.get("key") == key and all(p.exists() for p in outputs(Workspace(other), stage)):
+            return other, entry.get("run_id", "")
+    return None
+
+
+def copy_outputs(source: Path, workdir: Path, stage: str) -> None:
+    """Copies ``stage``'s outputs from one pipeline folder to another (replacing what was there)."""
+    for src, dst in zip(outputs(Workspace(source), stage), outputs(Workspace(workdir), stage), strict=True):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
