@@ -62,10 +62,13 @@ def _hfsl(cfg: ViTConfig, h: HfslParams, args: argparse.Namespace) -> tuple[Hfsl
 def drivers(cfg: ViTConfig, args: argparse.Namespace) -> dict[str, Any]:
     base = dict(clusters=args.clusters, rounds=args.rounds, unlabelled_weight=0.0)
     seconds: dict[str, list[float]] = {"serial": [], "batched": []}
+    windows: dict[str, list[list[float]]] = {"serial": [], "batched": []}  # wall-clock (epoch s) spans
     outcomes: dict[str, HfslOutcome] = {}
     for rep in range(args.repeats):
         for driver in ("serial", "batched") if rep % 2 == 0 else ("batched", "serial"):
+            began = time.time()
             out, times = _hfsl(cfg, HfslParams(**base, driver=driver), args)
+            windows[driver].append([began, time.time()])
             seconds[driver] += times[1:] or times  # the first round warms up
             outcomes[driver] = out
             log.info("drivers: %s %s s/round", driver, " ".join(f"{t:.2f}" for t in times))
@@ -82,6 +85,7 @@ def drivers(cfg: ViTConfig, args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_round": s.steps_per_round[-1],
         "images_per_round": images,
         "images_per_s": {d: images / t for d, t in per_round.items()},
+        "windows": windows,
     }
 
 

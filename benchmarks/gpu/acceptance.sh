@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Run ON THE GPU MACHINE, from the repo root (where the `run` tool starts), after benchmarks/gpu/fetch.sh
-# here.  Installs the carried packages, checks the GPU, runs `ecogen run table3`, `ecogen run baselines`
+# here.  Installs the carried packages, checks the GPU, measures (BENCH=1) serial vs batched HFSL
+# rounds with the GPU's utilisation sampled every 200 ms (benchmarks/drivers.py) and pre-training
+# against a bare loop (benchmarks/pretrain.py), then runs `ecogen run table3`, `ecogen run baselines`
 # and `ecogen report`, each under `timeout` within one overall budget, and puts into $OUT:
+#   bench.json       drivers, utilisation per driver, pretrain (also inside results.tar.gz)
 #   acceptance.log   everything printed          timings.tsv     step, exit code, seconds, limit
 #   results.tar.gz   reports/, env.txt, gpu.csv (nvidia-smi every 5 s), timings.tsv, logs/*.log,
 #                    runs/*/{metrics,plots,emissions}, runs/*/data.dvc
@@ -12,7 +15,10 @@
 # "table3 baselines"), TIMEOUT_<pipeline> (s, per pipeline; default table3 200, else what is left),
 # RESTORE_DB (a carried mlflow.db.gz of an earlier call, e.g. .gpu-prev/mlflow.db.gz: table3's runs
 # for a second call that runs only baselines and the report),
-# TIMEOUT_report (60), ECOGEN_ARGS (extra args for every `ecogen run`, e.g. "--profile cpu"),
+# TIMEOUT_report (60), BENCH (1: the benchmarks first; 0: none), TIMEOUT_drivers (90),
+# TIMEOUT_pretrain (60), BENCH_ACCELERATOR (cuda), BENCH_TINY (1: tiny model, a CPU smoke run),
+# SHARED_PREFECT (1: one Prefect server, started before the benchmarks, serves
+# every pipeline, instead of a temporary one per `ecogen run`), ECOGEN_ARGS (extra args for every `ecogen run`, e.g. "--profile cpu"),
 # SITE (default /tmp/site), DATA_ROOT (default .data/fashion-mnist), INSTALL_ONLY=1 (stop after the
 # install: two-call mode), ALLOW_CPU=1 (go on without CUDA: simulations only).
 set -uo pipefail
@@ -115,6 +121,61 @@ pack_results() {
   ls -l "$OUTDIR"
 }
 
+PREFECT_PID=""
+# One Prefect server for every pipeline of this call, started while the benchmarks run (a temporary
+# server per `ecogen run` took 30 s to start on the H200 machine).
+start_prefect() {
+  "$PY" -m prefect server start --host 127.0.0.1 --port 4207 >"$STAGE/logs/prefect-server.log" 2>&1 &
+  PREFECT_PID=$!
+  export PREFECT_API_URL=http://127.0.0.1:4207/api
+  echo "prefect: server starting (pid $PREFECT_PID)"
+}
+
+wait_prefect() {
+  local t=$SECONDS
+  until "$PY" -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)' "$PREFECT_API_URL/health" 2>/dev/null; do
+    if [ $((SECONDS - t)) -gt 90 ] || ! kill -0 "$PREFECT_PID" 2>/dev/null; then
+      echo "prefect: shared server not up; each run starts its own"
+      unset PREFECT_API_URL
+      return 0
+    fi
+    sleep 1
+  done
+  echo "prefect: shared server ready ($((SECONDS - t)) s waited after the benchmarks)"
+}
+
+# The GPU figures the issue asks for: batched vs serial HFSL rounds (>= 5x) with mean utilisation
+# while each driver runs (>= 50 % for batched), and pre-training vs a bare loop (within 1.5x).
+benchmarks() {
+  local fine=""
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
+      >"$STAGE/gpu-fine.csv" 2>&1 &
+    fine=$!
+  fi
+  local acc=${BENCH_ACCELERATOR:-cuda} tiny=()
+  [ "${BENCH_TINY:-0}" = 1 ] && tiny=(--tiny) # a smoke run of this script on a CPU
+  step bench-drivers "${TIMEOUT_drivers:-90}" "$PY" -m benchmarks.drivers --accelerator "$acc" --rounds 3 \
+    --repeats 1 --bare-steps 100 --out "$STAGE/drivers.json" "${tiny[@]}"
+  [ -n "$fine" ] && kill "$fine" 2>/dev/null
+  [ -f "$STAGE/drivers.json" ] && [ -n "$fine" ] &&
+    "$PY" benchmarks/gpu/utilisation.py "$STAGE/gpu-fine.csv" "$STAGE/drivers.json" >"$STAGE/utilisation.json"
+  step bench-pretrain "${TIMEOUT_pretrain:-60}" "$PY" -m benchmarks.pretrain --accelerator "$acc" --batch 1024 \
+    --steps 60 --out "$STAGE/pretrain.json" "${tiny[@]}"
+  "$PY" - "$STAGE" >"$OUTDIR/bench.json" <<'EOF'
+import json, pathlib, sys
+stage = pathlib.Path(sys.argv[1])
+out = {}
+for name in ("drivers", "utilisation", "pretrain"):
+    f = stage / f"{name}.json"
+    if f.is_file():
+        data = json.loads(f.read_text())
+        out[name] = data if name == "utilisation" else data.get(name, data)
+print(json.dumps(out, indent=2))
+EOF
+  cat "$OUTDIR/bench.json"
+}
+
 main() {
   local status=0 rc p cap_var def mon="" extra=()
   echo "acceptance: $ROOT, pipelines: $PIPELINES, ECOGEN_ARGS: ${ECOGEN_ARGS:-}"
@@ -139,6 +200,9 @@ main() {
   fi
   check_environment || return 4
   step validate 60 "$PY" -m ecogen.cli validate || return 4
+  [ "${SHARED_PREFECT:-1}" = 1 ] && start_prefect
+  [ "${BENCH:-1}" = 1 ] && benchmarks
+  [ -n "$PREFECT_PID" ] && wait_prefect
 
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw,clocks.sm \
@@ -166,6 +230,7 @@ main() {
 
 main 2>&1 | tee "$OUTDIR/acceptance.log"
 status=${PIPESTATUS[0]}
+pkill -f "prefect server start --host 127.0.0.1 --port 4207" 2>/dev/null # main ran in a subshell
 pack_results >>"$OUTDIR/acceptance.log" 2>&1
 echo "acceptance: exit $status after $((SECONDS - T0))s; results in $OUTDIR"
 exit "$status"
