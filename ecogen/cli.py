@@ -8,6 +8,10 @@ prints one line naming the key and exits with status 2, having written nothing. 
 from __future__ import annotations
 
 import logging
+import signal
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +28,7 @@ from ecogen.config import (
     profile_overrides,
 )
 from ecogen.config.pipelines import NO_PROFILE
+from ecogen.data.errors import DataError
 
 app = typer.Typer(
     name="ecogen",
@@ -47,10 +52,52 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """SIGTERM (a scheduler's or `kill`'s stop) ends the run as Ctrl-C does: the runs are marked
+    KILLED, the Prefect server is stopped, and `--resume` continues it."""
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+ERROR_LOG = Path("runs") / ".last-error.log"
+
+
+def _fail_on_data(err: DataError, root: Path) -> typer.Exit:
+    """A problem with the user's data: one line (the file and what to do), exit 2; the traceback
+    goes to runs/.last-error.log."""
+    path = root / ERROR_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(traceback.format_exc())
+    typer.echo(f"error: {err} (traceback in {ERROR_LOG})", err=True)
+    return typer.Exit(code=2)
+
+
+class _UserErrorsOnce(logging.Filter):
+    """Prefect logs a failing task's exception with its traceback at every level (task, subflow,
+    flow); for a problem with the user's data the CLI says it once, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], DataError):
+            return False
+        return not any(name in record.getMessage() for name in ("DataError", "DataNotFound"))
+
+
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpcore"):  # every Prefect API call, hundreds per experiment
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _filter_user_errors()
+
+
+def _filter_user_errors() -> None:
+    """Again after Prefect's import, which replaces the root logger's handlers."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _UserErrorsOnce) for f in handler.filters):
+            handler.addFilter(_UserErrorsOnce())
 
 
 def _resolve(pipelines: Pipelines, name: str | None) -> str:
@@ -107,20 +154,35 @@ def run(
             resume_run_id = resumable(name, cfg, Path.cwd(), profile)
         except ResumeError as err:
             raise _fail(err) from None
-    from flows.pipeline import pipeline_flow
+    from ecogen.prefect_server import ServerError, prefect_server
+    from ecogen.runlock import ProjectBusy, project_lock
 
-    summary = pipeline_flow(
-        pipeline=name,
-        stages=list(spec.stages),
-        params=cfg,
-        project_root=str(Path.cwd()),
-        trials=trials,
-        trial_stages=list(spec.trials.stages) if spec.trials else [],
-        cycle_stages=list(spec.cycle or []),
-        profile=profile,
-        resume_run_id=resume_run_id,
-        reuse=not no_reuse,
-    )
+    root = Path.cwd()
+    try:
+        with (
+            project_lock(root, name),
+            _sigterm_as_sigint(),
+            prefect_server(root / "runs" / ".prefect-server.log"),
+        ):
+            from flows.pipeline import pipeline_flow
+
+            _filter_user_errors()
+            summary = pipeline_flow(
+                pipeline=name,
+                stages=list(spec.stages),
+                params=cfg,
+                project_root=str(root),
+                trials=trials,
+                trial_stages=list(spec.trials.stages) if spec.trials else [],
+                cycle_stages=list(spec.cycle or []),
+                profile=profile,
+                resume_run_id=resume_run_id,
+                reuse=not no_reuse,
+            )
+    except (ProjectBusy, ServerError) as err:
+        raise _fail(err) from None
+    except DataError as err:
+        raise _fail_on_data(err, root) from None
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     for key, value in sorted(summary["metrics"].items()):
         typer.echo(f"  {key} = {value:.6g}")
@@ -144,7 +206,10 @@ def stage(
     quiet_defaults()
     from ecogen.pipeline import run_standalone_stage
 
-    metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
+    try:
+        metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
+    except DataError as err:
+        raise _fail_on_data(err, Path.cwd()) from None
     for key, value in sorted(metrics.items()):
         typer.echo(f"  {key} = {value:.6g}")
 

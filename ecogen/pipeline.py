@@ -22,6 +22,8 @@ from ecogen import reuse
 from ecogen.config.params import Params
 from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
 from ecogen.environment import share_cores
+from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
+from ecogen.runlock import project_lock as project_lock
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
@@ -77,7 +79,9 @@ def start_pipeline(
     ``reuse``: shared stages may copy outputs another pipeline made with the same params
     (:mod:`ecogen.reuse`)."""
     root = project_root.resolve()
-    workdir = root / "runs" / pipeline
+    workdir = (root / "runs" / pipeline).resolve()
+    if workdir.parent != root / "runs":  # names are validated; this is the last line of defence
+        raise ValueError(f"pipeline {pipeline!r} would write outside {root / 'runs'}")
     if resume_run_id is not None:
         version = reopen(params, root, resume_run_id)
         _mark(workdir, resume_run_id)

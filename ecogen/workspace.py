@@ -63,3 +63,7 @@ class Workspace:
 
     def hfsl(self, domain: str) -> Path:
         return self._out(self.artifacts) / "hfsl" / domain
+
+    @property
+    def hfsl_rounds(self) -> Path:  # the HFSL run's round checkpoint, while it runs
+        return self._out(self.artifacts) / "hfsl" / ".rounds.pt"

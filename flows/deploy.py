@@ -12,6 +12,7 @@ from ecogen.config.load import expand_trials
 from ecogen.config.params import Params
 from ecogen.config.pipelines import Pipeline
 from ecogen.config.pipelines import Schedule as ScheduleSpec
+from ecogen.tracking.uri import pinnable
 from flows.pipeline import pipeline_flow
 
 
@@ -30,7 +31,7 @@ def _parameters(
     return {
         "pipeline": name,
         "stages": list(spec.stages),
-        "params": params.model_dump(mode="json"),
+        "params": pinnable(params).model_dump(mode="json"),
         "project_root": str(project_root.resolve()),
         "trials": [t.model_dump(mode="json") for t in expand_trials(params, spec.trials)],
         "trial_stages": list(spec.trials.stages) if spec.trials else [],

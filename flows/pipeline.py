@@ -62,18 +62,19 @@ def pipeline_flow(
     resume_run_id: str | None = None,
     reuse: bool = True,
 ) -> dict[str, Any]:
-    ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse)
-    try:
-        repeated = list(trial_stages or []) + list(cycle_stages or [])
-        ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])
-        for trial in trials or []:
-            result = trial_flow(ctx, trial, list(trial_stages or []))
-            metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
-        for k in range(params.relay.cycles if cycle_stages else 0):
-            result = cycle_flow(ctx, k, list(cycle_stages or []))
-            metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
-    except BaseException:
-        glue.finish_pipeline(ctx, failed=True)
-        raise
-    glue.finish_pipeline(ctx)
+    with glue.project_lock(Path(project_root), pipeline):  # one run per project at a time
+        ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse)
+        try:
+            repeated = list(trial_stages or []) + list(cycle_stages or [])
+            ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])
+            for trial in trials or []:
+                result = trial_flow(ctx, trial, list(trial_stages or []))
+                metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
+            for k in range(params.relay.cycles if cycle_stages else 0):
+                result = cycle_flow(ctx, k, list(cycle_stages or []))
+                metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
+        except BaseException:
+            glue.finish_pipeline(ctx, failed=True)
+            raise
+        glue.finish_pipeline(ctx)
     return {"run_id": ctx.run_id, "metrics": metrics}

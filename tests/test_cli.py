@@ -87,3 +87,35 @@ def test_unknown_or_reserved_profile_exit_2(project: Path) -> None:
     (project / "pipelines.yaml").write_text(yaml.safe_dump(spec))
     out = ecogen("validate", cwd=project)
     assert out.returncode == 2 and "'none' is reserved" in out.stderr
+
+
+def _fashion_mnist_copy(folder: Path) -> Path:
+    """The four IDX files, linked from the system copy (the data the tests run on)."""
+    from ecogen.data.fashion_mnist import FILES, SYSTEM_ROOT
+
+    folder.mkdir()
+    for stem in FILES.values():
+        (folder / f"{stem}.gz").symlink_to(SYSTEM_ROOT / f"{stem}.gz")
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
+def test_a_damaged_data_file_is_one_line_naming_it_exit_2(project: Path, damage: str) -> None:
+    from ecogen.data.fashion_mnist import SYSTEM_ROOT
+
+    if not (SYSTEM_ROOT / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    data = _fashion_mnist_copy(project / "fm")
+    bad = data / "train-labels-idx1-ubyte.gz"
+    raw = bad.read_bytes()
+    bad.unlink()
+    bad.write_bytes(raw[: len(raw) // 2] if damage == "truncated" else b"plain text, not gzip\n")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["root"] = str(data)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    out = ecogen("stage", "prepare", cwd=project)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and str(bad) in lines[0] and "fetch it again" in lines[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "Traceback" in (project / "runs" / ".last-error.log").read_text()
+    assert not (project / "data").exists()  # nothing half written

@@ -37,7 +37,8 @@ def describe(err: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, allow_empty: bool = True) -> dict[str, Any]:
+    """The mapping a YAML file holds; an empty file is ``{}``, or refused without ``allow_empty``."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -47,6 +48,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if data is None:
+        if not allow_empty:
+            raise ConfigError(
+                f"{path}: empty; it must hold the project's params (the repo's params.yaml is the template)"
+            )
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
@@ -97,10 +102,13 @@ def load_params(
     assignments: Iterable[str] = (),
     profile: Mapping[str, Any] | None = None,
 ) -> Params:
-    """params.yaml, then a pipeline's overrides, then a profile, then ``--set``; validated once."""
+    """params.yaml, then a pipeline's overrides, then a profile, then ``--set``.  The file is
+    validated on its own first (an override must not hide a bad value in it: a section given as
+    a list would be replaced, not merged), then the merged result."""
     path = Path(path)
-    data = read_yaml(path)
+    data = read_yaml(path, allow_empty=False)
     source = str(path)
+    validate(Params, data, source)
     if overrides:
         data = deep_merge(data, overrides)
         source += " + pipeline overrides"

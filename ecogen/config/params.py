@@ -7,6 +7,7 @@ fractions lie in [0, 1]; a bad value is reported with the dotted path of its key
 
 from __future__ import annotations
 
+import re
 from typing import Literal, get_args
 
 from pydantic import (
@@ -24,7 +25,15 @@ DomainName = Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]
 DOMAIN_NAMES: tuple[str, ...] = get_args(DomainName)
 
 
-def _default_domains() -> list[DomainName]:
+FOLDER_NAME = re.compile(r"[^/\\.][^/\\]{0,127}")  # one folder, not a path, not hidden
+
+# The side of the built-in sources' images (an ImageFolder's is known only from its files)
+IMAGE_SIDE = {"fashion_mnist": 28, "digits": 8}
+# The linear layers of a ViT block (ecogen/models/vit.py) that LoRA can adapt
+LORA_TARGETS = ("qkv", "proj", "fc1", "fc2")
+
+
+def _default_domains() -> list[str]:
     return ["identity", "rotate90", "invert"]
 
 
@@ -39,7 +48,15 @@ class DataParams(Section):
     # IDX root for fashion_mnist, or the parent of one ImageFolder directory per domain.
     root: str | None = None
     # One domain per edge; each is a deterministic transform of the base images.
-    domains: list[DomainName] = Field(default_factory=_default_domains, min_length=1)
+    # One domain per edge.  Built-in sources: each is a deterministic transform of the base images
+    # (identity, rotate90, invert, blur, noise, flip).  imagefolder: the names of the domain folders
+    # under data.root, each already its own style.
+    domains: list[str] = Field(default_factory=_default_domains, min_length=1)
+    # imagefolder only: a transform to apply to a domain folder's images, e.g. {scans: invert}
+    transforms: dict[str, DomainName] = Field(default_factory=dict)
+    # imagefolder only: the square side every image is brought to (null: the most common shorter
+    # side among the images); built-in sources have their own size
+    image_size: PositiveInt | None = None
     test_per_domain: PositiveInt = 1000
     public_pool: PositiveInt = 20000  # unlabelled images the cloud owns
     edge_labelled: PositiveInt = 500  # labelled images per edge server
@@ -51,6 +68,24 @@ class DataParams(Section):
     def _unique_domains(self) -> DataParams:
         if len(set(self.domains)) != len(self.domains):
             raise ValueError("domains must be distinct")
+        if self.source != "imagefolder":
+            if unknown := [d for d in self.domains if d not in DOMAIN_NAMES]:
+                raise ValueError(
+                    f"{self.source} domains are transforms of its images, one of {', '.join(DOMAIN_NAMES)}; "
+                    f"not {unknown} (folders of your own images: data.source imagefolder)"
+                )
+            if self.transforms or self.image_size is not None:
+                raise ValueError("data.transforms and data.image_size are for data.source imagefolder only")
+        elif bad := [d for d in self.domains if not FOLDER_NAME.fullmatch(d)]:
+            raise ValueError(
+                f"imagefolder domains are folder names under data.root (no '/', no leading '.'): {bad}"
+            )
+        elif stray := sorted(set(self.transforms) - set(self.domains)):
+            raise ValueError(f"data.transforms names folders that are not in data.domains: {stray}")
+        if self.source == "imagefolder" and self.root is None:
+            raise ValueError(
+                "data.source imagefolder needs data.root: the folder holding one folder per domain"
+            )
         return self
 
 
@@ -95,11 +130,18 @@ class PeftParams(Section):
     lora_rank: PositiveInt = 8
     lora_alpha: PositiveInt = 16
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS), min_length=1)
     prompt_tokens: PositiveInt = 4  # deep visual prompt tuning: tokens per block
     epochs: PositiveInt = 40
     batch_size: PositiveInt = 32
     lr: PositiveFloat = 5e-3
+
+    @field_validator("target_modules")
+    @classmethod
+    def _known_targets(cls, targets: list[str]) -> list[str]:
+        if unknown := [t for t in targets if t not in LORA_TARGETS]:
+            raise ValueError(f"LoRA can adapt the ViT's {', '.join(LORA_TARGETS)}; not {unknown}")
+        return targets
 
 
 class HfslParams(Section):
@@ -178,6 +220,26 @@ class HfslParams(Section):
     # keeps A as the edge trained it and trains B only, so averaging B averages B·A exactly (and
     # only B crosses the edge↔client links).
     lora_aggregation: Literal["separate", "frozen_a"] = "separate"
+    # Faults and defences (ecogen/federated/faults.py, privacy.py, aggregate.py).  Each device of a
+    # cluster is offline in a round with probability device_dropout (a cluster missing a device
+    # sits the round out); a cluster that took part misses the upload deadline with probability
+    # straggler_rate (its upload is not aggregated).
+    device_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    straggler_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    # The edge's aggregation: fedavg (weighted mean), median or trimmed_mean (coordinate-wise,
+    # unweighted; trim_fraction cut from each end) or norm_clip (updates clipped to clip_norm)
+    aggregation: Literal["fedavg", "median", "trimmed_mean", "norm_clip"] = "fedavg"
+    trim_fraction: float = Field(0.2, ge=0.0, lt=0.5)
+    clip_norm: PositiveFloat = 1.0  # L2 norm of one upload's update (norm_clip, and DP's clip)
+    # Poisoned uploads, for the robustness benchmark: the first `attackers` clusters of each edge
+    # upload w0 - a(w - w0) (sign_flip) or w0 + a(w - w0) (scale), a = attack_scale
+    attack: Literal["none", "sign_flip", "scale"] = "none"
+    attackers: int = Field(0, ge=0)
+    attack_scale: PositiveFloat = 10.0
+    # Differential privacy of the uploads: every participant's uploads over all rounds are
+    # (dp_epsilon, dp_delta)-DP (clipped to clip_norm, Gaussian noise; null: no DP)
+    dp_epsilon: PositiveFloat | None = None
+    dp_delta: float = Field(1e-5, gt=0.0, lt=1.0)
 
     @field_validator("method")
     @classmethod
@@ -199,6 +261,14 @@ class HfslParams(Section):
     def _levers_fit_the_method(self) -> HfslParams:
         if self.method in ("local", "centralized", "pooled_labels") and self.server_optimizer != "none":
             raise ValueError(f"server_optimizer needs a federated method; method is {self.method}")
+        federated = self.method not in ("local", "centralized", "pooled_labels")
+        faulty = self.device_dropout or self.straggler_rate or self.attack != "none" or self.dp_epsilon
+        if faulty and not federated:
+            raise ValueError(f"faults, attacks and DP apply to uploads; method {self.method} aggregates none")
+        if (self.attack == "none") != (self.attackers == 0):
+            raise ValueError("give attack and attackers (> 0) together, or neither")
+        if self.attackers > self.clusters:
+            raise ValueError(f"attackers ({self.attackers}) exceeds clusters ({self.clusters})")
         return self
 
 
@@ -265,6 +335,16 @@ class Params(Section):
     inference: InferenceParams = InferenceParams()
     energy: EnergyParams = EnergyParams()
     tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _patches_tile_the_images(self) -> Params:
+        side = IMAGE_SIDE.get(self.data.source, self.data.image_size)
+        if side is not None and side % self.model.patch_size:
+            raise ValueError(
+                f"model.patch_size {self.model.patch_size} does not divide the {side}×{side} images of "
+                f"data.source {self.data.source}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _depth_fits_devices(self) -> Params:

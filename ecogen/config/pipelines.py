@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
@@ -12,6 +13,14 @@ StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "relay", "infer"]
 NO_PROFILE = "none"  # what runs made without a profile are tagged, and `ecogen report --profile` names them
 
 STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
+
+# A pipeline or profile name becomes a folder (runs/NAME/) and an MLflow tag: a plain word, never
+# a path (no '/', '..', leading '.' or '-'), at most 64 characters
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def unsafe_names(names: list[str]) -> list[str]:
+    return [n for n in names if not SAFE_NAME.fullmatch(n)]
 
 
 class Schedule(BaseModel):
@@ -121,6 +130,12 @@ class Pipelines(BaseModel):
 
     @model_validator(mode="after")
     def _default_exists(self) -> Pipelines:
+        for kind, names in (("pipeline", list(self.pipelines)), ("profile", list(self.profiles))):
+            if bad := unsafe_names(names):
+                raise ValueError(
+                    f"{kind} names are folder names under runs/: letters, digits, '-' and '_' only, "
+                    f"starting with a letter or digit, at most 64 characters; not {bad}"
+                )
         if self.default not in self.pipelines:
             raise ValueError(f"default pipeline {self.default!r} is not defined")
         if NO_PROFILE in self.profiles:

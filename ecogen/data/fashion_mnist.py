@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecogen.data.errors import DataError, DataNotFound
 from ecogen.data.idx import read_idx
 from ecogen.data.pools import ImagePool, SourceImages
 
@@ -58,9 +59,9 @@ def _download(root: Path) -> Path:
 
 def _pool(images: np.ndarray, labels: np.ndarray, path: Path) -> ImagePool:
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{path.parent}: images {images.shape} and labels {labels.shape} do not match")
+        raise DataError(f"{path.parent}: images {images.shape} and labels {labels.shape} do not match")
     if labels.size and not (0 <= labels.min() and labels.max() < len(CLASS_NAMES)):
-        raise ValueError(f"{path.parent}: labels outside [0, {len(CLASS_NAMES)})")
+        raise DataError(f"{path.parent}: labels outside [0, {len(CLASS_NAMES)})")
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).unsqueeze(1)  # (N, 1, 28, 28)
     return ImagePool(x=x, y=torch.from_numpy(labels.astype(np.int64)))
 
@@ -89,7 +90,7 @@ def locate_fashion_mnist(
         files, reason = None, f"the torchvision download failed ({err})"
     if files is None:
         wanted = ", ".join(f"{stem}.gz" for stem in FILES.values())
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"Fashion-MNIST IDX files ({wanted}) not found in {' or '.join(map(str, tried))}, and {reason}. "
             "Set data.root to a folder holding them."
         )

@@ -8,10 +8,13 @@ rejected rather than reshaped, so a truncated download fails loudly here and not
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from ecogen.data.errors import DataError, DataNotFound
 
 _DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -31,18 +34,28 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 def read_idx(path: Path | str) -> np.ndarray:
     """Parse one IDX file (``.gz`` or plain) into an array in native byte order."""
     path = Path(path)
-    with _open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with _open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataNotFound(f"{path}: no such file") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        what = "cut short" if isinstance(exc, EOFError) else f"not readable ({type(exc).__name__}: {exc})"
+        raise DataError(f"{path}: the compressed file is {what}; fetch it again") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+        raise DataError(
+            f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); fetch it again"
+        )
     dtype, ndim = _DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: IDX header truncated")
+        raise DataError(f"{path}: IDX header truncated; fetch the file again")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: IDX header says {expected} bytes for shape {shape}, file has {len(raw)}")
+        raise DataError(
+            f"{path}: IDX header says {expected} bytes for shape {shape}, file has {len(raw)}; fetch it again"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecogen.config.params import Params
+from ecogen.data.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def check_sizes(
     train_domain: np.ndarray | None = None,
     test_domain: np.ndarray | None = None,
 ) -> None:
-    """Raise ValueError, saying what is needed against what is there, if the pools are too small."""
+    """Raise DataError, saying what is needed against what is there, if the pools are too small."""
     n_dom, per = len(spec.domains), spec.train_per_domain
     need_train = spec.public_pool + n_dom * per
     problems = []
@@ -125,7 +126,7 @@ def check_sizes(
                 f"domain {name!r} test pool: {spec.test_per_domain} images needed, {have} available"
             )
     if problems:
-        raise ValueError("not enough images for the requested partition: " + "; ".join(problems))
+        raise DataError("not enough images for the requested partition: " + "; ".join(problems))
 
 
 def dirichlet_sample(

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ecogen.data.errors import DataError, DataNotFound
+
 UNLABELLED = -1
 ORACLE_LABELS = "oracle_labels.pt"
 
@@ -74,7 +76,7 @@ def save_meta(meta: DataMeta, root: Path) -> None:
 def load_meta(root: Path) -> DataMeta:
     path = root / "meta.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run the prepare stage first")
+        raise DataNotFound(f"{path} not found: run the prepare stage first")
     return DataMeta(**json.loads(path.read_text()))
 
 
@@ -101,7 +103,7 @@ class PreparedData:
         """The first ``count`` clusters (all of them by default)."""
         count = self.meta.clusters if count is None else count
         if count > self.meta.clusters:
-            raise ValueError(
+            raise DataError(
                 f"{count} clusters asked for but the prepared data has {self.meta.clusters}: "
                 "rerun prepare with hfsl.clusters at least that large"
             )

@@ -20,9 +20,6 @@ def load_source(data: DataParams, seed: int) -> SourceImages:
     if data.source == "digits":
         return load_digits_source(seed)
     if data.source == "imagefolder":
-        if data.root is None:
-            raise ValueError(
-                "data.source 'imagefolder' needs data.root: the folder holding one folder per domain"
-            )
-        return load_imagefolder(data.root, list(data.domains), seed)
+        assert data.root is not None  # DataParams requires it
+        return load_imagefolder(data.root, list(data.domains), seed, image_size=data.image_size)
     raise ValueError(f"unknown data.source {data.source!r}")  # unreachable while params validate

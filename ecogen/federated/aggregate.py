@@ -40,3 +40,68 @@ def weighted_mean(values: Sequence[tuple[float, int]]) -> float:
     if total <= 0:
         raise ValueError("weighted_mean needs a positive total weight")
     return sum(v * n for v, n in values) / total
+
+
+# ---- robust aggregation (each a pure function of the uploaded states and the delivered one) ----
+
+
+def _stack(states: Sequence[dict[str, Tensor]], key: str) -> Tensor:
+    return torch.stack([s[key].to(torch.float64) for s in states])
+
+
+def coordinate_median(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The coordinate-wise median of the states (Yin et al., 2018, arXiv 1803.01498); with an even
+    count, the mean of the two middle values.  Unweighted: a robust rule gives no participant more
+    say for claiming more examples."""
+    if not states:
+        raise ValueError("a median needs at least one state")
+    return {k: _stack(states, k).quantile(0.5, dim=0).to(v.dtype) for k, v in states[0].items()}
+
+
+def trimmed_mean(states: Sequence[dict[str, Tensor]], fraction: float) -> dict[str, Tensor]:
+    """The coordinate-wise mean after dropping the ``fraction`` largest and smallest values of each
+    coordinate (Yin et al., 2018); unweighted."""
+    if not states:
+        raise ValueError("a trimmed mean needs at least one state")
+    cut = int(fraction * len(states))
+    if 2 * cut >= len(states):
+        raise ValueError(f"trimming {cut} from each end of {len(states)} states leaves nothing")
+    out = {}
+    for key, value in states[0].items():
+        ordered = _stack(states, key).sort(dim=0).values
+        out[key] = ordered[cut : len(states) - cut].mean(dim=0).to(value.dtype)
+    return out
+
+
+def update_norm(state: dict[str, Tensor], start: dict[str, Tensor]) -> float:
+    """‖w − w₀‖₂ over every module of the state."""
+    squares = torch.stack([((state[k].double() - start[k].double()) ** 2).sum() for k in state])
+    return float(squares.sum().sqrt())
+
+
+def clip_update(state: dict[str, Tensor], start: dict[str, Tensor], max_norm: float) -> dict[str, Tensor]:
+    """w₀ + (w − w₀)·min(1, C/‖w − w₀‖): the update scaled down to norm ``max_norm`` at most
+    (norm clipping, Sun et al., 2019, arXiv 1911.07963)."""
+    norm = update_norm(state, start)
+    scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
+    return {
+        k: (start[k].double() + (state[k].double() - start[k].double()) * scale).to(v.dtype)
+        for k, v in state.items()
+    }
+
+
+def aggregate(
+    updates: Sequence[Update], start: dict[str, Tensor], rule: str, trim: float = 0.2, clip: float = 1.0
+) -> dict[str, Tensor]:
+    """The edge's aggregation ``rule`` over the uploaded (state, n_k): ``fedavg``, ``median``,
+    ``trimmed_mean`` (``trim`` from each end) or ``norm_clip`` (each update clipped to ``clip``,
+    then FedAvg); ``start`` is what the round delivered."""
+    if rule == "fedavg":
+        return fedavg(updates)
+    if rule == "median":
+        return coordinate_median([s for s, _ in updates])
+    if rule == "trimmed_mean":
+        return trimmed_mean([s for s, _ in updates], trim)
+    if rule == "norm_clip":
+        return fedavg([(clip_update(s, start, clip), n) for s, n in updates])
+    raise ValueError(f"unknown aggregation rule {rule!r}")

@@ -26,11 +26,15 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split
+from ecogen.federated import checkpoint as rounds
+from ecogen.federated import faults
 from ecogen.federated.drivers import fit_batched, fit_serial
 from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
@@ -68,6 +72,8 @@ class HfslOutcome:
     # where clusters keep their own models (`local`): each cluster's model after the last round;
     # empty when the edge's model serves every cluster
     cluster_models: list[nn.Module] = field(default_factory=list)
+    # clusters whose uploads the edge aggregated, per round (fewer under dropout and stragglers)
+    clusters_aggregated: list[int] = field(default_factory=list)
 
 
 def run_hfsl_edges(
@@ -76,10 +82,12 @@ def run_hfsl_edges(
     accelerator: str,
     workers: int | None = None,
     strategy: Strategy | None = None,
+    checkpoint: Path | None = None,
 ) -> dict[str, HfslOutcome]:
     """Runs ``cfg.rounds`` rounds of ``cfg.method``'s strategy for every edge; models are trained
     in place.  ``workers``: clusters trained at once (default: one per core, at most one per
-    cluster)."""
+    cluster).  ``checkpoint``: a file written after every round, from which a rerun of the same
+    run continues (:mod:`ecogen.federated.checkpoint`)."""
     strategy = strategy or strategy_for(cfg)
     edges = [
         EdgeServer(
@@ -90,22 +98,38 @@ def run_hfsl_edges(
     accuracy: dict[str, list[float]] = {e.name: [] for e in edges}
     per_round: dict[str, list[dict[str, int]]] = {e.name: [] for e in edges}
     compute: dict[str, list[tuple[int, int]]] = {e.name: [] for e in edges}
+    aggregated: dict[str, list[int]] = {e.name: [] for e in edges}
+    stamp = rounds.fingerprint(cfg, edges)
+    first = 0
+    if (resumed := rounds.restore(checkpoint, stamp, edges)) is not None:
+        first, histories = resumed
+        accuracy, per_round, compute = histories["accuracy"], histories["bytes"], histories["compute"]
+        aggregated = histories["aggregated"]
     tasks = [(e, k, c) for e in edges for k, c in enumerate(e.clients)]
     workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
-        for r in range(cfg.rounds):
+        for r in range(first, cfg.rounds):
             for e in edges:
                 e.channel.ledger.reset()
+                # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
+                devices = [0 if c.at_edge else len(c.segments) for c in e.clients]
+                e.present = faults.present(e.seed, r, devices, cfg)
+                e.late = faults.late(e.seed, r, len(e.clients), cfg)
                 if strategy.deliver(r):
                     e.broadcast()
+            active = [(e, k, c) for e, k, c in tasks if e.takes_part(k)]
             if cfg.driver == "batched":
-                done = fit_batched(tasks, strategy, accelerator, r)
+                done = fit_batched(active, strategy, accelerator, r)
             else:
-                done = fit_serial(tasks, strategy, accelerator, r, pool, workers)
+                done = fit_serial(active, strategy, accelerator, r, pool, workers)
             strategy.aggregate(edges, r)
             for e in edges:
                 mine = [(s, n) for name, s, n in done if name == e.name]
                 compute[e.name].append((sum(s for s, _ in mine), sum(n for _, n in mine)))
+                counted = [
+                    e.takes_part(k) and not e.is_late(k) for k, c in enumerate(e.clients) if not c.at_edge
+                ]
+                aggregated[e.name].append(sum(counted))
                 accuracy[e.name].append(strategy.evaluate(e))
                 per_round[e.name].append(e.channel.ledger.snapshot())
                 log.info(
@@ -117,6 +141,15 @@ def run_hfsl_edges(
                     accuracy[e.name][-1],
                     e.channel.ledger.by_link(),
                 )
+            if checkpoint is not None:
+                history: dict[str, dict[str, list[Any]]] = {
+                    "accuracy": accuracy,
+                    "bytes": per_round,
+                    "compute": compute,
+                    "aggregated": aggregated,
+                }
+                rounds.save(checkpoint, stamp, r, edges, history)
+    rounds.clear(checkpoint)
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
     ranges = (
         allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if strategy.split else [(0, depth)]
@@ -130,6 +163,7 @@ def run_hfsl_edges(
             [s for s, _ in compute[e.name]],
             [n for _, n in compute[e.name]],
             strategy.cluster_models(e),
+            aggregated[e.name],
         )
         for e in edges
     }

@@ -147,14 +147,25 @@ class EdgeServer:
     channel: Channel = field(default_factory=Channel)
     state: dict[str, Tensor] = field(default_factory=dict)  # the aggregated tunable modules
     server: ServerState = field(default_factory=ServerState)  # the server optimiser's moments
+    # this round: which participants take part, and which of them miss the upload deadline
+    # (ecogen.federated.faults); empty: all take part, none is late
+    present: list[bool] = field(default_factory=list)
+    late: list[bool] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.state:
             self.state = tunable_state(self.model)
 
+    def takes_part(self, k: int) -> bool:
+        return not self.present or self.present[k]
+
+    def is_late(self, k: int) -> bool:
+        return bool(self.late) and self.late[k]
+
     def broadcast(self) -> None:
-        for client in self.clients:
-            client.receive(self.state, self.channel)
+        for k, client in enumerate(self.clients):
+            if self.takes_part(k):  # an offline device receives nothing
+                client.receive(self.state, self.channel)
 
     def install(self, state: dict[str, Tensor]) -> None:
         """The edge's model takes ``state`` as its tunable modules."""

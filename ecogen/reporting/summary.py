@@ -37,6 +37,7 @@ GAIN = "gain"  # derived per trial by aggregate(): END − START, what HFSL adde
 TABLE3_PIPELINE = "table3"
 BASELINES_PIPELINE = "baselines"
 STUDY_PIPELINE = "hfsl-study"
+FAULTS_PIPELINE = "faults"
 ROUNDS_PARAM = "hfsl.rounds"
 
 # Rows of the baselines experiment (pipelines.yaml), in the order the report lists them.

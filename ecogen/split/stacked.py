@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from ecogen.models.vit import split_segments
+from ecogen.models.vit import Attention, split_segments
 from ecogen.peft.edge import base_vit
 from ecogen.split.channel import Activation, Channel, Gradient
 
@@ -61,8 +61,8 @@ class StackedChain(nn.Module):
         super().__init__()
         self.template = copy.deepcopy(template).requires_grad_(False)
         vit = base_vit(self.template)
-        for block in vit.blocks:
-            block.attn.written_out = True  # the fused kernel has no vmap batching rule on CPU
+        for attention in (m for m in vit.modules() if isinstance(m, Attention)):
+            attention.written_out = True  # the fused kernel has no vmap batching rule on CPU
         self.segments = split_segments(vit, block_ranges)
         self.channels = channels
         self.names = names

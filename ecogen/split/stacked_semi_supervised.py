@@ -50,6 +50,8 @@ class StackedBatches(IterableDataset):
 
 
 class StackedSemiSupervised(L.LightningModule):
+    logit_shift: Tensor  # a buffer: (lanes, num_classes) or a zero scalar
+
     def __init__(
         self,
         chain: StackedChain,
@@ -111,17 +113,21 @@ class StackedSemiSupervised(L.LightningModule):
                 "a lane drew an empty batch; the serial driver would skip it: use driver serial"
             )
         opt = self.optimizers()
+        assert not isinstance(opt, list)  # one optimiser over the stack
         opt.zero_grad()
         for group in opt.param_groups:
             group["lr"] = client_lr(cfg, self.span, self.steps, self.total)
         logits, trace = self.chain(
             pad_stack(inputs, max(counts)), counts, [y for _, y, _ in split], train=True
         )
-        logits = logits + (self.logit_shift[:, None] if self.logit_shift.dim() else self.logit_shift)
+        shift: Tensor = self.logit_shift
+        logits = logits + (shift[:, None] if shift.dim() else shift)
         losses = []
         for c in lanes:
-            y_end = trace.labels[c] if trace.labels[c] is not None else split[c][1]
-            p, m = pseudo[c] if pseudo[c] is not None else (None, None)
+            received = trace.labels[c]
+            y_end = received if received is not None else split[c][1]
+            lane_pseudo = pseudo[c]
+            p, m = lane_pseudo if lane_pseudo is not None else (None, None)
             losses.append(client_loss(logits[c, : counts[c]], y_end, p, m, cfg.unlabelled_weight))
         loss = torch.stack(losses).sum()
         if not loss.requires_grad:

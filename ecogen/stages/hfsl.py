@@ -10,7 +10,7 @@ import logging
 
 from torch import nn
 
-from ecogen.config.params import Params
+from ecogen.config.params import HfslParams, Params
 from ecogen.data.prepared import PreparedData, Split
 from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
@@ -63,7 +63,7 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
         )
         jobs.append(EdgeJob(domain, model, clusters, accuracy, seed, own=own))
     with frozen_factor([j.model for j in jobs], strategy.lora_factor()):
-        outcomes = run_hfsl_edges(jobs, h, params.accelerator, strategy=strategy)
+        outcomes = run_hfsl_edges(jobs, h, params.accelerator, strategy=strategy, checkpoint=ws.hfsl_rounds)
     full = module_bytes(fm.encoder)
     children = [
         _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full, strategy)
@@ -127,6 +127,8 @@ def _edge_result(
             # client compute: optimiser steps and images trained on per round, all participants
             "client_steps_per_round": mean([float(v) for v in out.steps_per_round]),
             "client_images_per_round": mean([float(v) for v in out.images_per_round]),
+            "clusters_aggregated_per_round": mean([float(v) for v in out.clusters_aggregated]),
+            **_privacy(h),
         },
         history={
             "accuracy": out.accuracy,
@@ -143,3 +145,13 @@ def _edge_result(
         },
         models={f"edge-{domain}-hfsl": ModelArtifact(model, example_input(test), [path])},
     )
+
+
+def _privacy(h: HfslParams) -> dict[str, float]:
+    """DP uploads: the noise multiplier used and the ε the accountant gives for all rounds."""
+    if not h.dp_epsilon:
+        return {}
+    from ecogen.federated import privacy  # the accountant library loads only where DP is on
+
+    sigma = privacy.noise_multiplier(h.dp_epsilon, h.rounds, h.dp_delta)
+    return {"dp_noise_multiplier": sigma, "dp_epsilon": privacy.epsilon(sigma, h.rounds, h.dp_delta)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,8 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
         [source.train.y[c.index].numpy() for dom in part.domains for c in dom.clusters],
         len(source.class_names),
     )
-    counts = _write_atomically(ws.data, lambda tmp: _write(tmp, source, part, params.seed, spec))
+    transforms = params.data.transforms
+    counts = _write_atomically(ws.data, lambda tmp: _write(tmp, source, part, params.seed, spec, transforms))
     log.info("prepared data written to %s (label skew %.3f)", ws.data, skew)
 
     metrics: dict[str, float] = {
@@ -78,18 +79,25 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
     )
 
 
-def _transform(source: SourceImages, domain: str, x: Tensor, seed: int) -> Tensor:
-    # Folder domains already are their style; transforming them again would invent a second shift.
-    return x.clone() if source.domains_are_folders else apply_domain(domain, x, seed)
+def _transform(
+    source: SourceImages, domain: str, x: Tensor, seed: int, transforms: Mapping[str, str]
+) -> Tensor:
+    """A built-in source's domain is a transform of its images; a folder domain already is its
+    style, so it is transformed only where ``data.transforms`` names a transform for it."""
+    if not source.domains_are_folders:
+        return apply_domain(domain, x, seed)
+    return apply_domain(transforms[domain], x, seed) if domain in transforms else x.clone()
 
 
-def _domain_splits(source: SourceImages, dom: DomainIndices, d: int, seed: int) -> dict[str, Split]:
+def _domain_splits(
+    source: SourceImages, dom: DomainIndices, d: int, seed: int, transforms: Mapping[str, str]
+) -> dict[str, Split]:
     """Test, edge and cluster splits of domain number ``d``, styled and with hidden labels masked."""
     train, test = source.train, source.test
 
     def styled(x: Tensor, split: str) -> Tensor:
         # One seed per (domain, split), so noise on the test set is not a copy of the edge set's.
-        return _transform(source, dom.name, x, derive_seed(seed, "domain", d, split))
+        return _transform(source, dom.name, x, derive_seed(seed, "domain", d, split), transforms)
 
     test_idx, edge_idx = torch.from_numpy(dom.test), torch.from_numpy(dom.edge)
     splits = {
@@ -105,7 +113,12 @@ def _domain_splits(source: SourceImages, dom: DomainIndices, d: int, seed: int) 
 
 
 def _write(
-    root: Path, source: SourceImages, part: Partition, seed: int, spec: PartitionSpec
+    root: Path,
+    source: SourceImages,
+    part: Partition,
+    seed: int,
+    spec: PartitionSpec,
+    transforms: Mapping[str, str],
 ) -> dict[str, int]:
     """Write every split under ``root``; returns split name → number of images."""
     counts: dict[str, int] = {}
@@ -115,7 +128,7 @@ def _write(
         counts[name] = len(split)
 
     for d, dom in enumerate(part.domains):
-        for name, split in _domain_splits(source, dom, d, seed).items():
+        for name, split in _domain_splits(source, dom, d, seed, transforms).items():
             keep(split, f"{dom.name}/{name}")
         oracle = {
             f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone()
@@ -134,7 +147,7 @@ def _write(
     for d, name in enumerate(spec.domains):
         rows = torch.from_numpy(np.flatnonzero(part.public_domain == d))
         if len(rows):
-            public[rows] = _transform(source, name, public[rows], derive_seed(seed, "public", d))
+            public[rows] = _transform(source, name, public[rows], derive_seed(seed, "public", d), transforms)
     torch.save({"x": public.contiguous()}, root / "public.pt")
     counts["public"] = len(public)
 
@@ -156,6 +169,8 @@ def _write(
 
 def _write_atomically(target: Path, write: Callable[[Path], dict[str, int]]) -> dict[str, int]:
     """Run ``write`` into a fresh sibling of ``target``, then swap it in by rename."""
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} is a file, not a data folder: move it away, nothing was written")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:

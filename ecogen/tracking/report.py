@@ -36,6 +36,7 @@ from ecogen.reporting.cycles import (
 )
 from ecogen.reporting.summary import (
     BASELINES_PIPELINE,
+    FAULTS_PIPELINE,
     FULL_MODEL_BYTES,
     START,
     STUDY_PIPELINE,
@@ -60,7 +61,7 @@ from ecogen.tracking.runs import (
     tracking_client,
 )
 
-DEFAULT_PIPELINES = (TABLE3_PIPELINE, BASELINES_PIPELINE, STUDY_PIPELINE, CYCLES_PIPELINE)
+DEFAULT_PIPELINES = (TABLE3_PIPELINE, BASELINES_PIPELINE, STUDY_PIPELINE, FAULTS_PIPELINE, CYCLES_PIPELINE)
 CHAIN_PIPELINE = "default"  # the plain chain (no trials): its hfsl stage run feeds one target
 TRIAL_STAGE = "hfsl"  # the stage every (row, replicate) reruns
 ACCURACY_HISTORY = "mean_accuracy"  # step r = after round r

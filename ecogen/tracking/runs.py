@@ -20,7 +20,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
 from ecogen.config.params import Params
-from ecogen.tracking.uri import artifact_location, use_tracking_uri
+from ecogen.tracking.uri import artifact_location, redact_uri, use_tracking_uri
 
 KIND = "ecogen.kind"  # pipeline | stage | edge
 PIPELINE = "ecogen.pipeline"
@@ -40,7 +40,7 @@ def flatten_params(params: Params) -> dict[str, str]:
     """``{"hfsl.rounds": "5", "data.domains": '["identity", "rotate90"]', ...}``.
 
     Strings stay as they are; everything else (numbers, booleans, null, lists) is JSON, so the
-    value can be parsed back unambiguously.
+    value can be parsed back unambiguously.  ``tracking.uri`` is logged without its credentials.
     """
 
     def walk(prefix: str, node: Any) -> Iterable[tuple[str, str]]:
@@ -50,7 +50,10 @@ def flatten_params(params: Params) -> dict[str, str]:
         else:
             yield prefix, node if isinstance(node, str) else json.dumps(node)
 
-    return dict(walk("", params.model_dump(mode="json")))
+    flat = dict(walk("", params.model_dump(mode="json")))
+    if flat.get("tracking.uri") not in (None, "null"):  # never a password into MLflow
+        flat["tracking.uri"] = redact_uri(flat["tracking.uri"])
+    return flat
 
 
 def log_params(client: MlflowClient, run_id: str, values: Mapping[str, object]) -> None:

@@ -8,13 +8,17 @@ store).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import mlflow
 
-from ecogen.config.params import TrackingParams
+from ecogen.config.params import Params, TrackingParams
+
+log = logging.getLogger("ecogen.tracking")
 
 
 def resolve_tracking_uri(tracking: TrackingParams, project_root: Path) -> str:
@@ -48,3 +52,42 @@ def artifact_location(uri: str, project_root: Path, experiment: str) -> str | No
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
         return (project_root.resolve() / "mlruns" / folder).as_uri()
     return None
+
+
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "token", "secret", "key", "access_key", "sslpassword")
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with its password (``user:password@host``) and secret query values as ``***``:
+    what may be logged or shown.  A URI without either comes back unchanged."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if password is None and not any(k.lower() in SECRET_QUERY_KEYS for k, _ in query):
+        return uri
+    netloc = parts.netloc
+    if password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    hidden = urlencode([(k, "***" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in query], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, hidden, parts.fragment))
+
+
+def has_credentials(uri: str | None) -> bool:
+    return bool(uri) and redact_uri(uri) != uri  # type: ignore[arg-type]
+
+
+def pinnable(params: Params) -> Params:
+    """``params`` fit to be pinned into a deployment, where anyone who can read the Prefect server
+    can read them: a ``tracking.uri`` holding credentials is left out (the worker then resolves
+    ``$MLFLOW_TRACKING_URI``, which is where the secret belongs)."""
+    if not has_credentials(params.tracking.uri):
+        return params
+    log.warning(
+        "tracking.uri holds credentials: not pinned into the deployment; set MLFLOW_TRACKING_URI "
+        "on the worker instead (%s)",
+        redact_uri(params.tracking.uri or ""),
+    )
+    return params.model_copy(update={"tracking": params.tracking.model_copy(update={"uri": None})})

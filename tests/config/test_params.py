@@ -81,6 +81,32 @@ def test_set_overrides_are_typed_and_validated(tmp_path: Path) -> None:
         parse_set(["hfsl.rounds"])
 
 
+def test_the_file_is_validated_before_overrides_hide_its_errors_and_empty_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"hfsl": [1, 2]})  # a section given as a list
+    with pytest.raises(ConfigError, match="hfsl"):
+        load_params(path, overrides={"hfsl": {"rounds": 2}})  # the override would replace it
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n")
+    with pytest.raises(ConfigError, match="empty"):
+        load_params(empty)
+
+
+def test_what_would_fail_mid_run_fails_at_validation() -> None:
+    from torch import nn
+
+    from ecogen.config.params import LORA_TARGETS
+    from ecogen.models.vit import Block
+
+    with pytest.raises(ValueError, match="patch_size 5 does not divide the 28×28 images"):
+        Params.model_validate({"model": {"patch_size": 5}})
+    with pytest.raises(ValueError, match=r"not \['attn'\]"):
+        Params.model_validate({"peft": {"target_modules": ["qkv", "attn"]}})
+    block = Block(8, 2, 2.0)
+    assert {n for n, m in block.named_modules() if isinstance(m, nn.Linear)} == {
+        "attn.qkv", "attn.proj", "fc1", "fc2"
+    } and set(LORA_TARGETS) == {"qkv", "proj", "fc1", "fc2"}  # fmt: skip
+
+
 def test_pipeline_overrides_merge_deeply(tmp_path: Path) -> None:
     path = _write(tmp_path, {"hfsl": {"rounds": 3, "clusters": 4}})
     params = load_params(path, overrides={"hfsl": {"rounds": 1}})
@@ -101,6 +127,20 @@ def test_pipelines_reject_unknown_stage_bad_order_and_bad_schedule(tmp_path: Pat
         load({"pipelines": {"default": {"schedule": {"cron": "0 * * * *", "interval_seconds": 60}}}})
     with pytest.raises(ConfigError, match="default pipeline"):
         load({"default": "nope", "pipelines": {"a": {}}})
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", ".hidden", "a/b", "-flag", "x" * 65, ""])
+@pytest.mark.parametrize("kind", ["pipeline", "profile"])
+def test_pipeline_and_profile_names_are_plain_words_never_paths(tmp_path: Path, name: str, kind: str) -> None:
+    doc: dict = {"default": "ok", "pipelines": {"ok": {}}}
+    if kind == "pipeline":
+        doc = {"default": "ok", "pipelines": {"ok": {}, name: {}}}
+    else:
+        doc["profiles"] = {name: {}}
+    p = tmp_path / "pipelines.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=f"{kind} names are folder names under runs/"):
+        load_pipelines(p)
 
 
 def test_trials_expand_rows_over_replicates_with_validated_params(tmp_path: Path) -> None:

@@ -77,16 +77,23 @@ def _tree(root: Path, domains=("a", "b"), classes=("cat", "dog"), per_class: int
     for domain in domains:
         for c, name in enumerate(classes):
             for i in range(per_class):
-                # the very first image sets the size (10×10); others are larger and non-square
+                # one odd first image (10×10); the others are 16×12: the most common side is 12
                 size = (10, 10) if (domain, c, i) == (domains[0], 0, 0) else (16, 12)
                 _png(root / domain / name / f"{i}.png", size, 40 * c + i, mode="RGB" if i % 2 else "L")
 
 
-def test_imagefolder_loads_per_domain(tmp_path):
+def test_imagefolder_loads_per_domain(tmp_path, caplog):
     _tree(tmp_path)
-    src = load_imagefolder(tmp_path, ["a", "b"], seed=0)
+    with caplog.at_level("WARNING", logger="ecogen.data"):
+        src = load_imagefolder(tmp_path, ["a", "b"], seed=0)
     assert src.class_names == ["cat", "dog"] and src.domains_are_folders
-    assert src.train.x.shape[1:] == (1, 10, 10) and src.train.x.dtype == torch.uint8
+    # the most common shorter side, not the first image's; the policy is said once, with counts
+    assert src.train.x.shape[1:] == (1, 12, 12) and src.train.x.dtype == torch.uint8
+    assert (
+        "20 images brought to 12×12 grey: 1 resized, 19 centre-cropped to a square, 8 converted"
+        in caplog.text
+    )
+    assert load_imagefolder(tmp_path, ["a"], seed=0, image_size=8).train.x.shape[1:] == (1, 8, 8)
     assert len(src.train) + len(src.test) == 20 and len(src.test) == 4  # 20% of 10, per domain
     assert src.train.domain is not None and src.test.domain is not None
     assert torch.bincount(src.test.domain).tolist() == [2, 2]
@@ -115,4 +122,45 @@ def test_imagefolder_missing_domain_and_empty(tmp_path):
 
 def test_imagefolder_needs_root():
     with pytest.raises(ValueError, match="data.root"):
-        load_source(DataParams(source="imagefolder"), seed=0)
+        DataParams(source="imagefolder", domains=["clean"])
+
+
+def test_imagefolder_domains_are_the_users_folders_with_optional_transforms(tmp_path, caplog):
+    _tree(tmp_path, domains=("clean", "rotated"))
+    (tmp_path / "clean" / "emu").mkdir()
+    (tmp_path / "rotated" / "emu").mkdir()
+    data = DataParams(
+        source="imagefolder",
+        root=str(tmp_path),
+        domains=["clean", "rotated"],
+        transforms={"rotated": "rotate90"},
+    )
+    with caplog.at_level("WARNING", logger="ecogen.data"):
+        src = load_source(data, seed=0)
+    assert src.class_names == ["cat", "dog", "emu"]
+    assert "class 'emu' of domain 'clean' holds no images" in caplog.text
+    with pytest.raises(ValueError, match="transforms of its images"):
+        DataParams(domains=["clean"])  # fashion_mnist's domains are its transforms
+    with pytest.raises(ValueError, match="folder names"):
+        DataParams(source="imagefolder", root=".", domains=["../up"])
+    with pytest.raises(ValueError, match="not in data.domains"):
+        DataParams(source="imagefolder", root=".", domains=["a"], transforms={"b": "invert"})
+
+
+def test_damaged_files_are_data_errors_naming_the_file(tmp_path):
+    from ecogen.data.errors import DataError
+    from ecogen.data.idx import read_idx, write_idx
+
+    _tree(tmp_path, domains=("a",))
+    broken = tmp_path / "a" / "cat" / "3.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=f"{broken}: not a readable image"):
+        load_imagefolder(tmp_path, ["a"], seed=0)
+    idx = tmp_path / "x-idx1-ubyte.gz"
+    write_idx(np.arange(1000, dtype=np.uint8), idx)
+    idx.write_bytes(idx.read_bytes()[:20])
+    with pytest.raises(DataError, match=f"{idx}: the compressed file is cut short"):
+        read_idx(idx)
+    idx.write_bytes(b"plain")
+    with pytest.raises(DataError, match=f"{idx}: the compressed file is not readable"):
+        read_idx(idx)

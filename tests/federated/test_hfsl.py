@@ -2,24 +2,14 @@
 
 import pytest
 import torch
+from federated_support import CFG, cluster
 
 from ecogen.config.params import HfslParams, PeftParams
-from ecogen.data.prepared import UNLABELLED, Split
 from ecogen.federated.hfsl import run_hfsl
-from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
+from ecogen.models.vit import MaskedAutoencoder, ViT
 from ecogen.peft.edge import build_edge_model
 from ecogen.peft.tunable import state_bytes, tunable_state
 from ecogen.split import Channel
-
-CFG = ViTConfig(image_size=8, patch_size=2, dim=16, depth=2, heads=2, num_classes=3)
-
-
-def _cluster(seed: int, n: int = 24, labelled: int = 8) -> Split:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
-    y = torch.randint(0, 3, (n,), generator=g)
-    y[labelled:] = UNLABELLED
-    return Split(x, y)
 
 
 def test_one_round_trains_only_tunable_modules_and_counts_bytes() -> None:
@@ -32,7 +22,7 @@ def test_one_round_trains_only_tunable_modules_and_counts_bytes() -> None:
     evaluated = []
     out = run_hfsl(
         model,
-        [_cluster(1), _cluster(2)],
+        [cluster(1), cluster(2)],
         cfg,
         lambda m: evaluated.append(1) or 0.5,
         "cpu",
@@ -54,7 +44,7 @@ def test_one_round_trains_only_tunable_modules_and_counts_bytes() -> None:
 def test_supervised_only_when_everything_is_labelled() -> None:
     model = build_edge_model(MaskedAutoencoder(ViT(CFG)), PeftParams(method="head"), seed=0)
     cfg = HfslParams(clusters=1, rounds=1, batch_size=8, unlabelled_weight=0.0)
-    out = run_hfsl(model, [_cluster(3, labelled=24)], cfg, lambda m: 0.0, "cpu", seed=0)
+    out = run_hfsl(model, [cluster(3, labelled=24)], cfg, lambda m: 0.0, "cpu", seed=0)
     # head-only: only the end device learns, so no gradient ever travels back
     assert "d2d/backward" not in out.bytes_per_round[0]
 
@@ -73,7 +63,7 @@ def test_every_pseudo_label_mode_trains_through_the_split_chain(mode: str) -> No
         unlabelled_weight=0.5,
         fedavg_weights="trained",
     )
-    out = run_hfsl(model, [_cluster(4, labelled=0)], cfg, lambda m: 0.0, "cpu", seed=0)
+    out = run_hfsl(model, [cluster(4, labelled=0)], cfg, lambda m: 0.0, "cpu", seed=0)
     assert any(not torch.equal(v, before[k]) for k, v in tunable_state(model).items())
     assert out.bytes_per_round[0]["d2d/backward"] > 0
 
@@ -104,7 +94,7 @@ def test_frozen_a_makes_lora_aggregation_exact(rule: str) -> None:
     cfg = HfslParams(batch_size=8, unlabelled_weight=0.0, lr=0.05, local_steps=3)
     start = tunable_state(model)
     with frozen_factor([model], "lora_A" if rule == "frozen_a" else None):
-        clusters = [ClusterClient.of(model, _cluster(s, labelled=24), 3) for s in (1, 2)]
+        clusters = [ClusterClient.of(model, cluster(s, labelled=24), 3) for s in (1, 2)]
         channel = Channel()
         for k, c in enumerate(clusters):
             c.fit(strategy_for(cfg), channel, "cpu", seed=k, steps=3)
@@ -132,7 +122,7 @@ def test_local_steps_fix_the_client_compute_and_the_edge_joins_without_links() -
 
     channel = Channel()
     job = EdgeJob(
-        "e", model, [_cluster(1), _cluster(2)], lambda m: 0.0, 0, channel, own=_cluster(9, labelled=24)
+        "e", model, [cluster(1), cluster(2)], lambda m: 0.0, 0, channel, own=cluster(9, labelled=24)
     )
     out = run_hfsl_edges([job], cfg, "cpu")["e"]
     assert out.steps_per_round == [15, 15]  # 5 steps × (2 clusters + the edge)
@@ -149,12 +139,12 @@ def test_fedprox_pulls_towards_the_round_start() -> None:
     moved = {}
     for method, mu in (("ecogen", 0.0), ("fedprox", 30.0)):
         model = _lora_edge()
-        cluster = ClusterClient.of(model, _cluster(1, labelled=24), 3)
+        client = ClusterClient.of(model, cluster(1, labelled=24), 3)
         cfg = HfslParams(
             method=method, batch_size=8, unlabelled_weight=0.0, lr=0.01, optimizer="sgd", proximal_mu=mu
         )
-        cluster.fit(strategy_for(cfg), Channel(), "cpu", seed=0, steps=20)
-        after = tunable_state(cluster.model)
+        client.fit(strategy_for(cfg), Channel(), "cpu", seed=0, steps=20)
+        after = tunable_state(client.model)
         moved[mu] = sum((after[k] - start[k]).norm().item() for k in start)
     assert 0 < moved[30.0] < 0.7 * moved[0.0]
 
@@ -168,7 +158,7 @@ def pooled_steps(**kw: object) -> int | None:
 def test_fedavg_weights_follow_what_a_participant_trains_on() -> None:
     from ecogen.federated.strategies.base import trained_examples
 
-    data = _cluster(1, n=24, labelled=8)
+    data = cluster(1, n=24, labelled=8)
     assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="trained")) == 24
     assert trained_examples(data, HfslParams(unlabelled_weight=0.0, fedavg_weights="trained")) == 8
     assert trained_examples(data, HfslParams(unlabelled_weight=0.5, fedavg_weights="labelled")) == 8

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import PreparedData, Split
-from ecogen.federated.aggregate import fedavg
+from ecogen.federated import faults
+from ecogen.federated.aggregate import aggregate
 from ecogen.federated.roles import ClusterClient, EdgeServer, cloud_average
 from ecogen.federated.server_opt import server_step
 from ecogen.peft.edge import save_tunable
@@ -102,21 +103,44 @@ class Strategy:
         cloud averages the edges."""
         cfg = self.cfg
         for e in edges:
-            # one that trained on nothing (no labels, labels only) has no say
-            uploads = [(c.send(e.channel), trained_examples(c.data, cfg)) for c in e.clients]
-            updates = [(state, n) for state, n in uploads if n > 0]
+            updates = self.uploads(e, r)
+            if not updates:  # every participant offline or late: the edge keeps its modules
+                continue
+            merged = aggregate(updates, e.state, cfg.aggregation, cfg.trim_fraction, cfg.clip_norm)
             e.state, e.server = server_step(
-                e.state,
-                fedavg(updates),
-                e.server,
-                cfg.server_optimizer,
-                cfg.server_lr,
-                beta1=cfg.server_momentum,
+                e.state, merged, e.server, cfg.server_optimizer, cfg.server_lr, beta1=cfg.server_momentum
             )
         if cfg.cloud_every and (r + 1) % cfg.cloud_every == 0 and len(edges) > 1:
             cloud_average(edges, [sum(trained_examples(c.data, cfg) for c in e.clients) for e in edges])
         for e in edges:
             e.install(e.state)
+
+    def uploads(self, e: EdgeServer, r: int) -> list[tuple[dict[str, Tensor], int]]:
+        """(state, n_k) of every participant of ``e`` whose upload counts this round: those that took
+        part and met the deadline (a late upload still crossed the link), poisoned where the
+        participant attacks, clipped and noised where uploads are DP.  One that trained on nothing
+        (no labels, labels only) has no say."""
+        cfg = self.cfg
+        sigma = 0.0
+        if cfg.dp_epsilon:
+            from ecogen.federated import privacy  # the accountant library loads only where DP is on
+
+            sigma = privacy.noise_multiplier(cfg.dp_epsilon, cfg.rounds, cfg.dp_delta)
+        out = []
+        for k, c in enumerate(e.clients):
+            if not e.takes_part(k):
+                continue
+            state = c.send(e.channel)
+            n = trained_examples(c.data, cfg)
+            if e.is_late(k) or n <= 0:
+                continue
+            if cfg.attack != "none" and k < cfg.attackers and not c.at_edge:
+                state = faults.attacked(state, e.state, cfg)
+            elif sigma and not c.at_edge:  # the edge's own update never leaves the edge
+                g = torch.Generator().manual_seed(e.seed * 1_000_003 + r * 7919 + k)
+                state = privacy.privatize(state, e.state, cfg.clip_norm, sigma, g)
+            out.append((state, n))
+        return out
 
     def evaluate(self, edge: EdgeServer) -> float:
         return edge.evaluate(edge.model)

@@ -1,0 +1,84 @@
+"""A Prefect API server that lives exactly as long as the ``ecogen run`` that started it.
+
+With no ``PREFECT_API_URL``, Prefect starts a temporary server of its own; a run ended by
+SIGTERM or SIGKILL left that server listening until killed by hand.  ``ecogen run`` therefore
+starts the server itself (``prefect server start`` on a free port of 127.0.0.1, as a child
+process), points ``PREFECT_API_URL`` at it, and stops it when the run ends.  On Linux the child
+also asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so even a
+``kill -9`` of the run takes the server with it.  With ``PREFECT_API_URL`` already set (a
+server of your own, a work pool's), nothing is started.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+class ServerError(RuntimeError):
+    """The server did not come up; the message holds the end of its log."""
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the run still stops it on any normal exit
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:  # noqa: S310 (local URL)
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def prefect_server(log_file: Path, timeout: float = 120.0) -> Iterator[str]:
+    """The API URL of a server that runs while the body does (see the module docstring)."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with log_file.open("w") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+    try:
+        start = time.monotonic()
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() - start > timeout:
+                tail = log_file.read_text(errors="replace")[-1500:]
+                raise ServerError(f"the Prefect server did not start (log {log_file}):\n{tail}")
+            time.sleep(0.25)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
