@@ -76,14 +76,37 @@ def _fail_on_data(err: DataError, root: Path) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-class _UserErrorsOnce(logging.Filter):
-    """Prefect logs a failing task's exception with its traceback at every level (task, subflow,
-    flow); for a problem with the user's data the CLI says it once, in one line."""
+class _ReadableLogs(logging.Filter):
+    """What the terminal shows of Prefect's and MLflow's logs:
+
+    * a problem with the user's data is said once, in one line, by the CLI — Prefect would log
+      the exception with its traceback at every level (task, subflow, flow);
+    * Prefect's "Finished in state Completed()" says which flow or task finished;
+    * MLflow's warning about pickled models (the format is chosen on purpose, see
+      ecogen/tracking/mlflow_log.py) is shown once, not once per logged model.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], DataError):
             return False
-        return not any(name in record.getMessage() for name in ("DataError", "DataNotFound"))
+        message = record.getMessage()
+        if any(name in message for name in ("DataError", "DataNotFound")):
+            return False
+        if record.name in ("prefect.flow_runs", "prefect.task_runs") and message.startswith(
+            "Finished in state"
+        ):
+            run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+            if run:
+                record.msg, record.args = f"{run}: {message}", ()
+        if record.name == "mlflow.pytorch" and "Pickle" in message:
+            if "pickle" in self.seen:
+                return False
+            self.seen.add("pickle")
+        return True
 
 
 def _setup_logging() -> None:
@@ -94,10 +117,11 @@ def _setup_logging() -> None:
 
 
 def _filter_user_errors() -> None:
-    """Again after Prefect's import, which replaces the root logger's handlers."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _UserErrorsOnce) for f in handler.filters):
-            handler.addFilter(_UserErrorsOnce())
+    """Again after Prefect's import, which replaces the root logger's handlers (MLflow's logger
+    has handlers of its own)."""
+    for handler in [*logging.getLogger().handlers, *logging.getLogger("mlflow").handlers]:
+        if not any(isinstance(f, _ReadableLogs) for f in handler.filters):
+            handler.addFilter(_ReadableLogs())
 
 
 def _resolve(pipelines: Pipelines, name: str | None) -> str:
@@ -164,6 +188,8 @@ def run(
             _sigterm_as_sigint(),
             prefect_server(root / "runs" / ".prefect-server.log"),
         ):
+            import mlflow  # noqa: F401  (its logging set up, so that its handlers get the filter)
+
             from flows.pipeline import pipeline_flow
 
             _filter_user_errors()
@@ -204,8 +230,9 @@ def stage(
     from ecogen.environment import quiet_defaults
 
     quiet_defaults()
-    from ecogen.pipeline import run_standalone_stage
+    from ecogen.pipeline import run_standalone_stage  # imports MLflow, which sets up its logging
 
+    _filter_user_errors()
     try:
         metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
     except DataError as err:

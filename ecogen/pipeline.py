@@ -27,6 +27,7 @@ from ecogen.runlock import project_lock as project_lock
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
+from ecogen.tracking.headline import log_dataset, log_headline
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
 from ecogen.tracking.runs import CYCLE, PROFILE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
@@ -160,7 +161,12 @@ def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | Non
     return {k: float(v) for k, v in written.items() if "/" not in k and v is not None}
 
 
-def finish_pipeline(ctx: RunContext, failed: bool = False) -> None:
+def finish_pipeline(ctx: RunContext, failed: bool = False, metrics: dict[str, float] | None = None) -> None:
+    """Headline metrics on the parent run (what the MLflow runs table compares), then its status."""
+    try:
+        log_headline(ctx.run_id, metrics or {})
+    except Exception:  # the run's status matters more than its summary
+        log.exception("could not log the headline metrics of run %s", ctx.run_id)
     finish_run(ctx.run_id, "FAILED" if failed else "FINISHED")
 
 
@@ -219,6 +225,8 @@ def _version(ctx: RunContext, run: StageRun) -> str:
     run.data_version = version
     set_data_version(run.run_id, version)
     set_data_version(ctx.run_id, version)
+    for run_id in (ctx.run_id, run.run_id):  # the prepared data, as the runs' dataset input
+        log_dataset(run_id, version, ctx.workspace.data, ctx.pipeline)
     return version
 
 

@@ -76,5 +76,5 @@ def pipeline_flow(
         except BaseException:
             glue.finish_pipeline(ctx, failed=True)
             raise
-        glue.finish_pipeline(ctx)
+        glue.finish_pipeline(ctx, metrics=metrics)
     return {"run_id": ctx.run_id, "metrics": metrics}

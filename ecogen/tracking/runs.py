@@ -68,16 +68,31 @@ def log_tags(client: MlflowClient, run_id: str, values: Mapping[str, object]) ->
         client.log_batch(run_id, tags=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
 
+# The MLflow UI opens an experiment in its model-training view (runs with metric columns, logged
+# models) rather than its GenAI view (traces, "evaluation runs") when the experiment says so.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str, uri: str, project_root: Path) -> str:
-    """Get or create the experiment; tolerates another process creating it at the same time."""
-    if (exp := client.get_experiment_by_name(name)) is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location(uri, project_root, name))
-    except MlflowException:
-        if (exp := client.get_experiment_by_name(name)) is not None:
-            return exp.experiment_id
-        raise
+    """Get or create the experiment, marked as a model-training experiment; tolerates another
+    process creating it at the same time."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = client.create_experiment(
+                name,
+                artifact_location=artifact_location(uri, project_root, name),
+                tags={EXPERIMENT_KIND: MODEL_TRAINING},
+            )
+            return exp_id
+        except MlflowException:
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if EXPERIMENT_KIND not in exp.tags:  # made before EcoGen said what kind it is
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+    return exp.experiment_id
 
 
 def tracking_client(params: Params, project_root: Path) -> tuple[MlflowClient, str]:
@@ -118,10 +133,19 @@ def start_pipeline_run(
     params: Params, pipeline: str, project_root: Path, tags: Mapping[str, str] | None = None
 ) -> str:
     """Create the parent run of one pipeline execution, with every parameter; returns its id."""
+    from ecogen.tracking.headline import source_tags
+
     client, exp_id = tracking_client(params, project_root)
-    run_tags = {KIND: "pipeline", PIPELINE: pipeline, DATA_VERSION: UNKNOWN_VERSION, **(tags or {})}
+    flat = flatten_params(params)
+    run_tags = {
+        KIND: "pipeline",
+        PIPELINE: pipeline,
+        DATA_VERSION: UNKNOWN_VERSION,
+        **source_tags(project_root, pipeline, flat),
+        **(tags or {}),
+    }
     run = client.create_run(exp_id, run_name=pipeline, tags=run_tags)
-    log_params(client, run.info.run_id, flatten_params(params))
+    log_params(client, run.info.run_id, flat)
     return run.info.run_id
 
 

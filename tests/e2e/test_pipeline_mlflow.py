@@ -60,6 +60,9 @@ class RunTree:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, offline_process_env: None) -> RunTree:
     project = make_project(tmp_path_factory.mktemp("pipeline"))
+    env = offline_env(project)
+    sh(["git", "add", "-A"], project, env)
+    sh(["git", "commit", "-q", "-m", "the project"], project, env)  # a commit the runs can name
     sets = [f"--set={section}.{key}={value}" for section, kv in TINY.items() for key, value in kv.items()]
     out = sh(["ecogen", "run", PIPELINE, *sets], project, offline_env(project), timeout=300)
 
@@ -86,6 +89,24 @@ def test_the_cli_reports_the_parent_run(tree: RunTree) -> None:
     assert (tree.project / "runs" / PIPELINE / "metrics" / "infer.json").is_file()
     # progress, not plumbing: stage progress lines are shown, Prefect's API calls are not
     assert "hfsl[" in tree.stdout and "HTTP Request" not in tree.stdout, tree.stdout[-3000:]
+
+
+def test_the_parent_run_carries_headline_metrics_its_commit_and_its_dataset(tree: RunTree) -> None:
+    parent = tree.client.get_run(tree.parent.info.run_id)
+    metrics, tags = parent.data.metrics, parent.data.tags
+    for key in ("hfsl.mean_accuracy", "finetune.mean_accuracy", "infer.mean_accuracy", "total_duration_s"):
+        assert key in metrics, sorted(metrics)
+    assert "hfsl.mean_edge_client_bytes_per_round" in metrics and metrics["total_energy_kwh"] > 0
+    stages = [tree.stage(s) for s in STAGES]
+    assert metrics["total_duration_s"] == pytest.approx(sum(r.data.metrics["duration_s"] for r in stages))
+    head = sh(["git", "rev-parse", "HEAD"], tree.project, offline_env(tree.project)).stdout.strip()
+    assert tags["mlflow.source.git.commit"] == head and tags["mlflow.source.name"] == f"ecogen run {PIPELINE}"
+    assert len(tags["ecogen.params_hash"]) == 16 and tags["mlflow.user"]
+    (dataset,) = parent.inputs.dataset_inputs
+    assert dataset.dataset.digest == tags["ecogen.data_version"][:36]
+    assert dataset.dataset.source.endswith(f"runs/{PIPELINE}/data")
+    experiment = tree.client.get_experiment(tree.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_one_parent_five_stages_one_edge_run_per_domain_and_stage(tree: RunTree) -> None:

@@ -178,3 +178,13 @@ def test_concurrent_stages_in_threads(params: Params, project: Path, workspace: 
             [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
         )
         assert sorted(k.data.tags["ecogen.edge"] for k in kids) == ["edge-0", "edge-1"]
+
+
+def test_the_experiment_opens_in_the_model_training_view(params: Params, project: Path) -> None:
+    from ecogen.tracking.runs import EXPERIMENT_KIND, MODEL_TRAINING, tracking_client
+
+    client, exp_id = tracking_client(params, project)
+    assert client.get_experiment(exp_id).tags[EXPERIMENT_KIND] == MODEL_TRAINING
+    client.delete_experiment_tag(exp_id, EXPERIMENT_KIND)  # one made before the tag existed
+    assert tracking_client(params, project)[1] == exp_id
+    assert client.get_experiment(exp_id).tags[EXPERIMENT_KIND] == MODEL_TRAINING

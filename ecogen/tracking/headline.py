@@ -1,0 +1,94 @@
+"""What a pipeline's parent run carries for the MLflow UI's runs table: where it came from (git
+commit, user, command, params hash), its data as a logged dataset input, and headline metrics
+(accuracy per stage, bytes per round, total time, energy and emissions) to compare runs by."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+)
+
+PARAMS_HASH = "ecogen.params_hash"
+# summed over the pipeline's stage runs
+TOTALS = {
+    "duration_s": "total_duration_s",
+    "energy_kwh": "total_energy_kwh",
+    "emissions_kg_co2eq": "total_emissions_kg_co2eq",
+}
+# from the stages' own metrics (``stage.metric`` or ``trial.stage.metric``)
+HEADLINE = ("mean_accuracy", "mean_edge_client_bytes_per_round", "mean_d2d_bytes_per_round", "fm_accuracy")
+
+
+def git_commit(project_root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def params_hash(flat: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(dict(flat), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def source_tags(project_root: Path, pipeline: str, flat_params: Mapping[str, str]) -> dict[str, str]:
+    """The tags MLflow shows as a run's source, user and commit, and the params' hash."""
+    tags = {
+        MLFLOW_SOURCE_NAME: f"ecogen run {pipeline}",
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        MLFLOW_USER: getpass.getuser(),
+        PARAMS_HASH: params_hash(flat_params),
+    }
+    if commit := git_commit(project_root):
+        tags[MLFLOW_GIT_COMMIT] = commit
+    return tags
+
+
+def log_dataset(run_id: str, version: str, folder: Path, pipeline: str) -> None:
+    """The prepared data as the run's dataset input: DVC's md5 is its digest."""
+    dataset = Dataset(
+        name=f"{pipeline}-data",
+        digest=version[:36],
+        source_type="local",
+        source=str(folder),
+        schema=None,
+        profile=None,
+    )
+    MlflowClient().log_inputs(
+        run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])]
+    )
+
+
+def log_headline(run_id: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """Headline metrics on the parent run: every stage's (and trial's) accuracy and bytes per round
+    from ``metrics`` (``stage.metric`` → value, as the flow collects them), and the totals of the
+    stage runs under it.  Returns what was logged."""
+    client = MlflowClient()
+    parent = client.get_run(run_id)
+    query = f"tags.`mlflow.parentRunId` = '{run_id}'"
+    children = client.search_runs([parent.info.experiment_id], query, max_results=5000)
+    out = {k: float(v) for k, v in metrics.items() if k.rsplit(".", 1)[-1] in HEADLINE}
+    for source, total in TOTALS.items():
+        values = [r.data.metrics[source] for r in children if source in r.data.metrics]
+        if values:
+            out[total] = float(sum(values))
+    stamp = parent.info.start_time or 0
+    batch = [Metric(k, v, stamp, 0) for k, v in sorted(out.items())]
+    for i in range(0, len(batch), 500):
+        client.log_batch(run_id, metrics=batch[i : i + 500])
+    return out
