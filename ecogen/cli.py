@@ -210,8 +210,11 @@ def run(
     except DataError as err:
         raise _fail_on_data(err, root) from None
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
-    for key, value in sorted(summary["metrics"].items()):
-        typer.echo(f"  {key} = {value:.6g}")
+    from ecogen.tracking import resolve_tracking_uri
+    from ecogen.tracking.run_summary import summary_lines
+
+    for line in summary_lines(summary["run_id"], resolve_tracking_uri(cfg.tracking, root)):
+        typer.echo(line)
 
 
 @app.command()

@@ -91,6 +91,19 @@ def test_the_cli_reports_the_parent_run(tree: RunTree) -> None:
     assert "hfsl[" in tree.stdout and "HTTP Request" not in tree.stdout, tree.stdout[-3000:]
 
 
+def test_the_closing_summary_has_units_and_the_way_to_the_run(tree: RunTree) -> None:
+    out = tree.stdout
+    assert re.search(r"stage\s+runs\s+time \(s\)\s+accuracy\s+energy \(kWh\)\s+edge↔client / round", out), (
+        out[-3000:]
+    )
+    for stage in STAGES:
+        assert re.search(rf"^{stage}\s+1\s+[0-9.]+", out, re.M), stage
+    run = tree.parent.info.run_id
+    assert f"http://127.0.0.1:5000/#/experiments/{tree.experiment_id}/runs/{run}" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+    assert " = " not in out.split("finished: MLflow run")[-1]  # no flat key = value dump
+
+
 def test_the_parent_run_carries_headline_metrics_its_commit_and_its_dataset(tree: RunTree) -> None:
     parent = tree.client.get_run(tree.parent.info.run_id)
     metrics, tags = parent.data.metrics, parent.data.tags

@@ -1,0 +1,73 @@
+"""The closing summary of ``ecogen run``: one row per stage with units, the totals, and how to open
+the run in the MLflow UI (instead of every flattened metric, alphabetically)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from statistics import mean
+
+from mlflow import MlflowClient
+
+from ecogen.reporting.summary import DASH, format_bytes
+from ecogen.tracking.runs import KIND, STAGE
+from ecogen.tracking.uri import redact_uri
+
+ACCURACY = ("mean_accuracy", "fm_mean_accuracy")
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    return [lines[0], "-" * len(lines[0]), *lines[1:]]
+
+
+def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
+    """Stage, runs, time (s), accuracy, energy (kWh), edge↔client bytes per round; then the UI."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(run_id)
+    exp = parent.info.experiment_id
+    children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=5000)
+    by_stage: dict[str, list] = defaultdict(list)
+    for r in children:
+        if r.data.tags.get(KIND) == "stage":
+            by_stage[r.data.tags.get(STAGE, r.info.run_name or "?")].append(r)
+    rows = [["stage", "runs", "time (s)", "accuracy", "energy (kWh)", "edge↔client / round"]]
+    order = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
+    for stage in sorted(by_stage, key=lambda s: order.index(s) if s in order else len(order)):
+        runs = by_stage[stage]
+        acc = [r.data.metrics[k] for r in runs for k in ACCURACY if k in r.data.metrics][: len(runs)]
+        energy = [r.data.metrics["energy_kwh"] for r in runs if "energy_kwh" in r.data.metrics]
+        traffic = [
+            r.data.metrics[k]
+            for r in runs
+            for k in ("mean_edge_client_bytes_per_round",)
+            if k in r.data.metrics
+        ]
+        rows.append(
+            [
+                stage,
+                str(len(runs)),
+                f"{sum(r.data.metrics.get('duration_s', 0.0) for r in runs):.1f}",
+                f"{mean(acc):.4f}" if acc else DASH,
+                f"{sum(energy):.3g}" if energy else DASH,
+                format_bytes(mean(traffic)) if traffic else DASH,
+            ]
+        )
+    stages = [r for runs in by_stage.values() for r in runs]
+    seconds = sum(r.data.metrics.get("duration_s", 0.0) for r in stages)
+    kwh = sum(r.data.metrics.get("energy_kwh", 0.0) for r in stages)
+    rows.append(["total", str(len(stages)), f"{seconds:.1f}", "", f"{kwh:.3g}" if kwh else DASH, ""])
+    page = f"#/experiments/{exp}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):  # a tracking server serves the UI itself
+        where = [f"  {redact_uri(tracking_uri).rstrip('/')}/{page}"]
+    else:
+        where = [
+            f"  mlflow ui --backend-store-uri {redact_uri(tracking_uri)} --host 127.0.0.1 --port 5000",
+            f"  http://127.0.0.1:5000/{page}",
+        ]
+    return [*_table(rows), "", f"MLflow run {run_id} (experiment {exp}); to browse and compare runs:", *where]
