@@ -189,22 +189,26 @@ def run(
             prefect_server(root / "runs" / ".prefect-server.log"),
         ):
             import mlflow  # noqa: F401  (its logging set up, so that its handlers get the filter)
+            from prefect.logging.handlers import APILogWorker
 
             from flows.pipeline import pipeline_flow
 
             _filter_user_errors()
-            summary = pipeline_flow(
-                pipeline=name,
-                stages=list(spec.stages),
-                params=cfg,
-                project_root=str(root),
-                trials=trials,
-                trial_stages=list(spec.trials.stages) if spec.trials else [],
-                cycle_stages=list(spec.cycle or []),
-                profile=profile,
-                resume_run_id=resume_run_id,
-                reuse=not no_reuse,
-            )
+            try:
+                summary = pipeline_flow(
+                    pipeline=name,
+                    stages=list(spec.stages),
+                    params=cfg,
+                    project_root=str(root),
+                    trials=trials,
+                    trial_stages=list(spec.trials.stages) if spec.trials else [],
+                    cycle_stages=list(spec.cycle or []),
+                    profile=profile,
+                    resume_run_id=resume_run_id,
+                    reuse=not no_reuse,
+                )
+            finally:  # the run's last log lines reach the server before it stops
+                APILogWorker.drain_all(timeout=5)
     except (ProjectBusy, ServerError) as err:
         raise _fail(err) from None
     except DataError as err:

@@ -22,14 +22,17 @@ from ecogen import reuse
 from ecogen.config.params import Params
 from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
 from ecogen.environment import share_cores
+from ecogen.progress import Aggregate, listening
 from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
 from ecogen.runlock import project_lock as project_lock
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
-from ecogen.tracking import finish_run, set_data_version, start_pipeline_run, track_stage
+from ecogen.terminal import ProgressLines
+from ecogen.tracking import finish_run, set_data_version, start_child_run, start_pipeline_run, track_stage
 from ecogen.tracking.headline import log_dataset, log_headline
+from ecogen.tracking.live import LiveMetrics
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
-from ecogen.tracking.runs import CYCLE, PROFILE, REPLICATE, ROW, TRIAL
+from ecogen.tracking.runs import CYCLE, EDGE, PROFILE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
@@ -55,6 +58,15 @@ class RunContext(BaseModel):
     cycle: int | None = None  # set while cycle k of the knowledge-flow loop runs
     resumed: bool = False  # a reopened run (`--resume`): stages it already finished are skipped
     reuse: bool = True  # shared stages copy another pipeline's outputs made with the same params
+    plan: tuple[str, ...] = ()  # every stage run of the pipeline in order, named as :func:`_stage` does
+
+    def stage_label(self, stage: StageName) -> str:
+        """The stage as runs and progress lines name it: ``hfsl``, ``hfsl[row-r0]``, ``relay[cycle 1]``."""
+        if self.trial is not None:
+            return f"{stage}[{self.trial.name}]"
+        if self.cycle is not None:
+            return f"{stage}[cycle {self.cycle}]"
+        return stage
 
     @property
     def workspace(self) -> Workspace:
@@ -68,6 +80,21 @@ class RunContext(BaseModel):
         return self.model_copy(update={"trial": trial, "params": trial.params})
 
 
+def stage_plan(
+    stages: list[StageName],
+    trials: list[Trial],
+    trial_stages: list[StageName],
+    cycle_stages: list[StageName],
+    cycles: int,
+) -> tuple[str, ...]:
+    """Every stage run of a pipeline in the order the flow runs them (for "stage k/N")."""
+    repeated = set(trial_stages) | set(cycle_stages)
+    plan: list[str] = [s for s in stages if s not in repeated]
+    plan += [f"{s}[{t.name}]" for t in trials for s in trial_stages]
+    plan += [f"{s}[cycle {k}]" for k in range(cycles if cycle_stages else 0) for s in cycle_stages]
+    return tuple(plan)
+
+
 def start_pipeline(
     pipeline: str,
     params: Params,
@@ -75,32 +102,33 @@ def start_pipeline(
     profile: str | None = None,
     resume_run_id: str | None = None,
     reuse: bool = True,
+    plan: tuple[str, ...] = (),
 ) -> RunContext:
     """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable`) — that run reopened.
     ``reuse``: shared stages may copy outputs another pipeline made with the same params
-    (:mod:`ecogen.reuse`)."""
+    (:mod:`ecogen.reuse`); ``plan``: the stage runs to come (:func:`stage_plan`)."""
     root = project_root.resolve()
     workdir = (root / "runs" / pipeline).resolve()
     if workdir.parent != root / "runs":  # names are validated; this is the last line of defence
         raise ValueError(f"pipeline {pipeline!r} would write outside {root / 'runs'}")
+    version, resumed = None, resume_run_id is not None
     if resume_run_id is not None:
         version = reopen(params, root, resume_run_id)
-        _mark(workdir, resume_run_id)
         log.info("resuming pipeline run %s of %s (data version %s)", resume_run_id, pipeline, version)
-        return RunContext(
-            pipeline=pipeline,
-            params=params,
-            project_root=root,
-            workdir=workdir,
-            run_id=resume_run_id,
-            data_version=version,
-            resumed=True,
-            reuse=reuse,
-        )
-    run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
+        run_id = resume_run_id
+    else:
+        run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
     _mark(workdir, run_id)
     return RunContext(
-        pipeline=pipeline, params=params, project_root=root, workdir=workdir, run_id=run_id, reuse=reuse
+        pipeline=pipeline,
+        params=params,
+        project_root=root,
+        workdir=workdir,
+        run_id=run_id,
+        data_version=version,
+        resumed=resumed,
+        reuse=reuse,
+        plan=plan,
     )
 
 
@@ -177,20 +205,24 @@ def _shared(ctx: RunContext, stage: StageName) -> bool:
 
 @contextmanager
 def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
-    tags, name = None, None
+    tags = None
     if ctx.trial is not None:
         t = ctx.trial
         tags = {ROW: t.row, REPLICATE: str(t.replicate), TRIAL: t.name}
-        name = f"{stage}[{t.name}]"
     if ctx.cycle is not None:
         tags = {CYCLE: str(ctx.cycle)}
-        name = f"{stage}[cycle {ctx.cycle}]"
+    name = ctx.stage_label(stage)
+    if name in ctx.plan:
+        log.info("stage %d/%d: %s", ctx.plan.index(name) + 1, len(ctx.plan), name)
     shared = _shared(ctx, stage)
     if shared:  # its outputs are about to change: nobody copies them meanwhile
         reuse.forget(ctx.workdir, stage)
-    with track_stage(
-        ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace, tags, name
-    ) as run:
+    with (
+        track_stage(
+            ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace, tags, name
+        ) as run,
+        listening(Aggregate(ProgressLines(name))),
+    ):
         yield run
     if shared:
         reuse.remember(ctx.workdir, ctx.params, stage, run.run_id)
@@ -256,11 +288,21 @@ def edge_stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
 
 
 def edge_task(ctx: RunContext, stage: StageName, stage_run_id: str, domain: str) -> StageResult:
-    """One edge's share of a stage, logged as a child run of the stage run."""
-    result = run_edge(stage, ctx.params, ctx.workspace, domain)
-    StageRun(run_id=stage_run_id, stage=stage, data_version=ctx.data_version).log(
-        StageResult(name=stage, children=[result])
+    """One edge's share of a stage, in a child run of the stage run that exists while the edge
+    trains (its epochs are logged there as they end)."""
+    run_id = start_child_run(
+        stage_run_id, f"edge-{domain}", "edge", ctx.data_version, {EDGE: f"edge-{domain}"}
     )
+    live = LiveMetrics(run_id, domain)
+    edge = StageRun(run_id=run_id, stage=stage, data_version=ctx.data_version, live=live)
+    try:
+        with listening(live):
+            result = run_edge(stage, ctx.params, ctx.workspace, domain)
+        edge.log(result)
+    except BaseException as exc:
+        finish_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    finish_run(run_id, "FINISHED")
     return result
 
 
@@ -278,7 +320,10 @@ def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -
     root = project_root.resolve()
     ws = Workspace(root)
     version = None if stage == "prepare" else data_version_from_lock(root)
-    with track_stage(params, stage, root, None, version, ws) as run:
+    with (
+        track_stage(params, stage, root, None, version, ws) as run,
+        listening(Aggregate(ProgressLines(stage))),
+    ):
         result = run_stage(stage, params, ws)
         if stage == "prepare":  # the version this stage produced, as dvc.lock will record it
             run.data_version = hash_data(root, ws.data)

@@ -63,14 +63,16 @@ def pipeline_flow(
     reuse: bool = True,
 ) -> dict[str, Any]:
     with glue.project_lock(Path(project_root), pipeline):  # one run per project at a time
-        ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse)
+        cycles = params.relay.cycles if cycle_stages else 0
+        plan = glue.stage_plan(stages, trials or [], trial_stages or [], cycle_stages or [], cycles)
+        ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse, plan)
         try:
             repeated = list(trial_stages or []) + list(cycle_stages or [])
             ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])
             for trial in trials or []:
                 result = trial_flow(ctx, trial, list(trial_stages or []))
                 metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
-            for k in range(params.relay.cycles if cycle_stages else 0):
+            for k in range(cycles):
                 result = cycle_flow(ctx, k, list(cycle_stages or []))
                 metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
         except BaseException:

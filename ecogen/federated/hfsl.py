@@ -40,6 +40,7 @@ from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
 from ecogen.federated.strategies.base import Strategy, clients_of
 from ecogen.peft.edge import base_vit
+from ecogen.progress import Step, report
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.channel import Channel
 
@@ -132,7 +133,11 @@ def run_hfsl_edges(
                 aggregated[e.name].append(sum(counted))
                 accuracy[e.name].append(strategy.evaluate(e))
                 per_round[e.name].append(e.channel.ledger.snapshot())
-                log.info(
+                round_bytes = per_round[e.name][-1]
+                edge_client = sum(v for k, v in round_bytes.items() if k.startswith("edge_client/"))
+                progress = {"accuracy": accuracy[e.name][-1], "bytes_edge_client": float(edge_client)}
+                report(Step("hfsl", r + 1, cfg.rounds, progress, "round", e.name, len(edges)))
+                log.debug(
                     "hfsl[%s] %s round %d/%d accuracy=%.4f bytes=%s",
                     e.name,
                     cfg.method,

@@ -47,7 +47,7 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     if warm is not None:  # the previous modules on the redelivered FM, before re-adapting
         acc = evaluate(model, test, params.inference.batch_size, params.accelerator)
         before["accuracy_redelivered"] = acc
-    history = History(f"finetune[{domain}]")
+    history = History("finetune", domain, len(params.data.domains))
     trainer = make_trainer(params.accelerator, p.epochs, [history])
     trainer.fit(
         ClassifierModule(model, lr=p.lr, augment_seed=seed),

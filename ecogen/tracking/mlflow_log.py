@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Literal
 
 import mlflow.pytorch
@@ -46,10 +46,14 @@ def log_result(
     result: StageResult,
     data_version: str | None,
     serialization_format: SerializationFormat = "pickle",
+    logged: Collection[str] = (),
 ) -> list[str]:
     """Log metrics, per-step history (step = index + 1), params, artifact files and models of
     ``result`` into ``run_id``; each child becomes a nested run (``ecogen.kind=edge``) logged the
     same way.  Returns the ids of all runs created below ``run_id``, depth first.
+
+    ``logged``: series of ``result.history`` already logged into ``run_id`` while the stage ran
+    (:mod:`ecogen.tracking.live`); they are not logged twice.
 
     The process's MLflow tracking URI must already point at the store that holds ``run_id`` (set
     by ``start_pipeline_run`` / ``track_stage``).
@@ -57,7 +61,7 @@ def log_result(
     client = MlflowClient()
     if data_version:
         client.set_tag(run_id, DATA_VERSION, data_version)
-    _log_metrics(client, run_id, result)
+    _log_metrics(client, run_id, result, logged)
     if result.params:
         log_params(client, run_id, _without_clashes(client, run_id, result.params))
     for path in result.artifacts:
@@ -121,15 +125,20 @@ def log_model(
     return info.model_uri
 
 
-def _log_metrics(client: MlflowClient, run_id: str, result: StageResult) -> None:
-    """History step i is epoch/round i (from 1).  A final scalar that also has a history is logged
-    at the last step, 1 ms later, so MLflow shows it as the metric's latest value."""
+def _log_metrics(client: MlflowClient, run_id: str, result: StageResult, logged: Collection[str]) -> None:
+    """History step i is epoch/round i (from 1), except the series in ``logged``.  A final scalar
+    that also has a history is logged at the last step, 1 ms later, so MLflow shows it as the
+    metric's latest value — unless it is that last value already."""
     now = int(time.time() * 1000)
     metrics = []
     for key, series in result.history.items():
-        metrics += [Metric(key, float(value), now, step) for step, value in enumerate(series, start=1)]
+        if key not in logged:
+            metrics += [Metric(key, float(value), now, step) for step, value in enumerate(series, start=1)]
     for key, value in result.metrics.items():
-        metrics.append(Metric(key, float(value), now + 1, len(result.history.get(key, ()))))
+        series = result.history.get(key, [])
+        if series and float(series[-1]) == float(value):
+            continue
+        metrics.append(Metric(key, float(value), now + 1, len(series)))
     for batch in _chunks(metrics, MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=batch)
 

@@ -13,8 +13,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ecogen.config.params import Params
+from ecogen.progress import Aggregate, listening
 from ecogen.stages.result import StageResult
 from ecogen.tracking.energy import EnergyMeter, EnergyReading
+from ecogen.tracking.live import LiveMetrics
 from ecogen.tracking.mlflow_log import log_result
 from ecogen.tracking.runs import (
     DATA_VERSION,
@@ -43,10 +45,12 @@ class StageRun:
     data_version: str | None
     energy: EnergyReading | None = None  # filled on exit when energy tracking is enabled
     duration_s: float | None = None  # filled on exit
+    live: LiveMetrics | None = None  # what was logged while the stage ran
 
     def log(self, result: StageResult) -> list[str]:
         """Log a stage's result into this run; returns the ids of the child runs it created."""
-        return log_result(self.run_id, result, self.data_version)
+        logged = self.live.logged if self.live is not None else ()
+        return log_result(self.run_id, result, self.data_version, logged=logged)
 
 
 def start_stage_run(
@@ -97,17 +101,20 @@ def track_stage(
     ``emissions_kg_co2eq`` (plus per-component energy and power) and tags saying how CodeCarbon
     measured them (``ecogen.energy.*``).  Raising inside the body still stops the meter and logs
     what it measured, marks the run FAILED (KILLED for Ctrl-C) and re-raises.
-    CodeCarbon writes its CSV to ``<workspace>/emissions/``.
+    CodeCarbon writes its CSV to ``<workspace>/emissions/``.  While the body runs, what it
+    reports to :mod:`ecogen.progress` is logged into the run at once (:mod:`ecogen.tracking.live`).
     """
     run_id = start_stage_run(params, stage, project_root, parent_run_id, data_version, tags, run_name)
-    handle = StageRun(run_id=run_id, stage=stage, data_version=data_version)
+    live = LiveMetrics(run_id)
+    handle = StageRun(run_id=run_id, stage=stage, data_version=data_version, live=live)
     meter = None
     if params.energy.enabled:
         meter = EnergyMeter(params.energy, workspace.root / "emissions", project_name=stage)
         meter.start()
     start = time.perf_counter()
     try:
-        yield handle
+        with listening(Aggregate(live)):  # epochs and rounds logged as they end
+            yield handle
     except BaseException as exc:
         _close(handle, meter, start, exc)
         raise

@@ -12,28 +12,31 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
 from ecogen.data.prepared import Split, to_float
+from ecogen.progress import Step, report
 
 log = logging.getLogger("ecogen.training")
 
 
 class History(Callback):
-    """Collects epoch-level metrics (``self.log(..., on_epoch=True)``) and prints progress."""
+    """Collects epoch-level metrics (``self.log(..., on_epoch=True)``) and reports each epoch to
+    :mod:`ecogen.progress` (``part``: the edge, one of ``parts`` training in parallel)."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, stage: str, part: str | None = None, parts: int = 1) -> None:
+        self.stage, self.part, self.parts = stage, part, parts
+        self.label = f"{stage}[{part}]" if part else stage
         self.series: dict[str, list[float]] = {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        shown = []
-        for key, value in trainer.callback_metrics.items():
-            if key.endswith("_step"):
-                continue
-            name = key.removesuffix("_epoch")
-            self.series.setdefault(name, []).append(float(value))
-            shown.append(f"{name}={float(value):.4f}")
-        log.info(
-            "%s epoch %d/%d %s", self.label, trainer.current_epoch + 1, trainer.max_epochs, " ".join(shown)
-        )
+        values: dict[str, float] = {}
+        for key, tensor in trainer.callback_metrics.items():
+            if not key.endswith("_step"):
+                values[key.removesuffix("_epoch")] = float(tensor)
+        for name, value in values.items():
+            self.series.setdefault(name, []).append(value)
+        epoch, total = trainer.current_epoch + 1, int(trainer.max_epochs or 0)
+        report(Step(self.stage, epoch, total, values, part=self.part, parts=self.parts))
+        shown = " ".join(f"{k}={v:.4f}" for k, v in values.items())
+        log.debug("%s epoch %d/%d %s", self.label, epoch, total, shown)
 
 
 def quiet_lightning() -> None:

@@ -91,6 +91,32 @@ def test_the_cli_reports_the_parent_run(tree: RunTree) -> None:
     assert "hfsl[" in tree.stdout and "HTTP Request" not in tree.stdout, tree.stdout[-3000:]
 
 
+def test_progress_is_one_line_per_stage_step_and_no_line_repeats(tree: RunTree) -> None:
+    out = tree.stdout
+    for k, stage in enumerate(STAGES, start=1):
+        assert f"stage {k}/{len(STAGES)}: {stage}" in out, out[-3000:]
+    edges = len(tree.domains)
+    assert re.search(rf"finetune epoch 1/1 \({edges} edges, mean\) .*train_loss=", out), out[-3000:]
+    assert f"hfsl round {ROUNDS}/{ROUNDS} ({edges} edges, mean) accuracy=" in out, out[-3000:]
+    assert "pretrain epoch 1/1 mae_loss=" in out
+    # per-edge epoch and round lines are aggregated, not interleaved
+    assert not re.search(r"finetune\[\w+\] epoch|hfsl\[\w+\] \w+ round", out), out[-3000:]
+    lines = [re.sub(r"^\S+ ", "", line) for line in out.splitlines() if line.strip()]  # without the time
+    repeated = {line: lines.count(line) for line in set(lines) if lines.count(line) > 3}
+    assert not repeated, repeated
+    assert "Error logging to API" not in out  # the run's logs reached Prefect before its server stopped
+
+
+def test_edge_epochs_were_logged_as_they_ended_once_each(tree: RunTree) -> None:
+    for run in tree.children(tree.stage("finetune")):
+        points = tree.client.get_metric_history(run.info.run_id, "train_loss")
+        assert [m.step for m in points] == [1], points  # one epoch (TINY), logged once
+        assert run.info.start_time <= points[0].timestamp <= run.info.end_time
+    hfsl = tree.stage("hfsl")
+    mean = tree.client.get_metric_history(hfsl.info.run_id, "mean_accuracy")
+    assert sorted(m.step for m in mean) == list(range(1, ROUNDS + 1)), mean  # live, not again at the end
+
+
 def test_the_closing_summary_has_units_and_the_way_to_the_run(tree: RunTree) -> None:
     out = tree.stdout
     assert re.search(r"stage\s+runs\s+time \(s\)\s+accuracy\s+energy \(kWh\)\s+edge↔client / round", out), (
@@ -167,8 +193,8 @@ def test_every_edge_run_has_an_accuracy(tree: RunTree) -> None:
 def test_hfsl_edges_have_per_round_accuracy_and_bytes(tree: RunTree) -> None:
     for run in tree.children(tree.stage("hfsl")):
         history = tree.client.get_metric_history(run.info.run_id, "accuracy")
-        # one value per round at steps 1..R (the final scalar repeats the last step)
-        assert sorted({m.step for m in history}) == list(range(1, ROUNDS + 1)), history
+        # one value per round at steps 1..R, once each (the final scalar is the last one)
+        assert sorted(m.step for m in history) == list(range(1, ROUNDS + 1)), history
         per_round = {m.step: m.value for m in history}
         assert all(0.0 <= v <= 1.0 for v in per_round.values()), per_round
         assert run.data.metrics["accuracy"] == pytest.approx(per_round[ROUNDS])

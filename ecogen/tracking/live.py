@@ -1,0 +1,39 @@
+"""Metrics logged while a stage runs, so that a run in progress can be watched in the MLflow UI.
+
+:class:`LiveMetrics` listens to :mod:`ecogen.progress` and logs each step's metrics into one run
+at that step, stamped with the time it happened.  The stage's history is logged again at the end
+only for the series that were not logged live (see ``log_result(..., logged=...)``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from ecogen.progress import Step
+
+
+@dataclass
+class LiveMetrics:
+    """Logs whole-stage steps (``part is None``, e.g. behind an ``Aggregate``) into ``run_id``;
+    with ``part`` set, only that part's steps (one edge's, into the edge's run).  Metrics of an
+    aggregated step are named ``mean_<metric>``, as the stage result names the edges' means."""
+
+    run_id: str
+    part: str | None = None
+    logged: set[str] = field(default_factory=set)  # metric names logged so far
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, step: Step) -> None:
+        if step.part != self.part:
+            return
+        prefix = "mean_" if step.mean else ""
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"{prefix}{k}", float(v), now, step.step) for k, v in step.metrics.items()]
+        MlflowClient().log_batch(self.run_id, metrics=metrics)
+        with self._lock:
+            self.logged.update(m.key for m in metrics)
