@@ -9,7 +9,8 @@ from statistics import mean
 from mlflow import MlflowClient
 
 from ecogen.reporting.summary import DASH, format_bytes
-from ecogen.tracking.runs import KIND, STAGE
+from ecogen.tracking.headline import SAVED_VIEW, runs_table_page, view_id
+from ecogen.tracking.runs import KIND, PIPELINE, STAGE
 from ecogen.tracking.uri import redact_uri
 
 ACCURACY = ("mean_accuracy", "fm_mean_accuracy")
@@ -62,12 +63,15 @@ def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
     seconds = sum(r.data.metrics.get("duration_s", 0.0) for r in stages)
     kwh = sum(r.data.metrics.get("energy_kwh", 0.0) for r in stages)
     rows.append(["total", str(len(stages)), f"{seconds:.1f}", "", f"{kwh:.3g}" if kwh else DASH, ""])
-    page = f"#/experiments/{exp}/runs/{run_id}"
+    pages = [f"#/experiments/{exp}/runs/{run_id}"]
+    pipeline = parent.data.tags.get(PIPELINE, "")
+    if SAVED_VIEW + view_id(pipeline) in client.get_experiment(exp).tags:  # its headline columns
+        pages.append(runs_table_page(exp, pipeline))
     if tracking_uri.startswith(("http://", "https://")):  # a tracking server serves the UI itself
-        where = [f"  {redact_uri(tracking_uri).rstrip('/')}/{page}"]
+        where = [f"  {redact_uri(tracking_uri).rstrip('/')}/{page}" for page in pages]
     else:
         where = [
             f"  mlflow ui --backend-store-uri {redact_uri(tracking_uri)} --host 127.0.0.1 --port 5000",
-            f"  http://127.0.0.1:5000/{page}",
+            *(f"  http://127.0.0.1:5000/{page}" for page in pages),
         ]
     return [*_table(rows), "", f"MLflow run {run_id} (experiment {exp}); to browse and compare runs:", *where]

@@ -68,8 +68,9 @@ def log_tags(client: MlflowClient, run_id: str, values: Mapping[str, object]) ->
         client.log_batch(run_id, tags=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
 
-# The MLflow UI opens an experiment in its model-training view (runs with metric columns, logged
-# models) rather than its GenAI view (traces, "evaluation runs") when the experiment says so.
+# The MLflow UI opened an experiment in its model-training view (runs with metric columns, logged
+# models) rather than its GenAI view (traces, "evaluation runs") when the experiment said so; 3.17
+# follows its own GenAI / Model training switch instead (see headline.TRAINING_VIEW).
 EXPERIMENT_KIND = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 

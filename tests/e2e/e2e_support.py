@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -130,3 +133,61 @@ def make_project(path: Path, git: bool = True) -> Path:
 
 def sqlite_uri(project: Path) -> str:
     return f"sqlite:///{(project / 'mlflow.db').resolve().as_posix()}"
+
+
+def run_tiny(
+    project: Path, pipeline: str = "quick", timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Commit the project (a commit the runs can name), then ``ecogen run PIPELINE`` shrunk by TINY."""
+    env = offline_env(project)
+    sh(["git", "add", "-A"], project, env)
+    sh(["git", "commit", "-q", "-m", "the project"], project, env)
+    sets = [f"--set={section}.{key}={value}" for section, kv in TINY.items() for key, value in kv.items()]
+    return sh(["ecogen", "run", pipeline, *sets], project, env, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:
+    # its own session: a process group holding exactly what this command spawns
+    return subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen[str] | None, grace: float = 20) -> None:
+    """SIGTERM, wait, then SIGKILL — the process and the group it leads (its children)."""
+    if proc is None:
+        return
+
+    def signal_group(sig: signal.Signals) -> None:
+        try:
+            os.killpg(proc.pid, sig)  # the group id is the leader's pid (start_new_session)
+        except ProcessLookupError:
+            pass
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            signal_group(signal.SIGKILL)
+            proc.wait(10)
+    signal_group(signal.SIGTERM)  # children left behind by a leader that exited
+    time.sleep(0.5)
+    signal_group(signal.SIGKILL)
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, logs: list[Path], every: float = 1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(every)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")

@@ -10,25 +10,23 @@ server (with the server gone first, `serve` hangs) and kills whatever does not s
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 from e2e_support import (
     ROOT,
+    free_port,
     make_project,
     offline_env,
     quick_overrides,
     read_yaml,
     sh,
     sqlite_uri,
+    start,
+    stop,
+    wait_for,
     write_yaml,
 )
 from mlflow import MlflowClient
@@ -43,53 +41,6 @@ DEPLOYMENT = f"ecogen-pipeline/{NAME}-{PROFILE}"
 PROFILE_LATENCY_MS = 7.0  # the profile's one change, found again in the deployment's params
 # Once a year, far from now: the only run of this test is the one it starts itself.
 SCHEDULE = {"cron": "0 3 1 1 *", "timezone": "Europe/Paris"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(args: list[str], cwd: Path, env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:
-    # its own session: a process group holding exactly what this command spawns
-    return subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen[str] | None, grace: float = 20) -> None:
-    """SIGTERM, wait, then SIGKILL — the process and the group it leads (its children)."""
-    if proc is None:
-        return
-
-    def signal_group(sig: signal.Signals) -> None:
-        try:
-            os.killpg(proc.pid, sig)  # the group id is the leader's pid (start_new_session)
-        except ProcessLookupError:
-            pass
-
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
-            proc.wait(10)
-    signal_group(signal.SIGTERM)  # children left behind by a leader that exited
-    time.sleep(0.5)
-    signal_group(signal.SIGKILL)
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, logs: list[Path], every: float = 1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(every)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
 
 
 def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_process_env: None) -> None:

@@ -7,13 +7,14 @@ left in the project's MLflow store, its DVC files and its DVC remote.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_support import TINY, make_project, offline_env, read_yaml, sh, sqlite_uri
+from e2e_support import TINY, make_project, offline_env, read_yaml, run_tiny, sh, sqlite_uri
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
@@ -60,11 +61,7 @@ class RunTree:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, offline_process_env: None) -> RunTree:
     project = make_project(tmp_path_factory.mktemp("pipeline"))
-    env = offline_env(project)
-    sh(["git", "add", "-A"], project, env)
-    sh(["git", "commit", "-q", "-m", "the project"], project, env)  # a commit the runs can name
-    sets = [f"--set={section}.{key}={value}" for section, kv in TINY.items() for key, value in kv.items()]
-    out = sh(["ecogen", "run", PIPELINE, *sets], project, offline_env(project), timeout=300)
+    out = run_tiny(project, PIPELINE)
 
     client = MlflowClient(tracking_uri=sqlite_uri(project))
     params = read_yaml(project / "params.yaml")
@@ -124,8 +121,11 @@ def test_the_closing_summary_has_units_and_the_way_to_the_run(tree: RunTree) -> 
     )
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+1\s+[0-9.]+", out, re.M), stage
-    run = tree.parent.info.run_id
-    assert f"http://127.0.0.1:5000/#/experiments/{tree.experiment_id}/runs/{run}" in out
+    run, exp = tree.parent.info.run_id, tree.experiment_id
+    assert f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run}" in out
+    # the runs table in the model-training view, with the pipeline's headline metrics as columns
+    table = f"http://127.0.0.1:5000/#/experiments/{exp}/runs?workflowType=machine_learning"
+    assert f"{table}&viewStateShareKey=ecogen-{PIPELINE}" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
     assert " = " not in out.split("finished: MLflow run")[-1]  # no flat key = value dump
 
@@ -146,6 +146,10 @@ def test_the_parent_run_carries_headline_metrics_its_commit_and_its_dataset(tree
     assert dataset.dataset.source.endswith(f"runs/{PIPELINE}/data")
     experiment = tree.client.get_experiment(tree.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # the pipeline's saved view of the runs table (the UI's "Views" menu) selects them as columns
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.ecogen-{PIPELINE}"])
+    assert view["name"] == f"{PIPELINE}: headline metrics"
+    assert json.loads(view["state"])["selectedColumns"] == [f"metrics.`{k}`" for k in sorted(metrics)]
 
 
 def test_one_parent_five_stages_one_edge_run_per_domain_and_stage(tree: RunTree) -> None:
