@@ -39,7 +39,11 @@ def invocation() -> tuple[str, str]:
     """(key, command): the nearest `dvc` process above this one, or this process when none."""
     me = psutil.Process(os.getpid())
     found, command = me, "ecogen stage"
-    for proc in me.parents():
+    try:
+        parents = me.parents()
+    except psutil.Error:  # an ancestor we may not look at: no parent run to share
+        parents = []
+    for proc in parents:
         try:
             args = dvc_args(proc.cmdline())
         except psutil.Error:
