@@ -2,8 +2,8 @@
 
 A pipeline run (``ecogen run P``) works in ``runs/P/`` and nests every stage run, and every
 edge run, under one MLflow parent run.  A standalone stage (``ecogen stage S``, what `dvc repro`
-calls) works in the project root and logs a standalone stage run.  Both execute the same stage
-functions from :mod:`ecogen.stages.registry`.
+calls) works in the project root and nests its stage run under one parent run per `dvc repro`.
+Both execute the same stage functions from :mod:`ecogen.stages.registry`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from ecogen.environment import share_cores
 from ecogen.progress import Aggregate, listening
 from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
 from ecogen.runlock import project_lock as project_lock
+from ecogen.stages.dvc_metrics import write_dvc_metrics
 from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.terminal import ProgressLines
 from ecogen.tracking import finish_run, set_data_version, start_child_run, start_pipeline_run, track_stage
 from ecogen.tracking.headline import log_dataset, log_headline
 from ecogen.tracking.live import LiveMetrics
+from ecogen.tracking.repro import DVC_PIPELINE, repro_parent
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
 from ecogen.tracking.runs import CYCLE, EDGE, PROFILE, REPLICATE, ROW, TRIAL
 from ecogen.tracking.stage import StageRun
@@ -191,11 +193,15 @@ def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | Non
 
 def finish_pipeline(ctx: RunContext, failed: bool = False, metrics: dict[str, float] | None = None) -> None:
     """Headline metrics on the parent run (what the MLflow runs table compares), then its status."""
+    finish_pipeline_run(ctx.run_id, metrics or {}, failed)
+
+
+def finish_pipeline_run(run_id: str, metrics: dict[str, float], failed: bool = False) -> None:
     try:
-        log_headline(ctx.run_id, metrics or {})
+        log_headline(run_id, metrics)
     except Exception:  # the run's status matters more than its summary
-        log.exception("could not log the headline metrics of run %s", ctx.run_id)
-    finish_run(ctx.run_id, "FAILED" if failed else "FINISHED")
+        log.exception("could not log the headline metrics of run %s", run_id)
+    finish_run(run_id, "FAILED" if failed else "FINISHED")
 
 
 def _shared(ctx: RunContext, stage: StageName) -> bool:
@@ -316,17 +322,31 @@ def close_edge_stage(
 
 
 def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -> dict[str, float]:
-    """`ecogen stage S` / `dvc repro`: the project root is the workspace; one standalone run."""
+    """`ecogen stage S` / `dvc repro`: the project root is the workspace; the stage run nests
+    under the parent run of the `dvc repro` that called it (:mod:`ecogen.tracking.repro`)."""
     root = project_root.resolve()
     ws = Workspace(root)
     version = None if stage == "prepare" else data_version_from_lock(root)
-    with (
-        track_stage(params, stage, root, None, version, ws) as run,
-        listening(Aggregate(ProgressLines(stage))),
-    ):
-        result = run_stage(stage, params, ws)
-        if stage == "prepare":  # the version this stage produced, as dvc.lock will record it
-            run.data_version = hash_data(root, ws.data)
-            set_data_version(run.run_id, run.data_version)
-        run.log(result)
-    return result.flat_metrics()
+    parent = repro_parent(params, root)
+    if version:
+        set_data_version(parent, version)
+    try:
+        with (
+            track_stage(params, stage, root, parent, version, ws) as run,
+            listening(Aggregate(ProgressLines(stage))),
+        ):
+            result = run_stage(stage, params, ws)
+            if stage == "prepare":  # the version this stage produced, as dvc.lock will record it
+                run.data_version = hash_data(root, ws.data)
+                for run_id in (parent, run.run_id):
+                    set_data_version(run_id, run.data_version)
+                    log_dataset(run_id, run.data_version, ws.data, DVC_PIPELINE)
+            run.log(result)
+        write_dvc_metrics(stage, result.metrics, ws.metrics)
+    except BaseException as exc:
+        finish_run(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    metrics = result.flat_metrics()
+    headline = {f"{stage}.{k}": v for k, v in metrics.items() if "/" not in k}
+    finish_pipeline_run(parent, headline)  # FINISHED until the repro's next stage, if any
+    return metrics

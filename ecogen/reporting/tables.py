@@ -1,4 +1,5 @@
-"""The report's tables: Markdown for people, CSV for `dvc plots`, JSON for `dvc metrics`.
+"""The report's tables: Markdown for people, CSV for spreadsheets and plotting tools, JSON for
+`dvc metrics show reports/report.json`.
 
 Inputs are aggregated rows (:mod:`ecogen.reporting.summary`) and target checks; a missing
 pipeline is ``None`` and a missing row is absent, both written as "not run".

@@ -62,7 +62,7 @@ def start_stage_run(
     tags: dict[str, str] | None = None,
     run_name: str | None = None,
 ) -> str:
-    """A stage run under a pipeline run, or standalone (``parent_run_id=None``, as `dvc repro` runs).
+    """A stage run under a pipeline run, or standalone (``parent_run_id=None``).
 
     Stage runs carry the flattened params too, so stage runs of different pipelines can be
     compared without walking up to their parents.

@@ -93,14 +93,23 @@ def test_dvc_repro_runs_the_chain_once_and_reruns_only_what_a_param_touches(
     domains = params["data"]["domains"]
     assert {f"edge-{d}/accuracy" for d in domains} <= set(infer), sorted(infer)
 
-    # every standalone stage run in MLflow records the data version dvc.lock holds
+    # the repro is one pipeline run (pipeline "dvc") with a stage run per stage, as `ecogen run`
+    # logs; every run records the data version dvc.lock holds
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=sqlite_uri(project))
     experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], "tags.`ecogen.kind` = 'stage'")
+    exp = experiment.experiment_id
+    (parent,) = client.search_runs([exp], "tags.`ecogen.kind` = 'pipeline'")
+    assert parent.data.tags["ecogen.pipeline"] == "dvc" and parent.info.status == "FINISHED"
+    assert parent.data.tags["mlflow.source.name"] == "dvc repro"
+    assert parent.data.tags["ecogen.data_version"] == data_md5
+    assert "infer.mean_accuracy" in parent.data.metrics and "total_duration_s" in parent.data.metrics
+    runs = client.search_runs([exp], "tags.`ecogen.kind` = 'stage'")
     assert sorted(r.data.tags["ecogen.stage"] for r in runs) == sorted(STAGES)
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs} == {parent.info.run_id}
+    assert {r.data.tags.get("ecogen.pipeline") for r in runs} == {"dvc"}
     assert {r.data.tags.get("ecogen.data_version") for r in runs} == {data_md5}
     assert {r.info.status for r in runs} == {"FINISHED"}
 
@@ -119,6 +128,10 @@ def test_dvc_repro_runs_the_chain_once_and_reruns_only_what_a_param_touches(
     assert "infer" in status and "hfsl" not in status, status
     out = dvc("repro")
     assert ran(out) == ["infer"], out[-3000:]
+    parents = client.search_runs([exp], "tags.`ecogen.kind` = 'pipeline'")
+    assert len(parents) == 2  # a repro is a run of its own
+    query = f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
+    assert [r.data.tags["ecogen.stage"] for r in client.search_runs([exp], query)] == ["infer"]
     infer = json.loads((project / "metrics" / "infer.json").read_text())
     assert infer["mean_link_ms_per_request"] > old_link_ms  # a slower link: longer transfers
 
@@ -131,9 +144,18 @@ def test_dvc_repro_runs_the_chain_once_and_reruns_only_what_a_param_touches(
     hfsl_lock = read_yaml(lock_path)["stages"]["hfsl"]["params"]["params.yaml"]
     assert hfsl_lock["hfsl"]["rounds"] == rounds + 1
 
-    # 5. `dvc metrics show` lists every stage's metrics file
+    # 5. `dvc metrics show`: a narrow table of every stage's few numbers; no report (only
+    # `ecogen report` writes it: `dvc metrics show reports/report.json`)
     shown = json.loads(dvc("metrics", "show", "--json"))
     files = {Path(f).as_posix() for rev in shown.values() for f in rev.get("data", {})}
-    assert {f"metrics/{s}.json" for s in STAGES} <= files, shown
-    table = dvc("metrics", "show")
-    assert "metrics/infer.json" in table and "mean_accuracy" in table, table
+    assert files == {f"metrics/dvc/{s}.json" for s in STAGES}, shown
+    table = sh(["dvc", "metrics", "show"], project, env).stdout  # stderr too: no warning
+    assert "metrics/dvc/infer.json" in table and "accuracy" in table and "WARNING" not in table, table
+    assert max(len(line) for line in table.splitlines()) <= 120, table
+    assert "edge-" in dvc("metrics", "show", "metrics/infer.json")  # the full metrics, on demand
+
+    # 6. `dvc plots show`: PNGs only, nothing to fetch from the network to render them
+    dvc("plots", "show", "--out", "dvc_plots")
+    html = (project / "dvc_plots" / "index.html").read_text()
+    assert "<img" in html and "hfsl_accuracy.png" in html, html[:3000]
+    assert not re.search(r"https?://", html), re.findall(r"https?://\S+", html)

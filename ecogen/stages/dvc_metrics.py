@@ -1,0 +1,48 @@
+"""The few numbers per stage that `dvc metrics show` prints: ``metrics/dvc/<stage>.json``.
+
+`dvc metrics show` prints one table, a row per file and a column per key of all files together;
+the stages' full metrics (``metrics/<stage>.json``, every edge's too) made that table thousands of
+characters wide.  These files share a handful of short keys, so the table stays narrow; the
+full files are still there: ``dvc metrics show metrics/hfsl.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+# stage → column → the stage metric(s) it shows (several: their sum)
+COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "prepare": {
+        "images": ("images_public", "images_edge", "images_client", "images_test"),
+        "label_skew": ("label_skew",),
+    },
+    "pretrain": {"mae_loss": ("mae_loss",)},
+    "finetune": {"accuracy": ("mean_accuracy",)},
+    "hfsl": {"accuracy": ("mean_accuracy",), "bytes_per_round": ("mean_edge_client_bytes_per_round",)},
+    "relay": {"accuracy": ("fm_mean_accuracy",)},
+    "infer": {"accuracy": ("mean_accuracy",), "ms_per_request": ("mean_latency_ms_per_request",)},
+}
+
+
+def headline(stage: str, metrics: Mapping[str, float | None]) -> dict[str, float]:
+    """The stage's columns; one whose metrics are missing or NaN is left out."""
+    out = {}
+    for column, keys in COLUMNS.get(stage, {}).items():
+        values = [metrics.get(k) for k in keys]
+        if all(v is not None and not math.isnan(v) for v in values):
+            out[column] = sum(v for v in values if v is not None)  # counts stay integers
+    return out
+
+
+def dvc_metrics_path(metrics_dir: Path, stage: str) -> Path:
+    return metrics_dir / "dvc" / f"{stage}.json"
+
+
+def write_dvc_metrics(stage: str, metrics: Mapping[str, float | None], metrics_dir: Path) -> Path:
+    path = dvc_metrics_path(metrics_dir, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(headline(stage, metrics), indent=2, sort_keys=True) + "\n")
+    return path
