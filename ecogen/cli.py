@@ -13,9 +13,10 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from ecogen.config import (
     STAGE_ORDER,
@@ -30,8 +31,38 @@ from ecogen.config import (
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
 
+
+class _Command(TyperCommand):
+    """Help as plain text: values named by their metavar, not by type labels (``<str>``), and — on
+    commands that take a pipeline — the pipelines and profiles of ./pipelines.yaml listed below."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.params:  # an argument's metavar says what it is; typer adds ``<str>``
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        super().format_help(ctx, formatter)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        if any(p.name == "pipeline" for p in self.params):
+            _list_pipelines(Path("pipelines.yaml"), formatter)
+        super().format_epilog(ctx, formatter)
+
+
+def _list_pipelines(path: Path, formatter: Any) -> None:
+    try:
+        specs = load_pipelines(path)
+    except ConfigError:  # no or a broken pipelines.yaml here: `ecogen validate` says what is wrong
+        return
+    with formatter.section(f"Pipelines in {path}"):
+        formatter.write_dl([(name, spec.description) for name, spec in specs.pipelines.items()])
+    if specs.profiles:
+        with formatter.section("Profiles"):
+            formatter.write_text(", ".join(specs.profiles))
+
+
 app = typer.Typer(
     name="ecogen",
+    rich_markup_mode=None,
     help="EcoGen: cloud pre-training, edge PEFT, HFSL on device clusters and split inference — "
     "orchestrated by Prefect, tracked in MLflow, versioned by DVC.",
     no_args_is_help=True,
@@ -39,11 +70,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read.")]
-PipelinesOpt = Annotated[Path, typer.Option("--pipelines", help="pipelines.yaml to read.")]
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read.", metavar="FILE")]
+PipelinesOpt = Annotated[Path, typer.Option("--pipelines", help="pipelines.yaml to read.", metavar="FILE")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a parameter, e.g. --set hfsl.rounds=3 (repeatable)."),
+    typer.Option(
+        "--set", help="Override a parameter, e.g. --set hfsl.rounds=3 (repeatable).", metavar="KEY=VALUE"
+    ),
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="A profile from pipelines.yaml, e.g. cpu.", metavar="NAME")
 ]
 
 
@@ -131,15 +167,16 @@ def _resolve(pipelines: Pipelines, name: str | None) -> str:
     return name
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
-    pipeline: Annotated[str | None, typer.Argument(help="Pipeline name from pipelines.yaml.")] = None,
+    pipeline: Annotated[
+        str | None,
+        typer.Argument(help="Pipeline from pipelines.yaml (default: its `default`).", metavar="PIPELINE"),
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
     pipelines: PipelinesOpt = Path("pipelines.yaml"),
     set_: SetOpt = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="A profile from pipelines.yaml, e.g. cpu.")
-    ] = None,
+    profile: ProfileOpt = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -221,9 +258,9 @@ def run(
         typer.echo(line)
 
 
-@app.command()
+@app.command(cls=_Command)
 def stage(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(STAGE_ORDER)}.")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(STAGE_ORDER)}.", metavar="STAGE")],
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run one stage on the project's data/, artifacts/ and metrics/ (what dvc.yaml calls)."""
@@ -248,7 +285,7 @@ def stage(
         typer.echo(f"  {key} = {value:.6g}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(
     params: ParamsOpt = Path("params.yaml"), pipelines: PipelinesOpt = Path("pipelines.yaml")
 ) -> None:
@@ -268,14 +305,20 @@ def validate(
     typer.echo(f"ok: {params} and {pipelines} ({', '.join(specs.pipelines)})")
 
 
-@app.command()
+@app.command(cls=_Command)
 def deploy(
-    pipeline: Annotated[list[str] | None, typer.Argument(help="Pipelines to serve (default: all).")] = None,
+    pipeline: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines to serve (default: all).", metavar="PIPELINE...")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
     pipelines: PipelinesOpt = Path("pipelines.yaml"),
     profile: Annotated[
         str | None,
-        typer.Option("--profile", help="A profile from pipelines.yaml; deployments named PIPELINE-PROFILE."),
+        typer.Option(
+            "--profile",
+            help="A profile from pipelines.yaml; deployments named PIPELINE-PROFILE.",
+            metavar="NAME",
+        ),
     ] = None,
 ) -> None:
     """Serve pipelines as Prefect deployments on their schedules (blocks until stopped).
@@ -304,24 +347,29 @@ def deploy(
     )
 
 
-ReportOutOpt = Annotated[Path, typer.Option("--out", help="Folder for report.md and its CSV, JSON, PNG.")]
+ReportOutOpt = Annotated[
+    Path, typer.Option("--out", help="Folder for report.md and its CSV, JSON, PNG.", metavar="DIR")
+]
 ReportPipelineOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--pipeline",
         help="Pipeline to report (repeatable; default: table3, baselines, hfsl-study and cycles).",
+        metavar="NAME",
     ),
 ]
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     params: ParamsOpt = Path("params.yaml"),
     out: ReportOutOpt = Path("reports"),
     pipeline: ReportPipelineOpt = None,
     profile: Annotated[
         str | None,
-        typer.Option("--profile", help="Only runs made with this profile ('none': as written)."),
+        typer.Option(
+            "--profile", help="Only runs made with this profile ('none': as written).", metavar="NAME"
+        ),
     ] = None,
     pipelines: PipelinesOpt = Path("pipelines.yaml"),
 ) -> None:

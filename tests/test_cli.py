@@ -1,6 +1,7 @@
 """The `ecogen` command: help, validation, and bad configuration → one line, exit 2, nothing written."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,23 @@ def project(tmp_path: Path) -> Path:
 def test_help_lists_every_command(project: Path) -> None:
     out = ecogen("--help", cwd=project)
     assert out.returncode == 0
-    for command in ("run", "stage", "validate", "deploy"):
+    for command in ("run", "stage", "validate", "deploy", "report"):
         assert command in out.stdout
-        assert ecogen(command, "--help", cwd=project).returncode == 0
+        help_text = ecogen(command, "--help", cwd=project)
+        assert help_text.returncode == 0
+        assert not re.search(r"<(str|bool|int|path|list)", help_text.stdout, re.I), help_text.stdout
+
+
+def test_run_help_lists_the_projects_pipelines_and_profiles(project: Path) -> None:
+    spec = yaml.safe_load((project / "pipelines.yaml").read_text())
+    spec["pipelines"]["my-study"] = {"description": "A study of mine.", "stages": ["prepare"]}
+    (project / "pipelines.yaml").write_text(yaml.safe_dump(spec))
+    out = ecogen("run", "--help", cwd=project).stdout
+    listed = out.split("Pipelines in pipelines.yaml:")[1]
+    for name in spec["pipelines"]:
+        assert re.search(rf"^  {re.escape(name)}\s", listed, re.M), (name, listed)
+    assert "A study of mine." in listed
+    assert "Profiles:" in listed and all(p in listed for p in spec["profiles"])
 
 
 def test_validate_accepts_the_project_files(project: Path) -> None:
