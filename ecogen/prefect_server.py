@@ -12,6 +12,7 @@ server of your own, a work pool's), nothing is started.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -24,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+
+logger = logging.getLogger("ecogen.prefect")
 
 
 class ServerError(RuntimeError):
@@ -65,6 +68,7 @@ def prefect_server(log_file: Path, timeout: float = 120.0) -> Iterator[str]:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
+    logger.info("starting a Prefect server for this run on %s (its log: %s)", url, log_file)
     try:
         start = time.monotonic()
         while not _healthy(url):

@@ -25,7 +25,6 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Literal
 
-import mlflow.pytorch
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
@@ -111,6 +110,8 @@ def log_model(
         # torch.export cannot trace PeftModel.forward(*args, **kwargs); the base model with the
         # adapters injected computes the same function.
         module = get_base_model()
+    import mlflow.pytorch  # here: it imports Lightning (for autologging), 4 s `ecogen stage prepare` skips
+
     with _MODEL_LOCK:
         info = mlflow.pytorch.log_model(
             module,
