@@ -226,10 +226,13 @@ class HfslParams(Section):
     # straggler_rate (its upload is not aggregated).
     device_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     straggler_rate: float = Field(0.0, ge=0.0, lt=1.0)
-    # The edge's aggregation: fedavg (weighted mean), median or trimmed_mean (coordinate-wise,
-    # unweighted; trim_fraction cut from each end) or norm_clip (updates clipped to clip_norm)
+    # The edge's aggregation: fedavg (weighted mean), median or trimmed_mean (coordinate-wise;
+    # trim_fraction cut from each end) or norm_clip (updates clipped to clip_norm).  robust_weights:
+    # the median and trimmed mean weigh each upload by its examples, as FedAvg does (examples), or
+    # count every upload the same (equal: a participant cannot gain say by claiming examples)
     aggregation: Literal["fedavg", "median", "trimmed_mean", "norm_clip"] = "fedavg"
     trim_fraction: float = Field(0.2, ge=0.0, lt=0.5)
+    robust_weights: Literal["examples", "equal"] = "examples"
     clip_norm: PositiveFloat = 1.0  # L2 norm of one upload's update (norm_clip, and DP's clip)
     # Poisoned uploads, for the robustness benchmark: the first `attackers` clusters of each edge
     # upload w0 - a(w - w0) (sign_flip) or w0 + a(w - w0) (scale), a = attack_scale

@@ -51,16 +51,14 @@ def _stack(states: Sequence[dict[str, Tensor]], key: str) -> Tensor:
 
 def coordinate_median(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
     """The coordinate-wise median of the states (Yin et al., 2018, arXiv 1803.01498); with an even
-    count, the mean of the two middle values.  Unweighted: a robust rule gives no participant more
-    say for claiming more examples."""
-    if not states:
-        raise ValueError("a median needs at least one state")
-    return {k: _stack(states, k).quantile(0.5, dim=0).to(v.dtype) for k, v in states[0].items()}
+    count, the mean of the two middle values.  Every state counts the same."""
+    return weighted_median([(s, 1) for s in states])
 
 
 def trimmed_mean(states: Sequence[dict[str, Tensor]], fraction: float) -> dict[str, Tensor]:
     """The coordinate-wise mean after dropping the ``fraction`` largest and smallest values of each
-    coordinate (Yin et al., 2018); unweighted."""
+    coordinate (Yin et al., 2018; ``int(fraction · K)`` of K from each end); every state counts the
+    same."""
     if not states:
         raise ValueError("a trimmed mean needs at least one state")
     cut = int(fraction * len(states))
@@ -70,6 +68,55 @@ def trimmed_mean(states: Sequence[dict[str, Tensor]], fraction: float) -> dict[s
     for key, value in states[0].items():
         ordered = _stack(states, key).sort(dim=0).values
         out[key] = ordered[cut : len(states) - cut].mean(dim=0).to(value.dtype)
+    return out
+
+
+def _sorted_with_weights(updates: Sequence[Update], key: str) -> tuple[Tensor, Tensor]:
+    """Each coordinate's values in ascending order (K, ...) and the weights that go with them."""
+    values = _stack([s for s, _ in updates], key)
+    for _, n in updates:
+        if n <= 0:
+            raise ValueError(f"every update needs a positive example count, got {n}")
+    shape = (-1,) + (1,) * (values.dim() - 1)
+    weights = torch.tensor([float(n) for _, n in updates], dtype=torch.float64).view(shape)
+    order = values.argsort(dim=0)
+    return values.gather(0, order), weights.expand_as(values).gather(0, order)
+
+
+def weighted_median(updates: Sequence[Update]) -> dict[str, Tensor]:
+    """The coordinate-wise median with each state weighted by its examples n_k: the value at which
+    half the total weight lies on either side (the mean of the two values that share the middle
+    when the cumulative weight hits half exactly, as the plain median of an even count)."""
+    if not updates:
+        raise ValueError("a median needs at least one state")
+    out = {}
+    for key, value in updates[0][0].items():
+        ordered, weights = _sorted_with_weights(updates, key)
+        cumulative = weights.cumsum(dim=0)
+        half = cumulative[-1:] / 2
+        last = len(updates) - 1
+        lower = (cumulative < half).sum(dim=0, keepdim=True).clamp(max=last)  # first reaching half
+        upper = (cumulative <= half).sum(dim=0, keepdim=True).clamp(max=last)  # first beyond half
+        middle = (ordered.gather(0, lower) + ordered.gather(0, upper)) / 2
+        out[key] = middle.squeeze(0).to(value.dtype)
+    return out
+
+
+def weighted_trimmed_mean(updates: Sequence[Update], fraction: float) -> dict[str, Tensor]:
+    """The coordinate-wise weighted mean of what is left after cutting ``fraction`` of the total
+    weight from each end (a value straddling a cut keeps the part of its weight inside)."""
+    if not updates:
+        raise ValueError("a trimmed mean needs at least one state")
+    if not 0.0 <= fraction < 0.5:
+        raise ValueError(f"trimming {fraction} of the weight from each end leaves nothing")
+    out = {}
+    for key, value in updates[0][0].items():
+        ordered, weights = _sorted_with_weights(updates, key)
+        top = weights.cumsum(dim=0)
+        total = top[-1:]
+        low, high = fraction * total, (1 - fraction) * total
+        kept = (torch.minimum(top, high) - torch.maximum(top - weights, low)).clamp(min=0)
+        out[key] = ((ordered * kept).sum(dim=0) / kept.sum(dim=0)).to(value.dtype)
     return out
 
 
@@ -91,16 +138,24 @@ def clip_update(state: dict[str, Tensor], start: dict[str, Tensor], max_norm: fl
 
 
 def aggregate(
-    updates: Sequence[Update], start: dict[str, Tensor], rule: str, trim: float = 0.2, clip: float = 1.0
+    updates: Sequence[Update],
+    start: dict[str, Tensor],
+    rule: str,
+    trim: float = 0.2,
+    clip: float = 1.0,
+    weighted: bool = True,
 ) -> dict[str, Tensor]:
     """The edge's aggregation ``rule`` over the uploaded (state, n_k): ``fedavg``, ``median``,
     ``trimmed_mean`` (``trim`` from each end) or ``norm_clip`` (each update clipped to ``clip``,
-    then FedAvg); ``start`` is what the round delivered."""
+    then FedAvg); ``start`` is what the round delivered.  ``weighted``: the median and the trimmed
+    mean weigh each state by its examples, as FedAvg does; otherwise every state counts the same."""
     if rule == "fedavg":
         return fedavg(updates)
     if rule == "median":
-        return coordinate_median([s for s, _ in updates])
+        return weighted_median(updates) if weighted else coordinate_median([s for s, _ in updates])
     if rule == "trimmed_mean":
+        if weighted:
+            return weighted_trimmed_mean(updates, trim)
         return trimmed_mean([s for s, _ in updates], trim)
     if rule == "norm_clip":
         return fedavg([(clip_update(s, start, clip), n) for s, n in updates])

@@ -53,6 +53,11 @@ RELAY_VS_BEST_EDGE = 0.03  # the first relay's FM beats the best single edge by 
 RELAY_VS_NAIVE = 0.02  # ... and naive parameter averaging by ≥ 2 points
 FORGETTING = 0.005  # an edge may lose at most half a point after a redelivery
 BYTES_TOLERANCE = 0.5  # byte counts are means over edges, logged as floats
+DROPOUT_COST = 0.010  # faults: 30 % device dropout costs at most 1 point against the clean run
+ROBUST_COST = 0.020  # faults: one poisoning cluster costs a robust rule at most 2 points ...
+# ... rows of the faults pipeline those targets compare
+CLEAN, DROPOUT = "clean", "dropout-30"
+POISONED_FEDAVG, ROBUST_ROWS = "sign-flip-fedavg", ("sign-flip-median", "sign-flip-trimmed")
 EPS = 1e-9  # accuracies are counts over a test set: 0.95 − 0.93 meets a 0.02 bar despite rounding
 
 
@@ -362,16 +367,49 @@ def upload_is_tunable(cycles: Sequence[Cycle] | None) -> TargetCheck:
     return TargetCheck(key, claim, measured, required, _status(ok), gap, 0.0)
 
 
+def dropout_cost(faults: Rows | None, cost: float = DROPOUT_COST) -> TargetCheck:
+    """clean END − dropout-30 END ≤ ``cost``: the run completes and loses little to dropout."""
+    key, claim = "dropout_cost", "30 % device dropout per round: EcoGen end vs the clean run (faults)"
+    required = f"clean − dropout-30 ≤ {cost:+.3f}"
+    clean, dropped = _end(faults, CLEAN), _end(faults, DROPOUT)
+    if clean is None or dropped is None:
+        return _not_run(key, claim, required, f"needs faults rows {CLEAN} and {DROPOUT}")
+    value = clean - dropped
+    measured = f"{clean:.3f} − {dropped:.3f} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(value <= cost + EPS), value, cost)
+
+
+def robust_aggregation(faults: Rows | None, cost: float = ROBUST_COST) -> TargetCheck:
+    """One sign-flipping cluster: every robust rule's END within ``cost`` of the clean run, and plain
+    FedAvg's not (otherwise the attack shows nothing).  ``value``: the worst robust rule's cost."""
+    key = "robust_aggregation"
+    claim = "One poisoning cluster: robust rules stay near the clean run, FedAvg does not (faults)"
+    required = f"clean − robust ≤ {cost:+.3f} for {', '.join(ROBUST_ROWS)}; clean − fedavg > {cost:+.3f}"
+    clean, plain = _end(faults, CLEAN), _end(faults, POISONED_FEDAVG)
+    robust = {row: _end(faults, row) for row in ROBUST_ROWS}
+    if clean is None or plain is None or any(v is None for v in robust.values()):
+        return _not_run(
+            key, claim, required, f"needs faults rows {CLEAN}, {POISONED_FEDAVG}, {', '.join(ROBUST_ROWS)}"
+        )
+    costs = {row: clean - v for row, v in robust.items() if v is not None}
+    value = max(costs.values())
+    measured = ", ".join(f"{row} {c:+.3f}" for row, c in costs.items()) + f"; fedavg {clean - plain:+.3f}"
+    ok = value <= cost + EPS and clean - plain > cost
+    return TargetCheck(key, claim, measured, required, _status(ok), value, cost)
+
+
 def check_targets(
     table3: Rows | None,
     baselines: Rows | None,
     cycles: Sequence[Cycle] | None = None,
     default: Mapping[str, float] | None = None,
     wall_times: Mapping[str, float | None] | None = None,
+    faults: Rows | None = None,
 ) -> list[TargetCheck]:
     """Every target, in the order the report lists them.
 
-    ``default``: the default chain's hfsl stage metrics; ``wall_times``: seconds per pipeline run.
+    ``default``: the default chain's hfsl stage metrics; ``wall_times``: seconds per pipeline run;
+    ``faults``: the faults pipeline's rows.
     """
     return [
         hfsl_gain(baselines),
@@ -385,6 +423,8 @@ def check_targets(
         runtime(wall_times),
         communication(baselines),
         end_non_decreasing(table3),
+        dropout_cost(faults),
+        robust_aggregation(faults),
         relay_vs_best_edge(cycles),
         relay_vs_naive(cycles),
         relay_non_decreasing(cycles),

@@ -342,7 +342,14 @@ def render(
     found_chain = chain if chain is not None and chain.source.run_id else None
     wall_times = {name: p.source.wall_s for name, p in loaded.items()}
     chain_metrics = found_chain.metrics if found_chain else None
-    checks = check_targets(table3, baselines, cycles, default=chain_metrics, wall_times=wall_times)
+    checks = check_targets(
+        table3,
+        baselines,
+        cycles,
+        default=chain_metrics,
+        wall_times=wall_times,
+        faults=rows.get(FAULTS_PIPELINE),
+    )
     generated = datetime.now(timezone.utc)
     sources = [p.source for p in loaded.values()] + ([found_chain.source] if found_chain else [])
     parts = [tables.header_markdown(generated, experiment, sources, profile)]

@@ -8,7 +8,15 @@ from federated_support import CFG, cluster
 
 from ecogen.config.params import HfslParams, PeftParams
 from ecogen.federated import faults, privacy
-from ecogen.federated.aggregate import aggregate, clip_update, coordinate_median, trimmed_mean, update_norm
+from ecogen.federated.aggregate import (
+    aggregate,
+    clip_update,
+    coordinate_median,
+    trimmed_mean,
+    update_norm,
+    weighted_median,
+    weighted_trimmed_mean,
+)
 from ecogen.federated.hfsl import EdgeJob, run_hfsl_edges
 from ecogen.models.vit import MaskedAutoencoder, ViT
 from ecogen.peft.edge import build_edge_model
@@ -90,3 +98,24 @@ def test_faults_are_validated() -> None:
         HfslParams(attack="scale")
     with pytest.raises(ValueError, match="exceeds clusters"):
         HfslParams(attack="scale", attackers=4, clusters=3)
+
+
+def test_weighted_rules_count_examples_and_equal_weights_give_the_plain_rules() -> None:
+    states = _states(1.0, 2.0, 3.0, 50.0)
+    equal = [(s, 1) for s in states]
+    assert weighted_median(equal)["w"].tolist() == coordinate_median(states)["w"].tolist() == [2.5, 2.5]
+    assert weighted_trimmed_mean(equal, 0.25)["w"].tolist() == trimmed_mean(states, 0.25)["w"].tolist()
+    # the first state holds 6 of 9 examples: the median is its value, the wild one stays out
+    weighted = [(s, n) for s, n in zip(states, (6, 1, 1, 1), strict=True)]
+    assert weighted_median(weighted)["w"].tolist() == [1.0, 1.0]
+    # trimming 1/9 of the weight from each end: 5 of the first state's 6, one each of 2.0 and 3.0
+    assert weighted_trimmed_mean(weighted, 1 / 9)["w"][0].item() == pytest.approx((5 * 1.0 + 2.0 + 3.0) / 7)
+    # through the rule: weighted by examples unless told otherwise
+    start = {"w": torch.zeros(2)}
+    assert aggregate(weighted, start, "median")["w"][0] == 1.0
+    assert aggregate(weighted, start, "median", weighted=False)["w"][0] == 2.5
+    # per coordinate, and the dtype kept
+    mixed = [({"w": torch.tensor([1.0, 9.0])}, 3), ({"w": torch.tensor([5.0, 0.0])}, 1)]
+    assert weighted_median(mixed)["w"].tolist() == [1.0, 9.0]
+    with pytest.raises(ValueError, match="positive example count"):
+        weighted_median([(states[0], 0)])

@@ -38,12 +38,14 @@ from ecogen.reporting.targets import (
     check_targets,
     communication,
     default_hfsl_gain,
+    dropout_cost,
     ecogen_vs_oracle,
     end_above_first,
     end_non_decreasing,
     hfsl_gain,
     labels_only_vs_central,
     oracle_converged,
+    robust_aggregation,
     runtime,
     semi_supervised_gain,
     table3_clusters_gain,
@@ -315,6 +317,28 @@ def test_runtime_of_each_experiment_pipeline() -> None:
     assert runtime(None).status == "not run"
 
 
+def faults(**ends: float) -> dict[str, RowSummary]:
+    return rows({row.replace("_", "-"): [{END: v}] for row, v in ends.items()})
+
+
+def test_dropout_costs_at_most_a_point() -> None:
+    ok = dropout_cost(faults(clean=0.765, dropout_30=0.756))
+    assert ok.status == "PASS" and ok.measured == "0.765 − 0.756 = +0.009"
+    assert dropout_cost(faults(clean=0.765, dropout_30=0.754)).status == "MISS"
+    assert dropout_cost(faults(clean=0.765)).status == "not run"
+
+
+def test_robust_rules_near_clean_and_fedavg_not() -> None:
+    ends = {"clean": 0.765, "sign_flip_fedavg": 0.459, "sign_flip_median": 0.750, "sign_flip_trimmed": 0.746}
+    ok = robust_aggregation(faults(**ends))
+    assert ok.status == "PASS" and ok.value == pytest.approx(0.019)
+    assert ok.measured == "sign-flip-median +0.015, sign-flip-trimmed +0.019; fedavg +0.306"
+    assert robust_aggregation(faults(**{**ends, "sign_flip_trimmed": 0.740})).status == "MISS"
+    # an attack FedAvg shrugs off shows nothing about the robust rules
+    assert robust_aggregation(faults(**{**ends, "sign_flip_fedavg": 0.76})).status == "MISS"
+    assert robust_aggregation(faults(clean=0.765, sign_flip_median=0.75)).status == "not run"
+
+
 def test_check_targets_without_any_run_is_all_not_run() -> None:
     checks = check_targets(None, None, None)
     assert [c.key for c in checks] == [
@@ -329,6 +353,8 @@ def test_check_targets_without_any_run_is_all_not_run() -> None:
         "runtime",
         "communication",
         "end_non_decreasing",
+        "dropout_cost",
+        "robust_aggregation",
         "relay_vs_best_edge",
         "relay_vs_naive",
         "relay_non_decreasing",

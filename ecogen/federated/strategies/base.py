@@ -106,7 +106,8 @@ class Strategy:
             updates = self.uploads(e, r)
             if not updates:  # every participant offline or late: the edge keeps its modules
                 continue
-            merged = aggregate(updates, e.state, cfg.aggregation, cfg.trim_fraction, cfg.clip_norm)
+            weighted = cfg.robust_weights == "examples"
+            merged = aggregate(updates, e.state, cfg.aggregation, cfg.trim_fraction, cfg.clip_norm, weighted)
             e.state, e.server = server_step(
                 e.state, merged, e.server, cfg.server_optimizer, cfg.server_lr, beta1=cfg.server_momentum
             )
