@@ -7,11 +7,13 @@ prints one line naming the key and exits with status 2, having written nothing. 
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import signal
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,11 +114,61 @@ def _fail_on_data(err: DataError, root: Path) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+DISK_FULL = ("No space left on device", "database or disk is full")  # OSError's and SQLite's words
+
+
+def _disk_full(err: BaseException) -> BaseException | None:
+    """The out-of-space error behind ``err``: an OSError ENOSPC / EDQUOT, raised as it is or wrapped
+    (SQLite's "database or disk is full" under MLflow and SQLAlchemy); one that names its file if
+    the chain holds one."""
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            found.append(cause)
+        elif any(text in str(cause) for text in DISK_FULL):
+            found.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    named = [e for e in found if isinstance(e, OSError) and e.filename]
+    return (named or found or [None])[0]
+
+
+def _fail_on_disk(err: BaseException, root: Path) -> typer.Exit:
+    """Out of disk space: one line naming the file, exit 1 (the traceback to runs/.last-error.log
+    when there is room for it)."""
+    where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else f" under {root}"
+    with suppress(OSError):
+        where += f" ({shutil.disk_usage(root).free / 2**20:.1f} MiB free)"
+    try:
+        (root / ERROR_LOG).write_text(traceback.format_exc())
+        saved = f" (traceback in {ERROR_LOG})"
+    except OSError:
+        saved = ""
+    typer.echo(
+        f"error: out of disk space{where}: free space on that disk, then run again "
+        f"(`ecogen run PIPELINE --resume` keeps the stages that finished){saved}",
+        err=True,
+    )
+    return typer.Exit(code=1)
+
+
+def _check_tracking(cfg: Params, root: Path) -> None:
+    """A tracking server that does not answer is said in one line before any work starts."""
+    from ecogen.tracking.uri import check_tracking
+
+    try:
+        check_tracking(cfg.tracking, root)
+    except ConfigError as err:
+        raise _fail(err) from None
+
+
 class _ReadableLogs(logging.Filter):
     """What the terminal shows of Prefect's and MLflow's logs:
 
-    * a problem with the user's data is said once, in one line, by the CLI — Prefect would log
-      the exception with its traceback at every level (task, subflow, flow);
+    * a problem with the user's data, or a full disk, is said once, in one line, by the CLI —
+      Prefect would log the exception with its traceback at every level (task, subflow, flow);
     * Prefect's "Finished in state Completed()" says which flow or task finished;
     * MLflow's warning about pickled models (the format is chosen on purpose, see
       ecogen/tracking/mlflow_log.py) is shown once, not once per logged model.
@@ -127,10 +179,11 @@ class _ReadableLogs(logging.Filter):
         self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], DataError):
-            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            if isinstance(record.exc_info[1], DataError) or _disk_full(record.exc_info[1]):
+                return False
         message = record.getMessage()
-        if any(name in message for name in ("DataError", "DataNotFound")):
+        if any(name in message for name in ("DataError", "DataNotFound", *DISK_FULL)):
             return False
         if record.name in ("prefect.flow_runs", "prefect.task_runs") and message.startswith(
             "Finished in state"
@@ -207,6 +260,7 @@ def run(
     from ecogen.environment import quiet_defaults
 
     quiet_defaults()
+    _check_tracking(cfg, Path.cwd())
     resume_run_id = None
     if resume:
         from ecogen.pipeline import ResumeError, resumable
@@ -250,6 +304,10 @@ def run(
         raise _fail(err) from None
     except DataError as err:
         raise _fail_on_data(err, root) from None
+    except Exception as err:
+        if (full := _disk_full(err)) is None:
+            raise
+        raise _fail_on_disk(full, root) from None
     typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
     from ecogen.tracking import resolve_tracking_uri
     from ecogen.tracking.run_summary import summary_lines
@@ -274,6 +332,7 @@ def stage(
     from ecogen.environment import quiet_defaults
 
     quiet_defaults()
+    _check_tracking(cfg, Path.cwd())
     from ecogen.pipeline import run_standalone_stage  # imports MLflow, which sets up its logging
 
     _filter_user_errors()
@@ -281,6 +340,10 @@ def stage(
         metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
     except DataError as err:
         raise _fail_on_data(err, Path.cwd()) from None
+    except Exception as err:
+        if (full := _disk_full(err)) is None:
+            raise
+        raise _fail_on_disk(full, Path.cwd()) from None
     for key, value in sorted(metrics.items()):
         typer.echo(f"  {key} = {value:.6g}")
 
@@ -384,6 +447,7 @@ def report(
     from ecogen.environment import quiet_defaults
 
     quiet_defaults()
+    _check_tracking(cfg, Path.cwd())
     from ecogen.reporting.tables import section
     from ecogen.tracking.report import DEFAULT_PIPELINES, build_report
 

@@ -3,8 +3,10 @@
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,57 @@ def test_a_damaged_data_file_is_one_line_naming_it_exit_2(project: Path, damage:
     assert len(lines) == 1 and str(bad) in lines[0] and "fetch it again" in lines[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "Traceback" in (project / "runs" / ".last-error.log").read_text()
     assert not (project / "data").exists()  # nothing half written
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when this returns: nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("http://user:secret@127.0.0.1:{port}", "does not answer"),
+        ("sqlite:////no/such/folder/mlflow.db", "/no/such/folder does not exist"),
+    ],
+)
+def test_an_unreachable_tracking_store_is_one_line_before_any_work(
+    project: Path, uri: str, said: str
+) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tracking"]["uri"] = uri.format(port=_closed_port())
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    before = sorted(p.name for p in project.iterdir())
+    for command in (["run", "quick"], ["stage", "prepare"], ["report"]):
+        out = ecogen(*command, cwd=project)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and said in lines[0], (command, out.stderr[-2000:])
+        assert "secret" not in out.stderr  # the password is not shown
+        assert sorted(p.name for p in project.iterdir()) == before
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1.5 MiB tmpfs: room for the MLflow database, not for the prepared data."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_out_of_disk_space_is_one_line_naming_the_place(small_disk: Path) -> None:
+    shutil.copy(ROOT / "params.yaml", small_disk / "params.yaml")
+    out = ecogen("stage", "prepare", cwd=small_disk)
+    lines = [line for line in out.stderr.splitlines() if "Traceback" in line or line.startswith("error:")]
+    assert out.returncode == 1 and lines and lines[-1].startswith("error: out of disk space"), out.stderr[
+        -3000:
+    ]
+    assert "Traceback" not in out.stderr and str(small_disk) in lines[-1]

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import mlflow
 
+from ecogen.config import ConfigError
 from ecogen.config.params import Params, TrackingParams
 
 log = logging.getLogger("ecogen.tracking")
@@ -27,6 +30,37 @@ def resolve_tracking_uri(tracking: TrackingParams, project_root: Path) -> str:
     if env := os.environ.get("MLFLOW_TRACKING_URI"):
         return env
     return f"sqlite:///{(project_root.resolve() / 'mlflow.db').as_posix()}"
+
+
+class TrackingUnreachable(ConfigError):
+    """The tracking store cannot be reached: said before any work starts, not after a stage."""
+
+
+def check_tracking(tracking: TrackingParams, project_root: Path, timeout: float = 5.0) -> str:
+    """The resolved URI, once it is known to work: a tracking server answers on ``/health``, a
+    SQLite file's folder exists.  Otherwise TrackingUnreachable, naming the (redacted) URI and what
+    to do — MLflow itself would retry for minutes and then fail inside the first stage."""
+    uri = resolve_tracking_uri(tracking, project_root)
+    scheme = urlsplit(uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):  # noqa: S310
+                pass
+        except urllib.error.HTTPError:  # it answers (perhaps asking for credentials): reachable
+            pass
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingUnreachable(
+                f"the MLflow tracking server {redact_uri(uri)} does not answer ({reason}): start it, or "
+                "set tracking.uri in params.yaml (or MLFLOW_TRACKING_URI) to one that runs"
+            ) from None
+    elif scheme == "sqlite" and uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise TrackingUnreachable(
+                f"tracking.uri {uri}: the folder {folder} does not exist; create it or fix the URI"
+            )
+    return uri
 
 
 def use_tracking_uri(tracking: TrackingParams, project_root: Path) -> str:
