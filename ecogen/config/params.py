@@ -114,6 +114,12 @@ class PretrainParams(Section):
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 2e-3
+    # Larger batches (a GPU's): ``lr`` is the rate tuned at ``lr_batch`` images a step; a batch of
+    # B trains at lr·(B / lr_batch)^k — k = ½ for sqrt, the square-root rule for Adam-type
+    # optimisers (Malladi et al., 2022, arXiv 2205.10287), k = 1 for linear (Goyal et al., 2017,
+    # arXiv 1706.02677; MAE's own rule), k = 0 for none.  benchmarks/large_batch.py measures it.
+    lr_scaling: Literal["none", "sqrt", "linear"] = "none"
+    lr_batch: PositiveInt = 128
     weight_decay: float = Field(0.05, ge=0.0)
     mask_ratio: float = Field(0.75, gt=0.0, lt=1.0)
     # auto: bf16 autocast on a CUDA device that supports it (weights, optimiser and the loss's
@@ -121,6 +127,11 @@ class PretrainParams(Section):
     precision: Literal["auto", "32", "bf16-mixed"] = "auto"
     # torch.compile the MAE (drops each epoch's last partial batch, so every step has one shape)
     compile: bool = False
+
+    def scaled_lr(self) -> float:
+        """The learning rate at ``batch_size`` under ``lr_scaling`` (see above)."""
+        power = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}[self.lr_scaling]
+        return self.lr * (self.batch_size / self.lr_batch) ** power
 
 
 class PeftParams(Section):

@@ -34,7 +34,7 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
     loader = index_loader(
         (to_float(pool),), p.batch_size, True, params.seed, params.accelerator, drop_last=p.compile
     )
-    module = MAEModule(mae, p.lr, p.weight_decay, p.mask_ratio, seed=params.seed, compile=p.compile)
+    module = MAEModule(mae, p.scaled_lr(), p.weight_decay, p.mask_ratio, seed=params.seed, compile=p.compile)
     history = History("pretrain")
     precision = trainer_precision(p.precision, params.accelerator)
     make_trainer(params.accelerator, p.epochs, [history], precision=precision).fit(module, loader)
@@ -54,7 +54,7 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
             "public_images": float(len(pool)),
         },
         history={"mae_loss": history.series["mae_loss"]},
-        params={"image_size": cfg.image_size, "num_patches": cfg.num_patches},
+        params={"image_size": cfg.image_size, "num_patches": cfg.num_patches, "lr_effective": p.scaled_lr()},
         models={"fm": ModelArtifact(mae.encoder, example, [ws.fm])},
         artifacts=[grid],
     )

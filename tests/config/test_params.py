@@ -198,3 +198,13 @@ def test_a_cycle_is_the_tail_of_the_pipeline_and_excludes_trials(tmp_path: Path)
     )
     with pytest.raises(ConfigError, match="cycle must be the last stages"):
         load_pipelines(path)
+
+
+def test_pretrain_learning_rate_follows_the_stated_batch_rule() -> None:
+    from ecogen.config.params import PretrainParams
+
+    base = {"lr": 2e-3, "lr_batch": 128, "batch_size": 512}
+    assert PretrainParams(**base).scaled_lr() == pytest.approx(2e-3)  # none: as given
+    assert PretrainParams(**base, lr_scaling="sqrt").scaled_lr() == pytest.approx(4e-3)  # ×√4
+    assert PretrainParams(**base, lr_scaling="linear").scaled_lr() == pytest.approx(8e-3)  # ×4
+    assert PretrainParams(lr=2e-3, batch_size=128, lr_scaling="sqrt").scaled_lr() == pytest.approx(2e-3)
