@@ -277,13 +277,15 @@ def run(
         with (
             project_lock(root, name),
             _sigterm_as_sigint(),
-            prefect_server(root / "runs" / ".prefect-server.log"),
+            prefect_server(root / "runs" / ".prefect-server.log") as server_ready,
         ):
+            # imported while the server boots
             import mlflow  # noqa: F401  (its logging set up, so that its handlers get the filter)
             from prefect.logging.handlers import APILogWorker
 
             from flows.pipeline import pipeline_flow
 
+            server_ready()
             _filter_user_errors()
             try:
                 summary = pipeline_flow(

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,29 +55,40 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def prefect_server(log_file: Path, timeout: float = 120.0) -> Iterator[str]:
-    """The API URL of a server that runs while the body does (see the module docstring)."""
+def prefect_server(log_file: Path, timeout: float = 120.0) -> Iterator[Callable[[], str]]:
+    """A server that runs while the body does (see the module docstring).
+
+    Yields ``ready``: the server boots while the body goes on (importing torch, MLflow and the
+    flows takes about as long as the server's start), and ``ready()`` waits until it answers and
+    returns its API URL.  ``PREFECT_API_URL`` points at it from the start, so Prefect, imported
+    meanwhile, talks to it.  ServerError from ``ready()`` when it does not come up.
+    """
     if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
+        url = os.environ["PREFECT_API_URL"]
+        yield lambda: url
         return
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    logger.info("starting a Prefect server for this run on %s (its log: %s)", url, log_file)
     with log_file.open("w") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
-    logger.info("starting a Prefect server for this run on %s (its log: %s)", url, log_file)
-    try:
-        start = time.monotonic()
+    start = time.monotonic()
+
+    def ready() -> str:
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() - start > timeout:
                 tail = log_file.read_text(errors="replace")[-1500:]
                 raise ServerError(f"the Prefect server did not start (log {log_file}):\n{tail}")
             time.sleep(0.25)
-        os.environ["PREFECT_API_URL"] = url
-        yield url
+        return url
+
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        yield ready
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
