@@ -130,6 +130,7 @@ def test_kill_9_in_an_hfsl_round_then_resume_continues_from_that_round(
         seen.append(line)
         if "round 3/6" in line:
             break
+    servers = [c for c in _children(run.pid) if "server start" in _cmdline(c)]
     run.kill()  # SIGKILL in round 3 or 4 (the checkpoint is written just after the log line)
     run.wait(timeout=30)
     assert any("round 3/6" in line for line in seen), "".join(seen[-40:])
@@ -141,3 +142,13 @@ def test_kill_9_in_an_hfsl_round_then_resume_continues_from_that_round(
     assert "round 1/6" not in out and f"round {k}/6" not in out and f"round {k + 1}/6" in out
     assert "round 6/6" in out
     assert not (project / "runs" / name / "artifacts" / "hfsl" / ".rounds.pt").exists()
+    # nothing left behind: no run RUNNING in MLflow (the killed attempt's are KILLED), no server
+    client = MlflowClient(sqlite_uri(project))
+    experiment = client.get_experiment_by_name("ecogen")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert runs and "RUNNING" not in {r.info.status for r in runs}, [
+        (r.info.run_name, r.info.status) for r in runs
+    ]
+    assert {r.info.status for r in runs if r.data.tags.get("ecogen.kind") == "pipeline"} == {"FINISHED"}
+    assert servers and not any(_alive(pid) for pid in servers), "the killed run's Prefect server lives on"
