@@ -104,6 +104,11 @@ def test_unknown_or_reserved_profile_exit_2(project: Path) -> None:
     (project / "pipelines.yaml").write_text(yaml.safe_dump(spec))
     out = ecogen("validate", cwd=project)
     assert out.returncode == 2 and "'none' is reserved" in out.stderr
+    del spec["profiles"]["none"]
+    spec["pipelines"]["dvc"] = {"stages": ["prepare"]}  # the tag of `dvc repro`'s runs
+    (project / "pipelines.yaml").write_text(yaml.safe_dump(spec))
+    out = ecogen("validate", cwd=project)
+    assert out.returncode == 2 and "'dvc' is reserved" in out.stderr
 
 
 def _fashion_mnist_copy(folder: Path) -> Path:

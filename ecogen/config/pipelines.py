@@ -11,6 +11,7 @@ from ecogen.config.params import Params
 
 StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "relay", "infer"]
 NO_PROFILE = "none"  # what runs made without a profile are tagged, and `ecogen report --profile` names them
+DVC_PIPELINE = "dvc"  # the pipeline tag of what `dvc repro` runs (dvc.yaml on the project root)
 
 STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
 
@@ -140,4 +141,6 @@ class Pipelines(BaseModel):
             raise ValueError(f"default pipeline {self.default!r} is not defined")
         if NO_PROFILE in self.profiles:
             raise ValueError(f"profile name {NO_PROFILE!r} is reserved: it means no profile (as written)")
+        if DVC_PIPELINE in self.pipelines:
+            raise ValueError(f"pipeline name {DVC_PIPELINE!r} is reserved: it tags the runs of `dvc repro`")
         return self

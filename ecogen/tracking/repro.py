@@ -19,10 +19,10 @@ import psutil
 from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME
 
 from ecogen.config.params import Params
+from ecogen.config.pipelines import DVC_PIPELINE as DVC_PIPELINE  # re-exported for the glue
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.tracking.runs import KIND, PROFILE, quote, start_pipeline_run, tracking_client
 
-DVC_PIPELINE = "dvc"  # the pipeline tag of the runs `dvc repro` makes: dvc.yaml on the project root
 INVOCATION = "ecogen.invocation"  # "<host>:<pid>:<start time>" of the process the stages run under
 
 
