@@ -333,7 +333,7 @@ def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -
     try:
         with (
             track_stage(params, stage, root, parent, version, ws) as run,
-            listening(Aggregate(ProgressLines(stage))),
+            listening(ProgressLines(stage)),  # edges train in turn here: a line per edge
         ):
             result = run_stage(stage, params, ws)
             if stage == "prepare":  # the version this stage produced, as dvc.lock will record it
