@@ -26,7 +26,7 @@ from ecogen.progress import Aggregate, listening
 from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
 from ecogen.runlock import project_lock as project_lock
 from ecogen.stages.dvc_metrics import write_dvc_metrics
-from ecogen.stages.registry import CLOUD_STAGES, combine, run_edge, run_stage, write_outputs
+from ecogen.stages.registry import CLOUD_STAGES, combine, is_edge_stage, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.terminal import ProgressLines
 from ecogen.tracking import finish_run, set_data_version, start_child_run, start_pipeline_run, track_stage
@@ -225,7 +225,15 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
         reuse.forget(ctx.workdir, stage)
     with (
         track_stage(
-            ctx.params, stage, ctx.project_root, ctx.run_id, ctx.data_version, ctx.workspace, tags, name
+            ctx.params,
+            stage,
+            ctx.project_root,
+            ctx.run_id,
+            ctx.data_version,
+            ctx.workspace,
+            tags,
+            name,
+            edge_runs=not is_edge_stage(stage),  # edge stages' tasks make their own edge runs
         ) as run,
         listening(Aggregate(ProgressLines(name))),
     ):
@@ -332,7 +340,7 @@ def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -
         set_data_version(parent, version)
     try:
         with (
-            track_stage(params, stage, root, parent, version, ws) as run,
+            track_stage(params, stage, root, parent, version, ws, edge_runs=True) as run,
             listening(ProgressLines(stage)),  # edges train in turn here: a line per edge
         ):
             result = run_stage(stage, params, ws)

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ecogen.progress import Step
+from ecogen.tracking.runs import EDGE, finish_run, start_child_run
 
 
 @dataclass
@@ -37,3 +38,34 @@ class LiveMetrics:
         MlflowClient().log_batch(self.run_id, metrics=metrics)
         with self._lock:
             self.logged.update(m.key for m in metrics)
+
+
+@dataclass
+class EdgeRuns:
+    """Per-edge runs under a stage run, made when an edge reports its first step (a stage whose
+    edges train inside one call, as HFSL's do), each logged into at once as :class:`LiveMetrics`
+    does.  ``runs``: run name (``edge-<domain>``) → its live logger, for the stage's result to be
+    logged into the same runs at the end (``log_result(..., existing=...)``)."""
+
+    stage_run_id: str
+    data_version: str | None
+    runs: dict[str, LiveMetrics] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, step: Step) -> None:
+        if step.part is None:
+            return
+        name = f"edge-{step.part}"
+        with self._lock:
+            if name not in self.runs:
+                run_id = start_child_run(self.stage_run_id, name, "edge", self.data_version, {EDGE: name})
+                self.runs[name] = LiveMetrics(run_id, part=step.part)
+        self.runs[name](step)
+
+    def existing(self) -> dict[str, tuple[str, set[str]]]:
+        return {name: (live.run_id, live.logged) for name, live in self.runs.items()}
+
+    def terminate(self, status: str) -> None:
+        """After a failed stage: the edges' runs end as the stage's does."""
+        for live in self.runs.values():
+            finish_run(live.run_id, status)

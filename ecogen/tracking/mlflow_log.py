@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Literal
 
 from mlflow import MlflowClient
@@ -46,13 +46,16 @@ def log_result(
     data_version: str | None,
     serialization_format: SerializationFormat = "pickle",
     logged: Collection[str] = (),
+    existing: Mapping[str, tuple[str, Collection[str]]] | None = None,
 ) -> list[str]:
     """Log metrics, per-step history (step = index + 1), params, artifact files and models of
     ``result`` into ``run_id``; each child becomes a nested run (``ecogen.kind=edge``) logged the
     same way.  Returns the ids of all runs created below ``run_id``, depth first.
 
     ``logged``: series of ``result.history`` already logged into ``run_id`` while the stage ran
-    (:mod:`ecogen.tracking.live`); they are not logged twice.
+    (:mod:`ecogen.tracking.live`); they are not logged twice.  ``existing``: child name → (run id,
+    series logged live) of children whose runs were made while the stage ran; they are logged
+    into those runs instead of new ones.
 
     The process's MLflow tracking URI must already point at the store that holds ``run_id`` (set
     by ``start_pipeline_run`` / ``track_stage``).
@@ -73,9 +76,14 @@ def log_result(
 
     created: list[str] = []
     for child in result.children:
-        child_id = start_child_run(run_id, child.name, "edge", data_version, {EDGE: child.name})
+        if existing and child.name in existing:
+            child_id, child_logged = existing[child.name]
+        else:
+            child_id = start_child_run(run_id, child.name, "edge", data_version, {EDGE: child.name})
+            child_logged = ()
         try:
-            created += [child_id, *log_result(child_id, child, data_version, serialization_format)]
+            below = log_result(child_id, child, data_version, serialization_format, logged=child_logged)
+            created += [child_id, *below]
         except BaseException:
             finish_run(child_id, "FAILED")
             raise

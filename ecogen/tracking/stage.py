@@ -13,10 +13,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ecogen.config.params import Params
-from ecogen.progress import Aggregate, listening
+from ecogen.progress import Aggregate, Listener, listening
 from ecogen.stages.result import StageResult
 from ecogen.tracking.energy import EnergyMeter, EnergyReading
-from ecogen.tracking.live import LiveMetrics
+from ecogen.tracking.live import EdgeRuns, LiveMetrics
 from ecogen.tracking.mlflow_log import log_result
 from ecogen.tracking.runs import (
     DATA_VERSION,
@@ -46,11 +46,13 @@ class StageRun:
     energy: EnergyReading | None = None  # filled on exit when energy tracking is enabled
     duration_s: float | None = None  # filled on exit
     live: LiveMetrics | None = None  # what was logged while the stage ran
+    edges: EdgeRuns | None = None  # edge runs made while the stage ran (edge_runs=True)
 
     def log(self, result: StageResult) -> list[str]:
         """Log a stage's result into this run; returns the ids of the child runs it created."""
         logged = self.live.logged if self.live is not None else ()
-        return log_result(self.run_id, result, self.data_version, logged=logged)
+        existing = self.edges.existing() if self.edges is not None else None
+        return log_result(self.run_id, result, self.data_version, logged=logged, existing=existing)
 
 
 def start_stage_run(
@@ -94,6 +96,7 @@ def track_stage(
     workspace: Workspace,
     tags: dict[str, str] | None = None,
     run_name: str | None = None,
+    edge_runs: bool = False,
 ) -> Iterator[StageRun]:
     """Run the body inside a stage run, measuring its energy when ``params.energy.enabled``.
 
@@ -102,18 +105,22 @@ def track_stage(
     measured them (``ecogen.energy.*``).  Raising inside the body still stops the meter and logs
     what it measured, marks the run FAILED (KILLED for Ctrl-C) and re-raises.
     CodeCarbon writes its CSV to ``<workspace>/emissions/``.  While the body runs, what it
-    reports to :mod:`ecogen.progress` is logged into the run at once (:mod:`ecogen.tracking.live`).
+    reports to :mod:`ecogen.progress` is logged into the run at once (:mod:`ecogen.tracking.live`);
+    with ``edge_runs``, an edge's steps go into an edge run made at its first step (for stages
+    whose edges train inside the stage's own call; edge tasks make their own runs).
     """
     run_id = start_stage_run(params, stage, project_root, parent_run_id, data_version, tags, run_name)
     live = LiveMetrics(run_id)
-    handle = StageRun(run_id=run_id, stage=stage, data_version=data_version, live=live)
+    edges = EdgeRuns(run_id, data_version) if edge_runs else None
+    handle = StageRun(run_id=run_id, stage=stage, data_version=data_version, live=live, edges=edges)
+    listeners: list[Listener] = [Aggregate(live), *([edges] if edges is not None else [])]
     meter = None
     if params.energy.enabled:
         meter = EnergyMeter(params.energy, workspace.root / "emissions", project_name=stage)
         meter.start()
     start = time.perf_counter()
     try:
-        with listening(Aggregate(live)):  # epochs and rounds logged as they end
+        with listening(*listeners):  # epochs and rounds logged as they end
             yield handle
     except BaseException as exc:
         _close(handle, meter, start, exc)
@@ -125,6 +132,8 @@ def _close(handle: StageRun, meter: EnergyMeter | None, start: float, exc: BaseE
     handle.duration_s = time.perf_counter() - start
     handle.energy = meter.stop() if meter is not None else None
     status = "FINISHED" if exc is None else "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    if exc is not None and handle.edges is not None:
+        handle.edges.terminate(status)
     client = MlflowClient()
     try:
         _log_measurements(client, handle)

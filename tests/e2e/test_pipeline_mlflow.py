@@ -109,6 +109,11 @@ def test_edge_epochs_were_logged_as_they_ended_once_each(tree: RunTree) -> None:
         points = tree.client.get_metric_history(run.info.run_id, "train_loss")
         assert [m.step for m in points] == [1], points  # one epoch (TINY), logged once
         assert run.info.start_time <= points[0].timestamp <= run.info.end_time
+    for run in tree.children(tree.stage("hfsl")):  # made at the edge's first round, logged each round
+        points = sorted(tree.client.get_metric_history(run.info.run_id, "accuracy"), key=lambda m: m.step)
+        assert [m.step for m in points] == list(range(1, ROUNDS + 1)), points
+        times = [m.timestamp for m in points]
+        assert times == sorted(set(times)) and run.info.start_time <= times[0], points  # as they ended
     hfsl = tree.stage("hfsl")
     mean = tree.client.get_metric_history(hfsl.info.run_id, "mean_accuracy")
     assert sorted(m.step for m in mean) == list(range(1, ROUNDS + 1)), mean  # live, not again at the end

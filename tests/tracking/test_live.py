@@ -88,3 +88,26 @@ def test_an_edge_run_takes_only_its_own_edge_and_means_are_named_as_the_stage_re
     mean = client.get_metric_history(stage.run_id, "mean_accuracy")  # the stage's own listener
     assert [(m.step, round(m.value, 6)) for m in mean] == [(1, 0.3)]
     assert edge.logged == {"accuracy"}
+
+
+def test_edges_training_inside_the_stage_get_runs_at_their_first_step(
+    params: Params, project: Path, workspace: Workspace
+) -> None:
+    with track_stage(params, "hfsl", project, None, None, workspace, edge_runs=True) as stage:
+        for r in (1, 2):
+            for part, acc in (("identity", 0.5 + r / 10), ("invert", 0.4 + r / 10)):
+                report(Step("hfsl", r, 2, {"accuracy": acc}, "round", part, 2))
+        assert stage.edges is not None and sorted(stage.edges.runs) == ["edge-identity", "edge-invert"]
+        live_ids = {name: live.run_id for name, live in stage.edges.runs.items()}
+        children = [
+            StageResult(name=f"edge-{d}", metrics={"accuracy": a}, history={"accuracy": [a - 0.1, a]})
+            for d, a in (("identity", 0.7), ("invert", 0.6))
+        ]
+        created = stage.log(StageResult(name="hfsl", children=children))
+    assert sorted(created) == sorted(live_ids.values())  # the runs made live, not new ones
+    client = MlflowClient()
+    for name, run_id in live_ids.items():
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["ecogen.edge"] == name
+        points = client.get_metric_history(run_id, "accuracy")
+        assert sorted(m.step for m in points) == [1, 2]  # each round once, as it ended
