@@ -104,13 +104,22 @@ def _sigterm_as_sigint() -> Iterator[None]:
 ERROR_LOG = Path("runs") / ".last-error.log"
 
 
+def _save_traceback(root: Path) -> str:
+    """The current exception's traceback into runs/.last-error.log; what to tell the user about it
+    ("" when it could not be written, e.g. on a full disk)."""
+    try:
+        path = root / ERROR_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc())
+    except OSError:
+        return ""
+    return f" (traceback in {ERROR_LOG})"
+
+
 def _fail_on_data(err: DataError, root: Path) -> typer.Exit:
     """A problem with the user's data: one line (the file and what to do), exit 2; the traceback
     goes to runs/.last-error.log."""
-    path = root / ERROR_LOG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(traceback.format_exc())
-    typer.echo(f"error: {err} (traceback in {ERROR_LOG})", err=True)
+    typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
     return typer.Exit(code=2)
 
 
@@ -141,11 +150,7 @@ def _fail_on_disk(err: BaseException, root: Path) -> typer.Exit:
     where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else f" under {root}"
     with suppress(OSError):
         where += f" ({shutil.disk_usage(root).free / 2**20:.1f} MiB free)"
-    try:
-        (root / ERROR_LOG).write_text(traceback.format_exc())
-        saved = f" (traceback in {ERROR_LOG})"
-    except OSError:
-        saved = ""
+    saved = _save_traceback(root)
     typer.echo(
         f"error: out of disk space{where}: free space on that disk, then run again "
         f"(`ecogen run PIPELINE --resume` keeps the stages that finished){saved}",
