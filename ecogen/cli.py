@@ -10,10 +10,8 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
-import signal
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +30,7 @@ from ecogen.config import (
 )
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
+from ecogen.interrupts import stop_on_sigterm
 
 
 class _Command(TyperCommand):
@@ -88,17 +87,6 @@ ProfileOpt = Annotated[
 def _fail(err: Exception) -> typer.Exit:
     typer.echo(f"error: {err}", err=True)
     return typer.Exit(code=2)
-
-
-@contextmanager
-def _sigterm_as_sigint() -> Iterator[None]:
-    """SIGTERM (a scheduler's or `kill`'s stop) ends the run as Ctrl-C does: the runs are marked
-    KILLED, the Prefect server is stopped, and `--resume` continues it."""
-    before = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 ERROR_LOG = Path("runs") / ".last-error.log"
@@ -281,7 +269,7 @@ def run(
     try:
         with (
             project_lock(root, name),
-            _sigterm_as_sigint(),
+            stop_on_sigterm(),
             prefect_server(root / "runs" / ".prefect-server.log") as server_ready,
         ):
             # imported while the server boots

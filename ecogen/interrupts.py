@@ -1,0 +1,62 @@
+"""Stopping a run: SIGTERM ends it as Ctrl-C does, and a stop is never lost.
+
+Python runs a signal handler in the main thread at the next bytecode, wherever that is. When it
+is inside a finaliser (a weakref callback, a ``__del__``: SQLAlchemy's are common while MLflow
+works), the exception the handler raises -- ``KeyboardInterrupt``, or Prefect's
+``TerminationSignal`` while a flow runs -- is "ignored" by the interpreter: printed and dropped,
+and the run goes on as if nobody had asked it to stop.  ``stop_on_sigterm`` therefore also
+watches the exceptions the interpreter drops, and delivers such a stop again a moment later, when
+the main thread is back in ordinary code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REDELIVER_AFTER_S = 0.05
+
+
+def _stop_signal(exc: BaseException | None) -> int | None:
+    """The signal a dropped exception stood for: SIGINT for KeyboardInterrupt, the signal Prefect's
+    TerminationSignal carries; None for anything else (those stay the interpreter's business)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    number = getattr(exc, "signal", None)
+    if isinstance(exc, BaseException) and not isinstance(exc, Exception) and isinstance(number, int):
+        return number
+    return None
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (a scheduler's or `kill`'s stop) raises KeyboardInterrupt as Ctrl-C does, so the runs
+    are marked KILLED, the Prefect server is stopped and `--resume` continues; a stop that lands in
+    a finaliser is delivered again instead of being lost."""
+    before_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    before_hook = sys.unraisablehook
+
+    def redeliver(unraisable: Any) -> None:
+        number = _stop_signal(unraisable.exc_value)
+        if number is None:
+            before_hook(unraisable)
+            return
+        log.debug("a stop (signal %d) landed in a finaliser; delivering it again", number)
+        timer = threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), number))
+        timer.daemon = True
+        timer.start()
+
+    sys.unraisablehook = redeliver
+    try:
+        yield
+    finally:
+        sys.unraisablehook = before_hook
+        signal.signal(signal.SIGTERM, before_term)
