@@ -114,8 +114,12 @@ def run_hfsl_edges(
                 e.channel.ledger.reset()
                 # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
                 devices = [0 if c.at_edge else len(c.segments) for c in e.clients]
-                e.present = faults.present(e.seed, r, devices, cfg)
+                up = faults.online(e.seed, r, devices, cfg)
+                e.present = [faults.takes_part(u, cfg) for u in up]
                 e.late = faults.late(e.seed, r, len(e.clients), cfg)
+                for c, u, here in zip(e.clients, up, e.present, strict=True):
+                    c.hosts = faults.hosts(u) if here and not all(u) else []
+                    c.hand_over(e.channel)
                 if strategy.deliver(r):
                     e.broadcast()
             active = [(e, k, c) for e, k, c in tasks if e.takes_part(k)]

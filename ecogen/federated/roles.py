@@ -29,7 +29,7 @@ from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state, tunable_state
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.chain import SplitChain
-from ecogen.split.channel import Channel, TunableModules
+from ecogen.split.channel import Channel, SegmentWeights, TunableModules
 from ecogen.split.semi_supervised import SplitSemiSupervised, WholeModel, fixmatch_loader
 from ecogen.training.pseudo_label import class_prior
 from ecogen.training.trainer import make_trainer
@@ -50,6 +50,8 @@ class ClusterClient:
     # full-model parameter names held by each device (empty for devices with nothing tunable)
     device_keys: list[list[str]] = field(default_factory=list)
     at_edge: bool = False  # the edge's own participant: holds the whole model, uses no link
+    # this round: the device that runs each segment (ecogen.federated.faults.hosts); empty: its own
+    hosts: list[int] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -71,6 +73,21 @@ class ClusterClient:
         names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
         keys = [[names[id(p)] for p in seg.parameters() if id(p) in names] for seg in segments]
         return cls(model, segments, data, keys, at_edge)
+
+    def crossings(self) -> list[bool]:
+        """Per boundary between segments: do its two sides run on different devices this round."""
+        hosts = self.hosts or list(range(len(self.segments)))
+        return [hosts[i] != hosts[i + 1] for i in range(len(self.segments) - 1)]
+
+    def hand_over(self, channel: Channel) -> None:
+        """Edge → a device standing in for an offline one: the frozen weights of the segment it
+        takes on (its tunable modules come with the round's delivery, to the same device)."""
+        for i, host in enumerate(self.hosts):
+            if host != i:
+                seg = self.segments[i]
+                frozen: dict[str, Tensor] = {n: p for n, p in seg.named_parameters() if not p.requires_grad}
+                frozen |= dict(seg.named_buffers())
+                channel.send(SegmentWeights(frozen), "edge_client", "down")
 
     def receive(self, state: dict[str, Tensor], channel: Channel) -> None:
         """Edge → each device: the tunable modules of the segment that device holds."""
@@ -110,14 +127,17 @@ class ClusterClient:
         returns (steps, images trained on)."""
         cfg = strategy.cfg
         split = strategy.split and not self.at_edge
-        path = SplitChain(self.segments, channel) if split else WholeModel(self.model)
+        path = SplitChain(self.segments, channel, self.crossings()) if split else WholeModel(self.model)
         prior = class_prior(self.data.y, base_vit(self.model).cfg.num_classes)
         teacher = None
         if cfg.teacher != "self" and cfg.unlabelled_weight > 0:
             # the same devices hold a frozen copy of their segments (deepcopy keeps them sharing modules)
             t_model, t_segments = copy.deepcopy((self.model, self.segments))
             t_model.requires_grad_(False)
-            teacher = (t_model, SplitChain(t_segments, channel) if split else WholeModel(t_model))
+            teacher = (
+                t_model,
+                SplitChain(t_segments, channel, self.crossings()) if split else WholeModel(t_model),
+            )
         module = SplitSemiSupervised(
             self.model,
             path,

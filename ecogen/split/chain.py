@@ -5,6 +5,10 @@ channel.  Backward: the end device backpropagates its loss to its own input, sen
 upstream, and each device continues backprop from the gradient it received.  Because the
 channel delivers detached copies, no autograd graph spans a link; gradients are only sent to a
 device when it, or a device before it, has tunable parameters.
+
+A device may run two neighbouring segments (it stands in for an offline one, see
+``hfsl.dropout_policy``): ``crosses[i]`` is False for a boundary inside one device, where the
+activation and its gradient are handed on in memory and counted on no link.
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ def has_tunable(module: nn.Module) -> bool:
 
 
 class SplitChain:
-    def __init__(self, segments: list[nn.Module], channel: Channel) -> None:
+    def __init__(
+        self, segments: list[nn.Module], channel: Channel, crosses: list[bool] | None = None
+    ) -> None:
         if len(segments) < 3:
             raise ValueError("a split chain needs ≥3 segments (embedding, blocks, head)")
         self.segments = segments
         self.channel = channel
+        # per boundary (after segment i): do its two sides sit on different devices
+        self.crosses = crosses if crosses is not None else [True] * (len(segments) - 1)
+        if len(self.crosses) != len(segments) - 1:
+            raise ValueError(f"{len(segments) - 1} boundaries between segments, not {len(self.crosses)}")
         tunable = [has_tunable(s) for s in segments]
         # device i needs the gradient of its input iff some device before it can learn
         self._grad_in = [any(tunable[:i]) for i in range(len(segments))]
@@ -47,7 +57,10 @@ class SplitChain:
         h = self.segments[0](x)
         last = len(self.segments) - 1
         for i in range(1, len(self.segments)):
-            msg = self.channel.send(Activation(h, labels), "d2d", "forward")
+            if self.crosses[i - 1]:
+                msg = self.channel.send(Activation(h, labels), "d2d", "forward")
+            else:  # both segments on one device: handed on in memory
+                msg = Activation(h.detach(), labels)
             received = msg.tensor
             if train and self._grad_in[i] and torch.is_grad_enabled():
                 received.requires_grad_(True)
@@ -60,8 +73,10 @@ class SplitChain:
     def backward(self, loss: Tensor, trace: SplitTrace) -> None:
         """Backprop ``loss`` (computed on the end device) device by device towards the start."""
         loss.backward()
-        for sent, received in reversed(trace.links):
+        for i, (sent, received) in reversed(list(enumerate(trace.links))):
             if not received.requires_grad or received.grad is None:
                 break  # nothing upstream can learn
-            grad = self.channel.send(Gradient(received.grad), "d2d", "backward").tensor
+            grad = received.grad
+            if self.crosses[i]:
+                grad = self.channel.send(Gradient(grad), "d2d", "backward").tensor
             sent.backward(grad)

@@ -1,8 +1,9 @@
 """The one place where anything crosses a link, and the ledger that counts every byte.
 
-A link carries four kinds of payload and nothing else: activations (forward, with the labels the
+A link carries five kinds of payload and nothing else: activations (forward, with the labels the
 end device needs to compute its loss), activation gradients (backward), tunable-module tensors,
-and an edge's style prototypes (class means of FM features, for the relay's routing).  Raw
+an edge's style prototypes (class means of FM features, for the relay's routing), and the frozen
+weights of one segment handed to a device that stands in for an offline one.  Raw
 inputs, whole models or arbitrary objects are refused.  Bytes are
 ``numel × element_size`` of every tensor sent, counted per link class and direction.
 
@@ -44,13 +45,19 @@ class StylePrototypes:
     tensor: Tensor  # (classes, features): an edge's class-mean FM token features, no image
 
 
-Payload = Activation | Gradient | TunableModules | StylePrototypes
-P = TypeVar("P", Activation, Gradient, TunableModules, StylePrototypes)
-PAYLOADS = (Activation, Gradient, TunableModules, StylePrototypes)
+@dataclass(frozen=True)
+class SegmentWeights:
+    state: dict[str, Tensor]  # one segment's frozen parameters and buffers, for a stand-in device
+
+
+Payload = Activation | Gradient | TunableModules | StylePrototypes | SegmentWeights
+P = TypeVar("P", Activation, Gradient, TunableModules, StylePrototypes, SegmentWeights)
+PAYLOADS = (Activation, Gradient, TunableModules, StylePrototypes, SegmentWeights)
+_STATES = (TunableModules, SegmentWeights)
 
 
 def payload_bytes(payload: Payload) -> int:
-    if isinstance(payload, TunableModules):
+    if isinstance(payload, _STATES):
         tensors = list(payload.state.values())
     elif isinstance(payload, Activation):
         tensors = [payload.tensor] + ([payload.labels] if payload.labels is not None else [])
@@ -63,12 +70,18 @@ class Transport(Protocol):
     def deliver(self, payload: P) -> P: ...
 
 
+def _copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
 class InProcessTransport:
     """Hands the receiver a detached copy: the sender's graph stays on the sender's side."""
 
     def deliver(self, payload: P) -> P:
         if isinstance(payload, TunableModules):
-            return TunableModules({k: v.detach().clone() for k, v in payload.state.items()})  # type: ignore[return-value]
+            return TunableModules(_copy(payload.state))  # type: ignore[return-value]
+        if isinstance(payload, SegmentWeights):
+            return SegmentWeights(_copy(payload.state))  # type: ignore[return-value]
         if isinstance(payload, Activation):
             labels = None if payload.labels is None else payload.labels.detach().clone()
             return Activation(payload.tensor.detach().clone(), labels)  # type: ignore[return-value]
@@ -114,12 +127,10 @@ class Channel:
         if not isinstance(payload, PAYLOADS):
             raise TypeError(
                 f"refusing to send {type(payload).__name__} over {link}: only Activation, "
-                "Gradient, TunableModules or StylePrototypes may cross a link"
+                "Gradient, TunableModules, StylePrototypes or SegmentWeights may cross a link"
             )
-        if isinstance(payload, TunableModules) and not all(
-            isinstance(v, Tensor) for v in payload.state.values()
-        ):
-            raise TypeError("TunableModules must map names to tensors")
+        if isinstance(payload, _STATES) and not all(isinstance(v, Tensor) for v in payload.state.values()):
+            raise TypeError(f"{type(payload).__name__} must map names to tensors")
         self.ledger.record(link, direction, payload_bytes(payload))
         return self.transport.deliver(payload)
 
@@ -131,6 +142,7 @@ __all__ = [
     "Gradient",
     "InProcessTransport",
     "LinkClass",
+    "SegmentWeights",
     "StylePrototypes",
     "TunableModules",
     "payload_bytes",

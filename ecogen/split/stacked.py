@@ -10,7 +10,9 @@ The split boundaries stay explicit.  At every link each lane's activation — it
 the padding — goes through its edge's :class:`~ecogen.split.channel.Channel`, and on the way back
 its gradient does too, so the byte ledgers count exactly what :class:`~ecogen.split.chain.SplitChain`
 counts for the same batches.  A lane that holds the whole model (the edge's own participant, or
-an unsplit method) has no channel: nothing it does crosses a link.
+an unsplit method) has no channel: nothing it does crosses a link; a lane whose device stands in
+for an offline one (``crosses``, as in :class:`~ecogen.split.chain.SplitChain`) sends nothing
+across the boundary inside that device.
 
 Lanes may have ragged batches (a labelled set that does not divide by the batch size ends an
 epoch early): each lane's rows are padded to the longest, and padded rows are neither sent nor
@@ -57,6 +59,7 @@ class StackedChain(nn.Module):
         block_ranges: list[tuple[int, int]],
         channels: list[Channel | None],
         names: list[str],
+        crosses: list[list[bool] | None] | None = None,
     ) -> None:
         super().__init__()
         self.template = copy.deepcopy(template).requires_grad_(False)
@@ -66,6 +69,9 @@ class StackedChain(nn.Module):
         self.segments = split_segments(vit, block_ranges)
         self.channels = channels
         self.names = names
+        # per lane, per boundary: do its two sides sit on different devices
+        every = [True] * (len(self.segments) - 1)
+        self.crosses = [every if x is None else x for x in (crosses or [None] * len(channels))]
         params = dict(template.named_parameters())
         lanes = len(channels)
         self.stack = nn.ParameterDict(
@@ -130,8 +136,8 @@ class StackedChain(nn.Module):
             received = []
             for c, channel in enumerate(self.channels):
                 rows = h[c, : counts[c]]
-                if channel is None or not counts[c]:  # nothing held elsewhere, or nothing to send
-                    r = rows.detach()
+                if channel is None or not counts[c] or not self.crosses[c][i - 1]:
+                    r = rows.detach()  # nothing held elsewhere, nothing to send, or one device
                 else:
                     msg = channel.send(Activation(rows, labels[c]), "d2d", "forward")
                     r = msg.tensor
@@ -147,13 +153,13 @@ class StackedChain(nn.Module):
     def backward(self, loss: Tensor, trace: StackedTrace) -> None:
         """Backprop ``loss`` (the lanes' end-device losses, summed) link by link to the start."""
         loss.backward()
-        for sent, received in reversed(trace.links):
+        for i, (sent, received) in reversed(list(enumerate(trace.links))):
             if not any(r.requires_grad and r.grad is not None for r in received):
                 break  # nothing upstream can learn
             grads = []
-            for r, channel in zip(received, self.channels, strict=True):
+            for c, (r, channel) in enumerate(zip(received, self.channels, strict=True)):
                 g = r.grad if r.grad is not None else torch.zeros_like(r)
-                if channel is not None and len(r):
+                if channel is not None and len(r) and self.crosses[c][i]:
                     g = channel.send(Gradient(g), "d2d", "backward").tensor
                 grads.append(g)
             sent.backward(pad_stack(grads, sent.shape[1]))

@@ -57,6 +57,12 @@ LEVERS = {
     "fedprox, sgd": {"method": "fedprox", "proximal_mu": 0.1, "optimizer": "sgd", "unlabelled_weight": 0.0},
     "fedavg of the whole model": {"method": "fedavg_full", "unlabelled_weight": 0.0},
     "local": {"method": "local", "unlabelled_weight": 0.0},
+    "dropout, segments handed over": {
+        "unlabelled_weight": 0.5,
+        "confidence_threshold": 0.0,
+        "device_dropout": 0.4,
+        "dropout_policy": "hand_over",
+    },
 }
 
 

@@ -50,6 +50,22 @@ def test_dropout_and_stragglers_are_seeded_at_their_rates() -> None:
     assert late == pytest.approx(0.2, abs=0.03)
 
 
+def test_hand_over_keeps_a_cluster_in_while_one_device_is_online() -> None:
+    cfg = HfslParams(device_dropout=0.3, dropout_policy="hand_over")
+    assert faults.hosts([True, False, True]) == [0, 0, 2]  # the one before it, on a tie
+    assert faults.hosts([False, False, True]) == [2, 2, 2]
+    assert faults.hosts([True, True, False]) == [0, 1, 1]
+    with pytest.raises(ValueError, match="no device"):
+        faults.hosts([False, False, False])
+    rounds = [faults.present(7, r, [3] * 50 + [0], cfg) for r in range(40)]
+    rate = sum(sum(r[:50]) for r in rounds) / (50 * 40)
+    assert rate == pytest.approx(1 - 0.3**3, abs=0.02)  # out only when all 3 devices are
+    # the same draws as sit_out: a cluster present there is present here
+    sit_out = [faults.present(7, r, [3] * 50, HfslParams(device_dropout=0.3)) for r in range(40)]
+    for s, h in zip(sit_out, rounds, strict=True):
+        assert all(not a or b for a, b in zip(s, h[:50], strict=True))
+
+
 def test_dp_noise_meets_the_target_epsilon_by_the_accountant() -> None:
     sigma = privacy.noise_multiplier(8.0, 16, 1e-5)
     assert privacy.epsilon(sigma, 16, 1e-5) <= 8.0 < privacy.epsilon(sigma * 0.99, 16, 1e-5)
@@ -78,6 +94,21 @@ def test_a_run_with_dropout_completes_over_the_survivors() -> None:
     assert sum(r.get("edge_client/down", 0) for r in dropped.bytes_per_round) < sum(
         r["edge_client/down"] for r in clean.bytes_per_round
     )
+
+
+def test_handed_over_segments_keep_clusters_training_and_are_paid_for_in_bytes() -> None:
+    clean = _run()
+    sat_out = _run(device_dropout=0.5)
+    handed = _run(device_dropout=0.5, dropout_policy="hand_over")
+    assert sum(handed.clusters_aggregated) > sum(sat_out.clusters_aggregated)
+
+    def total(out, key: str) -> int:
+        return sum(r.get(key, 0) for r in out.bytes_per_round)
+
+    if sum(handed.clusters_aggregated) == sum(clean.clusters_aggregated):  # every cluster trained:
+        # a stand-in device gets its segment's frozen weights, and the link inside it carries nothing
+        assert total(handed, "edge_client/down") > total(clean, "edge_client/down")
+        assert total(handed, "d2d/forward") < total(clean, "d2d/forward")
 
 
 def test_a_sign_flipping_cluster_moves_fedavg_far_and_the_median_little() -> None:

@@ -72,3 +72,28 @@ def test_backward_sends_no_gradient_to_frozen_start_device() -> None:
     assert channel.ledger.messages[("d2d", "backward")] == 2
     act = 3 * (1 + CFG.num_patches) * CFG.dim * 4
     assert channel.ledger.bytes[("d2d", "backward")] == 2 * act
+
+
+def test_a_device_running_two_segments_sends_nothing_between_them() -> None:
+    """``crosses``: the boundary inside one device (it stands in for an offline neighbour) is handed
+    on in memory — same outputs and gradients, no bytes on that link."""
+    _, model_a, segments_a = _pair("lora", 3)
+    _, model_b, segments_b = _pair("lora", 3)
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 5, (4,))
+    grads = []
+    ledgers = []
+    for model, segments, crosses in ((model_a, segments_a, None), (model_b, segments_b, [True, False])):
+        channel = Channel()
+        chain = SplitChain(segments, channel, crosses)
+        out, trace = chain.forward(x, labels=y, train=True)
+        assert torch.equal(trace.labels, y)
+        chain.backward(F.cross_entropy(out, trace.labels), trace)
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+        ledgers.append(channel.ledger)
+    for name, g in grads[0].items():
+        assert torch.allclose(grads[1][name], g, atol=1e-6), name
+    assert ledgers[1].messages[("d2d", "forward")] == 1 and ledgers[0].messages[("d2d", "forward")] == 2
+    backward = [ledger.messages[("d2d", "backward")] for ledger in ledgers]
+    assert backward[1] == backward[0] - 1
+    with pytest.raises(ValueError, match="boundaries"):
+        SplitChain(segments_a, Channel(), [True])
