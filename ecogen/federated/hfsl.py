@@ -75,6 +75,8 @@ class HfslOutcome:
     cluster_models: list[nn.Module] = field(default_factory=list)
     # clusters whose uploads the edge aggregated, per round (fewer under dropout and stragglers)
     clusters_aggregated: list[int] = field(default_factory=list)
+    # segments run by a device standing in for an offline one, per round (dropout_policy hand_over)
+    handed_over: list[int] = field(default_factory=list)
 
 
 def run_hfsl_edges(
@@ -100,12 +102,14 @@ def run_hfsl_edges(
     per_round: dict[str, list[dict[str, int]]] = {e.name: [] for e in edges}
     compute: dict[str, list[tuple[int, int]]] = {e.name: [] for e in edges}
     aggregated: dict[str, list[int]] = {e.name: [] for e in edges}
+    handed: dict[str, list[int]] = {e.name: [] for e in edges}
     stamp = rounds.fingerprint(cfg, edges)
     first = 0
     if (resumed := rounds.restore(checkpoint, stamp, edges)) is not None:
         first, histories = resumed
         accuracy, per_round, compute = histories["accuracy"], histories["bytes"], histories["compute"]
         aggregated = histories["aggregated"]
+        handed = histories.get("handed_over", {e.name: [0] * first for e in edges})
     tasks = [(e, k, c) for e in edges for k, c in enumerate(e.clients)]
     workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
@@ -120,6 +124,7 @@ def run_hfsl_edges(
                 for c, u, here in zip(e.clients, up, e.present, strict=True):
                     c.hosts = faults.hosts(u) if here and not all(u) else []
                     c.hand_over(e.channel)
+                handed[e.name].append(sum(h != i for c in e.clients for i, h in enumerate(c.hosts)))
                 if strategy.deliver(r):
                     e.broadcast()
             active = [(e, k, c) for e, k, c in tasks if e.takes_part(k)]
@@ -156,6 +161,7 @@ def run_hfsl_edges(
                     "bytes": per_round,
                     "compute": compute,
                     "aggregated": aggregated,
+                    "handed_over": handed,
                 }
                 rounds.save(checkpoint, stamp, r, edges, history)
     rounds.clear(checkpoint)
@@ -173,6 +179,7 @@ def run_hfsl_edges(
             [n for _, n in compute[e.name]],
             strategy.cluster_models(e),
             aggregated[e.name],
+            handed[e.name],
         )
         for e in edges
     }

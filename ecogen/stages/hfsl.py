@@ -128,6 +128,7 @@ def _edge_result(
             "client_steps_per_round": mean([float(v) for v in out.steps_per_round]),
             "client_images_per_round": mean([float(v) for v in out.images_per_round]),
             "clusters_aggregated_per_round": mean([float(v) for v in out.clusters_aggregated]),
+            "segments_handed_over_per_round": mean([float(v) for v in out.handed_over]),
             **_privacy(h),
         },
         history={

@@ -101,6 +101,7 @@ def test_handed_over_segments_keep_clusters_training_and_are_paid_for_in_bytes()
     sat_out = _run(device_dropout=0.5)
     handed = _run(device_dropout=0.5, dropout_policy="hand_over")
     assert sum(handed.clusters_aggregated) > sum(sat_out.clusters_aggregated)
+    assert sum(handed.handed_over) > 0 and sum(sat_out.handed_over) == sum(clean.handed_over) == 0
 
     def total(out, key: str) -> int:
         return sum(r.get(key, 0) for r in out.bytes_per_round)
