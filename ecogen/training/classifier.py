@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecogen.data.prepared import Split
+from ecogen.peft.inference import for_inference
 from ecogen.training.augment import weak
 from ecogen.training.trainer import loader, make_trainer
 
@@ -52,8 +53,9 @@ class ClassifierModule(L.LightningModule):
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int, accelerator: str) -> float:
-    """Top-1 accuracy of ``model`` on a labelled split, through Lightning's test loop."""
-    module = ClassifierModule(model)
+    """Top-1 accuracy of ``model`` on a labelled split, through Lightning's test loop (LoRA merged
+    into a copy's weights, :func:`~ecogen.peft.inference.for_inference`)."""
+    module = ClassifierModule(for_inference(model))
     trainer = make_trainer(accelerator, max_epochs=1)
     (out,) = trainer.test(module, loader(split, batch_size, shuffle=False, seed=0), verbose=False)
     return float(out["accuracy"])
@@ -63,7 +65,8 @@ def class_accuracy(model: nn.Module, split: Split, batch_size: int, accelerator:
     """Accuracy per true class (``classes``,) through Lightning's predict loop; NaN for a class
     the split does not hold."""
     trainer = make_trainer(accelerator, max_epochs=1)
-    batches = trainer.predict(ClassifierModule(model), loader(split, batch_size, shuffle=False, seed=0))
+    module = ClassifierModule(for_inference(model))
+    batches = trainer.predict(module, loader(split, batch_size, shuffle=False, seed=0))
     assert batches is not None
     pred = torch.cat([b.cpu() for b in batches])  # type: ignore[union-attr]
     hits = torch.bincount(split.y[pred == split.y], minlength=classes).float()
