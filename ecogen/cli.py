@@ -329,10 +329,14 @@ def stage(
     quiet_defaults()
     _check_tracking(cfg, Path.cwd())
     from ecogen.pipeline import run_standalone_stage  # imports MLflow, which sets up its logging
+    from ecogen.runlock import ProjectBusy, project_lock
 
     _filter_user_errors()
     try:
-        metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
+        with project_lock(Path.cwd(), name, kind="stage"), stop_on_sigterm():
+            metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
+    except ProjectBusy as err:
+        raise _fail(err) from None
     except DataError as err:
         raise _fail_on_data(err, Path.cwd()) from None
     except Exception as err:

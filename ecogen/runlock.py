@@ -35,9 +35,10 @@ def holder(project_root: Path) -> dict[str, object]:
 
 
 @contextmanager
-def project_lock(project_root: Path, pipeline: str) -> Iterator[None]:
+def project_lock(project_root: Path, pipeline: str, kind: str = "pipeline") -> Iterator[None]:
     """Held while the body runs; :class:`ProjectBusy` at once if another process holds it.  A
-    process that holds it already (``ecogen run`` takes it, then its flow) enters again."""
+    process that holds it already (``ecogen run`` takes it, then its flow) enters again.  ``kind``
+    and ``pipeline`` name the holder: ``pipeline quick``, or ``stage hfsl`` for ``ecogen stage``."""
     path = (project_root / LOCK).resolve()
     if _held.get(path):
         _held[path] += 1
@@ -55,12 +56,19 @@ def project_lock(project_root: Path, pipeline: str) -> Iterator[None]:
         who = holder(project_root)
         since = time.strftime("%H:%M:%S", time.localtime(float(str(who.get("since", 0)))))
         raise ProjectBusy(
-            f"this project is busy: pipeline {who.get('pipeline', '?')} is running in process "
+            f"this project is busy: {who.get('kind', 'pipeline')} {who.get('pipeline', '?')} is running "
+            f"in process "
             f"{who.get('pid', '?')} on {who.get('host', '?')} since {since}; wait for it to finish "
             "or stop it (Ctrl-C, or kill that process), then run again"
         ) from None
     try:
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "pipeline": pipeline, "since": time.time()}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "kind": kind,
+            "pipeline": pipeline,
+            "since": time.time(),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         _held[path] = 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,3 +49,31 @@ def test_a_killed_holder_frees_the_project_and_a_holder_may_enter_again(tmp_path
     with project_lock(tmp_path, "mine"), project_lock(tmp_path, "mine"):  # the CLI, then its flow
         assert holder(tmp_path)["pipeline"] == "mine"
     assert holder(tmp_path) == {}
+
+
+def test_ecogen_stage_takes_the_lock_too(tmp_path: Path) -> None:
+    """`ecogen stage` (what `dvc repro` runs) writes the project's data/ and DVC cache: it is
+    refused while a run holds the project, and names itself as a stage when it holds it."""
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    other = _hold(tmp_path)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "ecogen.cli", "stage", "prepare"], cwd=tmp_path, capture_output=True,
+            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(root)},
+        )  # fmt: skip
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert f"pipeline other is running in process {other.pid}" in out.stderr
+        assert not (tmp_path / "data").exists()
+    finally:
+        other.kill()
+        other.wait()
+    time.sleep(0.1)
+    with project_lock(tmp_path, "hfsl", kind="stage"):
+        assert holder(tmp_path)["kind"] == "stage"
+        probe = subprocess.run(
+            [sys.executable, "-c", "import sys; from pathlib import Path; from ecogen.runlock import "
+             "project_lock; project_lock(Path(sys.argv[1]), 'x').__enter__()", str(tmp_path)],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)},
+        )  # fmt: skip
+        assert "stage hfsl is running" in probe.stderr
