@@ -233,11 +233,13 @@ class HfslParams(Section):
     lora_aggregation: Literal["separate", "frozen_a"] = "separate"
     # Faults and defences (ecogen/federated/faults.py, privacy.py, aggregate.py).  Each device of a
     # cluster is offline in a round with probability device_dropout; a cluster missing a device
-    # sits the round out (dropout_policy sit_out) or hands the device's segment to the nearest
-    # device of its chain that is online (hand_over).  A cluster that took part misses the upload
-    # deadline with probability straggler_rate (its upload is not aggregated).
+    # hands the device's segment to the nearest device of its chain that is online (hand_over: the
+    # default — faults, 3 seeds, 30 % dropout: 0.764 vs 0.765 clean, sit_out 0.754, at ~3× the
+    # edge↔client bytes of those rounds) or sits the round out (sit_out).  A cluster that took
+    # part misses the upload deadline with probability straggler_rate (its upload is not
+    # aggregated).
     device_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    dropout_policy: Literal["sit_out", "hand_over"] = "sit_out"
+    dropout_policy: Literal["sit_out", "hand_over"] = "hand_over"
     straggler_rate: float = Field(0.0, ge=0.0, lt=1.0)
     # The edge's aggregation: fedavg (weighted mean), median or trimmed_mean (coordinate-wise;
     # trim_fraction cut from each end) or norm_clip (updates clipped to clip_norm).  robust_weights:

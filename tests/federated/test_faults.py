@@ -40,7 +40,7 @@ def test_robust_rules_ignore_one_wild_value_and_fedavg_does_not() -> None:
 
 
 def test_dropout_and_stragglers_are_seeded_at_their_rates() -> None:
-    cfg = HfslParams(device_dropout=0.3, straggler_rate=0.2)
+    cfg = HfslParams(device_dropout=0.3, straggler_rate=0.2, dropout_policy="sit_out")
     rounds = [faults.present(7, r, [3] * 50 + [0], cfg) for r in range(40)]
     assert rounds[0] == faults.present(7, 0, [3] * 50 + [0], cfg)  # seeded
     assert all(r[-1] for r in rounds)  # the edge's own participant never drops out
@@ -61,7 +61,8 @@ def test_hand_over_keeps_a_cluster_in_while_one_device_is_online() -> None:
     rate = sum(sum(r[:50]) for r in rounds) / (50 * 40)
     assert rate == pytest.approx(1 - 0.3**3, abs=0.02)  # out only when all 3 devices are
     # the same draws as sit_out: a cluster present there is present here
-    sit_out = [faults.present(7, r, [3] * 50, HfslParams(device_dropout=0.3)) for r in range(40)]
+    waits = HfslParams(device_dropout=0.3, dropout_policy="sit_out")
+    sit_out = [faults.present(7, r, [3] * 50, waits) for r in range(40)]
     for s, h in zip(sit_out, rounds, strict=True):
         assert all(not a or b for a, b in zip(s, h[:50], strict=True))
 
@@ -87,7 +88,7 @@ def _run(**levers: object):
 
 
 def test_a_run_with_dropout_completes_over_the_survivors() -> None:
-    clean, dropped = _run(), _run(device_dropout=0.5)
+    clean, dropped = _run(), _run(device_dropout=0.5, dropout_policy="sit_out")
     assert clean.clusters_aggregated == [4, 4, 4]
     assert len(dropped.accuracy) == 3 and min(dropped.clusters_aggregated) < 4
     # offline clusters neither receive nor send: fewer edge↔client bytes
@@ -98,7 +99,7 @@ def test_a_run_with_dropout_completes_over_the_survivors() -> None:
 
 def test_handed_over_segments_keep_clusters_training_and_are_paid_for_in_bytes() -> None:
     clean = _run()
-    sat_out = _run(device_dropout=0.5)
+    sat_out = _run(device_dropout=0.5, dropout_policy="sit_out")
     handed = _run(device_dropout=0.5, dropout_policy="hand_over")
     assert sum(handed.clusters_aggregated) > sum(sat_out.clusters_aggregated)
     assert sum(handed.handed_over) > 0 and sum(sat_out.handed_over) == sum(clean.handed_over) == 0

@@ -322,9 +322,10 @@ def faults(**ends: float) -> dict[str, RowSummary]:
 
 
 def test_dropout_costs_at_most_a_point() -> None:
-    ok = dropout_cost(faults(clean=0.765, dropout_30=0.756))
+    ok = dropout_cost(faults(clean=0.765, dropout_30_hand_over=0.756))
     assert ok.status == "PASS" and ok.measured == "0.765 − 0.756 = +0.009"
-    assert dropout_cost(faults(clean=0.765, dropout_30=0.754)).status == "MISS"
+    assert dropout_cost(faults(clean=0.765, dropout_30_hand_over=0.754)).status == "MISS"
+    assert dropout_cost(faults(clean=0.765, dropout_30=0.765)).status == "not run"  # sit_out's row
     assert dropout_cost(faults(clean=0.765)).status == "not run"
 
 

@@ -63,7 +63,7 @@ TUNABLE_BYTES, FM_BYTES = 14_184.0, 1.0e6
 # the faults pipeline's rows (end accuracy of replicate 0; replicate k adds 0.002·k)
 FAULT_ENDS = {
     "clean": 0.765,
-    "dropout-30": 0.758,
+    "dropout-30-hand-over": 0.758,
     "sign-flip-fedavg": 0.46,
     "sign-flip-median": 0.752,
     "sign-flip-trimmed": 0.749,
