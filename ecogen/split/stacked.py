@@ -3,8 +3,10 @@
 The batched HFSL driver trains C participants at once — the clusters of every edge, and edges
 that join their rounds — when they share a frozen backbone and differ only in their tunable
 modules.  Their tunable parameters are stacked along a leading participant axis ("lanes") and
-each segment runs once for all of them (``torch.func.functional_call`` under ``torch.func.vmap``;
-a segment with nothing tunable runs on the lanes folded into one batch).
+each segment runs once for all of them: on the lanes folded into one batch, the layers whose
+weights differ per lane (LoRA's A and B, the head) multiplying lane by lane
+(:mod:`ecogen.split.lanes`); a segment whose tunable modules are something else (prompts, the
+embedding) runs under ``torch.func.vmap`` of ``functional_call``.
 
 The split boundaries stay explicit.  At every link each lane's activation — its own rows, never
 the padding — goes through its edge's :class:`~ecogen.split.channel.Channel`, and on the way back
@@ -31,6 +33,7 @@ from torch.func import functional_call, vmap
 from ecogen.models.vit import Attention, split_segments
 from ecogen.peft.edge import base_vit
 from ecogen.split.channel import Activation, Channel, Gradient
+from ecogen.split.lanes import lane_forwards, lane_layers
 
 
 @dataclass
@@ -64,8 +67,6 @@ class StackedChain(nn.Module):
         super().__init__()
         self.template = copy.deepcopy(template).requires_grad_(False)
         vit = base_vit(self.template)
-        for attention in (m for m in vit.modules() if isinstance(m, Attention)):
-            attention.written_out = True  # the fused kernel has no vmap batching rule on CPU
         self.segments = split_segments(vit, block_ranges)
         self.channels = channels
         self.names = names
@@ -92,6 +93,14 @@ class StackedChain(nn.Module):
         ]
         tunable = [any(params[n].requires_grad for n in loc.values()) for loc in self.local]
         self._grad_in = [any(tunable[:i]) for i in range(len(self.segments))]
+        # per segment: the lane-aware layers it runs with, or None where it runs under vmap
+        self.lane_layers = [
+            lane_layers(seg, list(loc)) for seg, loc in zip(self.segments, self.local, strict=True)
+        ]
+        for seg, layers in zip(self.segments, self.lane_layers, strict=True):
+            if layers is None:
+                for attention in (m for m in seg.modules() if isinstance(m, Attention)):
+                    attention.written_out = True  # the fused kernel has no vmap batching rule on CPU
 
     @property
     def lanes(self) -> int:
@@ -115,6 +124,10 @@ class StackedChain(nn.Module):
         if not local:  # nothing differs between lanes: one batch of every lane's rows
             return seg(h.flatten(0, 1)).unflatten(0, h.shape[:2])
         mine = {ln: params[n] for ln, n in local.items()}
+        layers = self.lane_layers[i]
+        if layers is not None:
+            with lane_forwards(seg, layers, mine, h.shape[0]):
+                return seg(h.flatten(0, 1)).unflatten(0, h.shape[:2])
         return vmap(lambda p, x: functional_call(seg, p, (x,)), randomness="different")(mine, h)
 
     def forward(  # type: ignore[override]
