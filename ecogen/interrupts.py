@@ -6,7 +6,9 @@ works), the exception the handler raises -- ``KeyboardInterrupt``, or Prefect's
 ``TerminationSignal`` while a flow runs -- is "ignored" by the interpreter: printed and dropped,
 and the run goes on as if nobody had asked it to stop.  ``stop_on_sigterm`` therefore also
 watches the exceptions the interpreter drops, and delivers such a stop again a moment later, when
-the main thread is back in ordinary code.
+the main thread is back in ordinary code -- as SIGTERM, whatever signal it was: SIGTERM's handler
+is the one this context controls (its own, or Prefect's bridge, which hands over to it), while
+SIGINT's may have been changed by anyone (Lightning ignores SIGINT once it has seen one).
 """
 
 from __future__ import annotations
@@ -25,15 +27,14 @@ log = logging.getLogger(__name__)
 REDELIVER_AFTER_S = 0.05
 
 
-def _stop_signal(exc: BaseException | None) -> int | None:
-    """The signal a dropped exception stood for: SIGINT for KeyboardInterrupt, the signal Prefect's
-    TerminationSignal carries; None for anything else (those stay the interpreter's business)."""
+def _is_stop(exc: BaseException | None) -> bool:
+    """Does a dropped exception stand for a stop: KeyboardInterrupt, or a signal's exception such
+    as Prefect's TerminationSignal (a BaseException that carries its ``signal``)?  Anything else
+    stays the interpreter's business."""
     if isinstance(exc, KeyboardInterrupt):
-        return signal.SIGINT
-    number = getattr(exc, "signal", None)
-    if isinstance(exc, BaseException) and not isinstance(exc, Exception) and isinstance(number, int):
-        return number
-    return None
+        return True
+    carried = getattr(exc, "signal", None)
+    return isinstance(exc, BaseException) and not isinstance(exc, Exception) and isinstance(carried, int)
 
 
 @contextmanager
@@ -45,12 +46,11 @@ def stop_on_sigterm() -> Iterator[None]:
     before_hook = sys.unraisablehook
 
     def redeliver(unraisable: Any) -> None:
-        number = _stop_signal(unraisable.exc_value)
-        if number is None:
+        if not _is_stop(unraisable.exc_value):
             before_hook(unraisable)
             return
-        log.debug("a stop (signal %d) landed in a finaliser; delivering it again", number)
-        timer = threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), number))
+        log.debug("a stop (%r) landed in a finaliser; delivering it again", unraisable.exc_value)
+        timer = threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), signal.SIGTERM))
         timer.daemon = True
         timer.start()
 
