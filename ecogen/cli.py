@@ -239,6 +239,16 @@ def run(
             "made them with the same params and code (by default their outputs are copied).",
         ),
     ] = False,
+    trials_at_once: Annotated[
+        int | None,
+        typer.Option(
+            "--trials-at-once",
+            min=1,
+            metavar="N",
+            help="An experiment's trials run N at a time, sharing the cores (default: its "
+            "trials.parallel in pipelines.yaml).",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     try:
@@ -292,6 +302,7 @@ def run(
                     profile=profile,
                     resume_run_id=resume_run_id,
                     reuse=not no_reuse,
+                    trials_at_once=trials_at_once or (spec.trials.parallel if spec.trials else 1),
                 )
             finally:  # the run's last log lines reach the server before it stops
                 APILogWorker.drain_all(timeout=5)

@@ -29,16 +29,17 @@ def quiet_defaults() -> None:
 
 @contextmanager
 def share_cores(parallel_tasks: int) -> Iterator[None]:
-    """While inside, give each of ``parallel_tasks`` threads its share of the cores for torch's
-    intra-op pool; torch's previous thread count is restored on exit.
+    """While inside, give each of ``parallel_tasks`` threads its share of torch's intra-op threads
+    (of those it has now: a share inside a share divides it further); torch's previous thread
+    count is restored on exit.
 
-    Edges train in parallel threads of one process; with torch's default (all cores per op)
-    they oversubscribe a small machine several times over.
+    Edges (and trials side by side) train in parallel threads of one process; with torch's
+    default (all cores per op) they oversubscribe a small machine several times over.
     """
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, parallel_tasks)))
+    torch.set_num_threads(max(1, before // max(1, parallel_tasks)))
     try:
         yield
     finally:

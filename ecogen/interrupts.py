@@ -9,10 +9,14 @@ watches the exceptions the interpreter drops, and delivers such a stop again a m
 the main thread is back in ordinary code -- as SIGTERM, whatever signal it was: SIGTERM's handler
 is the one this context controls (its own, or Prefect's bridge, which hands over to it), while
 SIGINT's may have been changed by anyone (Lightning ignores SIGINT once it has seen one).
+
+Work running in other threads (trials side by side, :mod:`ecogen.parallel`) is stopped by raising
+:class:`Stopped` in those threads; a ``Stopped`` dropped in a finaliser is raised there again.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -25,6 +29,28 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REDELIVER_AFTER_S = 0.05
+
+
+class Stopped(BaseException):
+    """Raised in a thread doing part of a run (a trial beside others) when the run is stopped; its
+    runs are marked KILLED as for Ctrl-C.  Not a KeyboardInterrupt: Lightning meets one of those
+    by ignoring SIGINT, a call that only the main thread may make."""
+
+    def __str__(self) -> str:
+        return super().__str__() or "the run was stopped (Ctrl-C or SIGTERM) while this ran beside others"
+
+
+def is_stop(exc: BaseException) -> bool:
+    """Did ``exc`` end the work because the run was stopped (Ctrl-C, SIGTERM, :class:`Stopped`)?"""
+    return isinstance(exc, (KeyboardInterrupt, Stopped))
+
+
+def interrupt(thread: threading.Thread) -> bool:
+    """Raise :class:`Stopped` in ``thread`` at its next Python instruction; False when it has ended."""
+    if thread.ident is None or not thread.is_alive():
+        return False
+    hit = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Stopped))
+    return bool(hit)
 
 
 def _is_stop(exc: BaseException | None) -> bool:
@@ -46,6 +72,11 @@ def stop_on_sigterm() -> Iterator[None]:
     before_hook = sys.unraisablehook
 
     def redeliver(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, Stopped):  # raised in this (worker) thread: again
+            again = threading.Timer(REDELIVER_AFTER_S, interrupt, (threading.current_thread(),))
+            again.daemon = True
+            again.start()
+            return
         if not _is_stop(unraisable.exc_value):
             before_hook(unraisable)
             return

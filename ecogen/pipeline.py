@@ -22,6 +22,7 @@ from ecogen import reuse
 from ecogen.config.params import Params
 from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
 from ecogen.environment import share_cores
+from ecogen.interrupts import is_stop
 from ecogen.progress import Aggregate, listening
 from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
 from ecogen.runlock import project_lock as project_lock
@@ -314,7 +315,7 @@ def edge_task(ctx: RunContext, stage: StageName, stage_run_id: str, domain: str)
             result = run_edge(stage, ctx.params, ctx.workspace, domain)
         edge.log(result)
     except BaseException as exc:
-        finish_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        finish_run(run_id, "KILLED" if is_stop(exc) else "FAILED")
         raise
     finish_run(run_id, "FINISHED")
     return result
@@ -352,7 +353,7 @@ def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -
             run.log(result)
         write_dvc_metrics(stage, result.metrics, ws.metrics)
     except BaseException as exc:
-        finish_run(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        finish_run(parent, "KILLED" if is_stop(exc) else "FAILED")
         raise
     metrics = result.flat_metrics()
     headline = {f"{stage}.{k}": v for k, v in metrics.items() if "/" not in k}

@@ -35,6 +35,7 @@ def _parameters(
         "project_root": str(project_root.resolve()),
         "trials": [t.model_dump(mode="json") for t in expand_trials(params, spec.trials)],
         "trial_stages": list(spec.trials.stages) if spec.trials else [],
+        "trials_at_once": spec.trials.parallel if spec.trials else 1,
         "cycle_stages": list(spec.cycle or []),
         "profile": profile,
     }

@@ -8,6 +8,7 @@ An experiment pipeline (``trials`` in pipelines.yaml) runs its shared stages onc
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prefect import flow
 from ecogen import pipeline as glue
 from ecogen.config.params import Params
 from ecogen.config.pipelines import StageName, Trial
+from ecogen.parallel import at_once
 from ecogen.pipeline import RunContext
 from ecogen.stages.registry import is_edge_stage
 from flows.stages import cloud_flow, edge_flow, prepare_flow
@@ -61,6 +63,7 @@ def pipeline_flow(
     profile: str | None = None,
     resume_run_id: str | None = None,
     reuse: bool = True,
+    trials_at_once: int = 1,
 ) -> dict[str, Any]:
     with glue.project_lock(Path(project_root), pipeline):  # one run per project at a time
         cycles = params.relay.cycles if cycle_stages else 0
@@ -69,8 +72,8 @@ def pipeline_flow(
         try:
             repeated = list(trial_stages or []) + list(cycle_stages or [])
             ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])
-            for trial in trials or []:
-                result = trial_flow(ctx, trial, list(trial_stages or []))
+            calls = [partial(trial_flow, ctx, trial, list(trial_stages or [])) for trial in trials or []]
+            for trial, result in zip(trials or [], at_once(calls, trials_at_once), strict=True):
                 metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
             for k in range(cycles):
                 result = cycle_flow(ctx, k, list(cycle_stages or []))

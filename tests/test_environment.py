@@ -27,3 +27,16 @@ def test_share_cores_restores_the_thread_count_on_exit() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_share_inside_a_share_divides_it() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        with share_cores(2):  # two trials side by side ...
+            assert torch.get_num_threads() == 4
+            with share_cores(4):  # ... each with four edges
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

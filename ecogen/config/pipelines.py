@@ -46,6 +46,7 @@ class Trials(BaseModel):
     The pipeline's other stages run once and are shared (same data, FM and edge modules); each
     row's overrides are merged over the pipeline's params, and ``replicate`` is set to 0…N-1.
     Every (row, replicate) is its own MLflow stage run, tagged ``ecogen.row`` / ``ecogen.replicate``.
+    ``parallel`` trials run at a time (threads of one process sharing the cores; ``ecogen.parallel``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,6 +54,7 @@ class Trials(BaseModel):
     stages: list[StageName] = Field(min_length=1)
     replicates: PositiveInt = 1
     rows: dict[str, dict[str, Any]] = Field(min_length=1)  # row name → nested overrides
+    parallel: PositiveInt = 1
 
     @model_validator(mode="after")
     def _row_names(self) -> Trials:

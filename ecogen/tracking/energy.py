@@ -6,15 +6,19 @@ is recorded in the ``ecogen.energy.status`` tag with zeros in the metrics instea
 What the numbers mean depends on the hardware CodeCarbon found, so the method is recorded with
 them (``ecogen.energy.hardware``, e.g. ``RAM(); CPU(Cpu Load)``): without RAPL, CPU power is
 estimated from load × a per-thread TDP guess and RAM is a fixed estimate.  Tracking mode is
-"machine": stages that run concurrently in one process each see the power of the whole machine,
-so their figures overlap and must not be summed.
+"machine": every meter sees the power of the whole machine.  Stages that run at once (an
+experiment's trials side by side) are therefore each charged their share of it: while k meters
+run, each gets 1/k of that time's energy (:class:`Sharing`; the share is the tag
+``ecogen.energy.machine_share``), so the stages' figures add up to the machine's.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,56 @@ log = logging.getLogger(__name__)
 _CSV_LOCK = threading.Lock()
 
 
+SHARE_TAG = "ecogen.energy.machine_share"
+ENERGY_FIELDS = (
+    "energy_kwh",
+    "emissions_kg_co2eq",
+    "cpu_kwh",
+    "ram_kwh",
+    "gpu_kwh",
+    "cpu_power_w",
+    "ram_power_w",
+    "gpu_power_w",
+)
+
+
+class Sharing:
+    """The share of the machine each of several overlapping meters held: while k run, each holds
+    1/k.  ``start()`` gives a token, ``stop(token)`` the meter's mean share over its span."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._running: dict[int, list[float]] = {}  # token → [start, share-seconds so far]
+        self._last = 0.0
+        self._next = 0
+
+    def _advance(self, now: float) -> None:
+        if self._running:
+            each = (now - self._last) / len(self._running)
+            for entry in self._running.values():
+                entry[1] += each
+        self._last = now
+
+    def start(self) -> int:
+        with self._lock:
+            now = self._clock()
+            self._advance(now)
+            token, self._next = self._next, self._next + 1
+            self._running[token] = [now, 0.0]
+            return token
+
+    def stop(self, token: int) -> float:
+        with self._lock:
+            now = self._clock()
+            self._advance(now)
+            begun, held = self._running.pop(token)
+        return held / (now - begun) if now > begun else 1.0
+
+
+_SHARING = Sharing()
+
+
 @dataclass(frozen=True)
 class EnergyReading:
     energy_kwh: float = 0.0
@@ -39,6 +93,13 @@ class EnergyReading:
     ram_power_w: float = 0.0
     gpu_power_w: float = 0.0
     tags: dict[str, str] = field(default_factory=dict)  # method, hardware, status
+
+    def shared(self, share: float) -> EnergyReading:
+        """This reading scaled to the ``share`` (0…1] of the machine the stage held."""
+        if share >= 1.0:
+            return self
+        scaled = {k: getattr(self, k) * share for k in ENERGY_FIELDS}
+        return replace(self, **scaled, tags=self.tags | {SHARE_TAG: f"{share:.3f}"})
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -69,6 +130,7 @@ class EnergyMeter:
         self.measure_power_secs = measure_power_secs
         self._tracker: Any = None
         self._error: str | None = None
+        self._token: int | None = None
 
     def start(self) -> None:
         try:
@@ -87,6 +149,7 @@ class EnergyMeter:
                 allow_multiple_runs=True,
             )
             self._tracker.start()
+            self._token = _SHARING.start()
         except Exception as exc:  # a broken meter must not fail the stage
             log.warning("CodeCarbon did not start for %s: %s", self.project_name, exc)
             self._error = f"start failed: {type(exc).__name__}: {exc}"
@@ -96,6 +159,8 @@ class EnergyMeter:
         if self._tracker is None:
             return _unmeasured(self._error or "tracker not started")
         tracker, self._tracker = self._tracker, None
+        share = _SHARING.stop(self._token) if self._token is not None else 1.0
+        self._token = None
         try:
             with _CSV_LOCK:
                 tracker.stop()
@@ -124,7 +189,7 @@ class EnergyMeter:
                 "ecogen.energy.gpu_model": str(data.gpu_model or "none"),
                 "ecogen.energy.country_iso_code": str(data.country_iso_code),
             },
-        )
+        ).shared(share)
 
 
 def _num(value: object) -> float:

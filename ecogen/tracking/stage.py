@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ecogen.config.params import Params
+from ecogen.interrupts import is_stop
 from ecogen.progress import Aggregate, Listener, listening
 from ecogen.stages.result import StageResult
 from ecogen.tracking.energy import EnergyMeter, EnergyReading
@@ -131,7 +132,7 @@ def track_stage(
 def _close(handle: StageRun, meter: EnergyMeter | None, start: float, exc: BaseException | None) -> None:
     handle.duration_s = time.perf_counter() - start
     handle.energy = meter.stop() if meter is not None else None
-    status = "FINISHED" if exc is None else "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    status = "FINISHED" if exc is None else "KILLED" if is_stop(exc) else "FAILED"
     if exc is not None and handle.edges is not None:
         handle.edges.terminate(status)
     client = MlflowClient()

@@ -161,6 +161,20 @@ def test_trials_expand_rows_over_replicates_with_validated_params(tmp_path: Path
     bad = spec.trials.model_copy(update={"rows": {"c": {"hfsl": {"method": "nope"}}}})
     with pytest.raises(ConfigError, match="row c: hfsl.method"):
         expand_trials(Params(), bad)
+    assert spec.trials.parallel == 1  # one trial at a time unless asked
+
+
+def test_trials_at_once_must_be_a_positive_count(tmp_path: Path) -> None:
+    path = tmp_path / "pipelines.yaml"
+    text = (
+        "pipelines:\n  default:\n    stages: [prepare, hfsl]\n"
+        "    trials: {stages: [hfsl], rows: {a: {}}, parallel: %s}\n"
+    )
+    path.write_text(text % 2)
+    assert load_pipelines(path).pipelines["default"].trials.parallel == 2  # type: ignore[union-attr]
+    path.write_text(text % 0)
+    with pytest.raises(ConfigError, match="parallel"):
+        load_pipelines(path)
 
 
 def test_trial_stages_must_end_the_pipeline(tmp_path: Path) -> None:

@@ -82,6 +82,8 @@ def test_every_row_and_replicate_is_a_tagged_run_on_shared_stages(project: Path)
     )
     assert pipeline.data.tags["ecogen.profile"] == "tiny"  # what `ecogen report --profile` selects by
     assert all(r.info.status == "FINISHED" for r in trials)
+    spans = sorted((r.info.start_time, r.info.end_time) for r in trials)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))  # trials.parallel: 2
     oracle, ecogen = rows["centralized"].data.metrics, rows["ecogen"].data.metrics
     assert oracle["mean_edge_client_bytes_per_round"] == 0.0
     assert (
