@@ -18,7 +18,8 @@
 # TIMEOUT_report (60), BENCH (1: the benchmarks first; 0: none), TIMEOUT_drivers (90),
 # TIMEOUT_pretrain (60), BENCH_ACCELERATOR (cuda), BENCH_TINY (1: tiny model, a CPU smoke run),
 # SHARED_PREFECT (1: one Prefect server, started before the benchmarks, serves
-# every pipeline, instead of a temporary one per `ecogen run`), ECOGEN_ARGS (extra args for every `ecogen run`, e.g. "--profile cpu"),
+# every pipeline, instead of a temporary one per `ecogen run`), ECOGEN_ARGS (extra args for every `ecogen run`,
+# e.g. "--profile cpu", or "--trials-at-once 4": more trials side by side fill the GPU; pipelines.yaml says 2),
 # SITE (default /tmp/site), DATA_ROOT (default .data/fashion-mnist), INSTALL_ONLY=1 (stop after the
 # install: two-call mode), ALLOW_CPU=1 (go on without CUDA: simulations only).
 set -uo pipefail
