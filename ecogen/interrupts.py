@@ -40,9 +40,14 @@ class Stopped(BaseException):
         return super().__str__() or "the run was stopped (Ctrl-C or SIGTERM) while this ran beside others"
 
 
-def is_stop(exc: BaseException) -> bool:
-    """Did ``exc`` end the work because the run was stopped (Ctrl-C, SIGTERM, :class:`Stopped`)?"""
-    return isinstance(exc, (KeyboardInterrupt, Stopped))
+def is_stop(exc: BaseException | None) -> bool:
+    """Did ``exc`` end the work because the run was stopped: Ctrl-C, SIGTERM (as KeyboardInterrupt,
+    or as a signal's exception such as Prefect's TerminationSignal, a BaseException that carries
+    its ``signal``), or :class:`Stopped`?"""
+    if isinstance(exc, (KeyboardInterrupt, Stopped)):
+        return True
+    carried = getattr(exc, "signal", None)
+    return isinstance(exc, BaseException) and not isinstance(exc, Exception) and isinstance(carried, int)
 
 
 def interrupt(thread: threading.Thread) -> bool:
@@ -51,16 +56,6 @@ def interrupt(thread: threading.Thread) -> bool:
         return False
     hit = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Stopped))
     return bool(hit)
-
-
-def _is_stop(exc: BaseException | None) -> bool:
-    """Does a dropped exception stand for a stop: KeyboardInterrupt, or a signal's exception such
-    as Prefect's TerminationSignal (a BaseException that carries its ``signal``)?  Anything else
-    stays the interpreter's business."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    carried = getattr(exc, "signal", None)
-    return isinstance(exc, BaseException) and not isinstance(exc, Exception) and isinstance(carried, int)
 
 
 @contextmanager
@@ -77,7 +72,7 @@ def stop_on_sigterm() -> Iterator[None]:
             again.daemon = True
             again.start()
             return
-        if not _is_stop(unraisable.exc_value):
+        if not is_stop(unraisable.exc_value):
             before_hook(unraisable)
             return
         log.debug("a stop (%r) landed in a finaliser; delivering it again", unraisable.exc_value)

@@ -192,17 +192,22 @@ def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | Non
     return {k: float(v) for k, v in written.items() if "/" not in k and v is not None}
 
 
-def finish_pipeline(ctx: RunContext, failed: bool = False, metrics: dict[str, float] | None = None) -> None:
-    """Headline metrics on the parent run (what the MLflow runs table compares), then its status."""
-    finish_pipeline_run(ctx.run_id, metrics or {}, failed)
+def finish_pipeline(
+    ctx: RunContext, failed: bool = False, metrics: dict[str, float] | None = None, stopped: bool = False
+) -> None:
+    """Headline metrics on the parent run (what the MLflow runs table compares), then its status
+    (KILLED when the run was ``stopped``: Ctrl-C, SIGTERM)."""
+    finish_pipeline_run(ctx.run_id, metrics or {}, failed, stopped)
 
 
-def finish_pipeline_run(run_id: str, metrics: dict[str, float], failed: bool = False) -> None:
+def finish_pipeline_run(
+    run_id: str, metrics: dict[str, float], failed: bool = False, stopped: bool = False
+) -> None:
     try:
         log_headline(run_id, metrics)
     except Exception:  # the run's status matters more than its summary
         log.exception("could not log the headline metrics of run %s", run_id)
-    finish_run(run_id, "FAILED" if failed else "FINISHED")
+    finish_run(run_id, "KILLED" if stopped else "FAILED" if failed else "FINISHED")
 
 
 def _shared(ctx: RunContext, stage: StageName) -> bool:

@@ -17,6 +17,7 @@ from prefect import flow
 from ecogen import pipeline as glue
 from ecogen.config.params import Params
 from ecogen.config.pipelines import StageName, Trial
+from ecogen.interrupts import is_stop
 from ecogen.parallel import at_once
 from ecogen.pipeline import RunContext
 from ecogen.stages.registry import is_edge_stage
@@ -78,8 +79,8 @@ def pipeline_flow(
             for k in range(cycles):
                 result = cycle_flow(ctx, k, list(cycle_stages or []))
                 metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
-        except BaseException:
-            glue.finish_pipeline(ctx, failed=True)
+        except BaseException as exc:
+            glue.finish_pipeline(ctx, failed=True, stopped=is_stop(exc))
             raise
         glue.finish_pipeline(ctx, metrics=metrics)
     return {"run_id": ctx.run_id, "metrics": metrics}

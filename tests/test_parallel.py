@@ -101,6 +101,11 @@ def test_a_stop_of_the_run_stops_every_running_call() -> None:
 
 def test_stopped_counts_as_a_stop_and_is_raised_in_a_thread() -> None:
     assert is_stop(Stopped()) and is_stop(KeyboardInterrupt()) and not is_stop(RuntimeError())
+    termination = BaseException()  # as Prefect's TerminationSignal: carries its signal
+    termination.signal = signal.SIGTERM  # type: ignore[attr-defined]
+    not_a_stop = RuntimeError()
+    not_a_stop.signal = signal.SIGTERM  # type: ignore[attr-defined]
+    assert is_stop(termination) and not is_stop(not_a_stop)
     caught: list[BaseException] = []
 
     def spin() -> None:
