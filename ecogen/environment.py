@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # else a failed telemetry call on every start
@@ -27,20 +28,54 @@ def quiet_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+_SHARE: ContextVar[int | None] = ContextVar("ecogen_cores", default=None)
+
+
+def cores() -> int:
+    """The cores the calling work may use: its share inside :func:`share_cores`, else the torch
+    threads of the calling thread (torch's default: the machine's physical cores, or what the user
+    set through ``OMP_NUM_THREADS`` / ``torch.set_num_threads``)."""
+    share = _SHARE.get()
+    if share is not None:
+        return share
+    import torch
+
+    return torch.get_num_threads()
+
+
+def use_cores(n: int) -> None:
+    """Give the calling thread ``n`` torch intra-op threads.  Every worker thread calls it first.
+
+    torch keeps its thread count per thread, but a thread's first parallel op copies a
+    process-wide value that ``torch.set_num_threads`` in *any* thread writes; trials side by side
+    each write it as their shares begin and end, so a fresh thread left to that copy gets whatever
+    was written last.  ``get_num_threads`` makes the thread take its copy now, so the setting
+    after it is the one that stays.
+    """
+    import torch
+
+    torch.get_num_threads()
+    torch.set_num_threads(n)
+
+
 @contextmanager
-def share_cores(parallel_tasks: int) -> Iterator[None]:
-    """While inside, give each of ``parallel_tasks`` threads its share of torch's intra-op threads
-    (of those it has now: a share inside a share divides it further); torch's previous thread
-    count is restored on exit.
+def share_cores(parallel_tasks: int) -> Iterator[int]:
+    """While inside, each of ``parallel_tasks`` threads has its share of :func:`cores` (a share
+    inside a share divides it further); yields the share.  The calling thread takes the share at
+    once and gets its count back on exit; the threads that do the work call :func:`use_cores` with
+    the share (threads started in a copy of this context find it in :func:`cores`).
 
     Edges (and trials side by side) train in parallel threads of one process; with torch's
     default (all cores per op) they oversubscribe a small machine several times over.
     """
     import torch
 
+    share = max(1, cores() // max(1, parallel_tasks))
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, before // max(1, parallel_tasks)))
+    token = _SHARE.set(share)
+    use_cores(share)
     try:
-        yield
+        yield share
     finally:
+        _SHARE.reset(token)
         torch.set_num_threads(before)

@@ -58,6 +58,12 @@ def interrupt(thread: threading.Thread) -> bool:
     return bool(hit)
 
 
+def forget_interrupt(thread: threading.Thread) -> None:
+    """Withdraw a :func:`interrupt` sent to ``thread`` that it has not raised yet."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), None)
+
+
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """SIGTERM (a scheduler's or `kill`'s stop) raises KeyboardInterrupt as Ctrl-C does, so the runs

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from ecogen.environment import share_cores
-from ecogen.interrupts import interrupt
+from ecogen.environment import share_cores, use_cores
+from ecogen.interrupts import forget_interrupt, interrupt
 
 T = TypeVar("T")
 UNWIND_S = 120.0  # how long an interrupted run waits for its running calls to unwind
@@ -47,18 +47,20 @@ def at_once(calls: Sequence[Callable[[], T]], parallel: int) -> list[T]:
                 raise _NotStarted()
             workers[i] = threading.current_thread()
         try:
+            use_cores(share)
             return call()
         except BaseException:
             stopping.set()  # before this thread takes the next call
             raise
         finally:
-            with lock:
+            with lock:  # a stop sent as the call ended must not land in the pool's own code
                 workers.pop(i, None)
+                forget_interrupt(threading.current_thread())
 
     width = min(parallel, len(calls))
     pool = ThreadPoolExecutor(width, thread_name_prefix="ecogen-trial")
     futures: list[Future[T]] = []
-    with share_cores(width):
+    with share_cores(width) as share:
         try:
             for i, call in enumerate(calls):
                 futures.append(pool.submit(contextvars.copy_context().run, run, i, call))

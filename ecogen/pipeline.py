@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from ecogen import reuse
 from ecogen.config.params import Params
 from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
-from ecogen.environment import share_cores
+from ecogen.environment import cores, share_cores, use_cores
 from ecogen.interrupts import is_stop
 from ecogen.progress import Aggregate, listening
 from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
@@ -309,7 +309,9 @@ def edge_stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
 
 def edge_task(ctx: RunContext, stage: StageName, stage_run_id: str, domain: str) -> StageResult:
     """One edge's share of a stage, in a child run of the stage run that exists while the edge
-    trains (its epochs are logged there as they end)."""
+    trains (its epochs are logged there as they end).  Runs in a task runner's thread, in a copy
+    of the stage's context: it takes the stage's share of the cores."""
+    use_cores(cores())
     run_id = start_child_run(
         stage_run_id, f"edge-{domain}", "edge", ctx.data_version, {EDGE: f"edge-{domain}"}
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import weakref
 
 import pytest
 
-from ecogen.interrupts import stop_on_sigterm
+from ecogen.interrupts import Stopped, forget_interrupt, interrupt, stop_on_sigterm
 
 
 class _Stop(BaseException):
@@ -75,3 +76,26 @@ def test_other_dropped_exceptions_go_to_the_usual_hook(monkeypatch: pytest.Monke
         _drop_in_finaliser(ValueError("not a stop"))
         time.sleep(0.2)  # nothing is delivered
     assert len(seen) == 1 and isinstance(seen[0], ValueError)
+
+
+def test_a_withdrawn_interrupt_is_never_raised() -> None:
+    go, seen = threading.Event(), []
+
+    def body() -> None:
+        try:
+            go.wait(5)  # blocked in C: the interrupt waits for the next Python instruction
+            seen.append("carried on")
+        except Stopped:
+            seen.append("stopped")
+
+    for withdraw in (False, True):
+        go.clear()
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        time.sleep(0.05)
+        assert interrupt(thread)
+        if withdraw:
+            forget_interrupt(thread)
+        go.set()
+        thread.join(5)
+    assert seen == ["stopped", "carried on"]

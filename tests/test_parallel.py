@@ -49,6 +49,28 @@ def test_each_call_sees_the_callers_context_and_its_share_of_the_cores() -> None
     assert torch.get_num_threads() == before
 
 
+def test_a_call_keeps_its_share_when_another_writes_torchs_process_wide_count() -> None:
+    # torch.set_num_threads in any thread also writes the count a fresh thread copies at its
+    # first parallel op: a trial ending its share writes its own count back while others run
+    before = torch.get_num_threads()
+    written = threading.Event()
+
+    def reader() -> int:
+        written.wait(5)
+        return torch.get_num_threads()
+
+    def writer() -> int:
+        torch.set_num_threads(8)
+        written.set()
+        return torch.get_num_threads()
+
+    try:
+        torch.set_num_threads(8)
+        assert at_once([reader, writer], 2) == [4, 8]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_failure_lets_running_calls_finish_and_starts_no_new_one() -> None:
     started, finished = [], []
 

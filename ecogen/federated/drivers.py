@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ecogen.config.params import HfslParams
-from ecogen.environment import share_cores
+from ecogen.environment import share_cores, use_cores
 from ecogen.federated.roles import ClusterClient, EdgeServer
 from ecogen.federated.strategies.base import Strategy
 from ecogen.peft.edge import base_vit
@@ -51,12 +51,13 @@ def fit_serial(
     steps, rounds = strategy.local_steps(), strategy.cfg.rounds
 
     def one(task: Task) -> Done:
+        use_cores(share)
         edge, k, client = task
         seed = seed_of(edge, r, k)
         return (edge.name, *client.fit(strategy, edge.channel, accelerator, seed, steps, span_of(r, rounds)))
 
     # no oversubscription: each parallel participant gets its share of torch's threads
-    with share_cores(workers):
+    with share_cores(workers) as share:
         return list(pool.map(one, tasks))
 
 

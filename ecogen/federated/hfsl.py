@@ -23,7 +23,6 @@ along the averaged update with FedAvgM or FedAdam (:mod:`ecogen.federated.server
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split
+from ecogen.environment import cores
 from ecogen.federated import checkpoint as rounds
 from ecogen.federated import faults
 from ecogen.federated.drivers import fit_batched, fit_serial
@@ -111,7 +111,7 @@ def run_hfsl_edges(
         aggregated = histories["aggregated"]
         handed = histories.get("handed_over", {e.name: [0] * first for e in edges})
     tasks = [(e, k, c) for e in edges for k, c in enumerate(e.clients)]
-    workers = workers or max(1, min(len(tasks), os.cpu_count() or 1))
+    workers = workers or max(1, min(len(tasks), cores()))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
         for r in range(first, cfg.rounds):
             for e in edges:

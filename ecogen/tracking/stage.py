@@ -118,9 +118,10 @@ def track_stage(
     meter = None
     if params.energy.enabled:
         meter = EnergyMeter(params.energy, workspace.root / "emissions", project_name=stage)
-        meter.start()
     start = time.perf_counter()
     try:
+        if meter is not None:  # inside: a stop arriving as it starts still stops it
+            meter.start()
         with listening(*listeners):  # epochs and rounds logged as they end
             yield handle
     except BaseException as exc:
