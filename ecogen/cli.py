@@ -290,20 +290,23 @@ def run(
 
             server_ready()
             _filter_user_errors()
+            from ecogen.terminal import live_progress
+
             try:
-                summary = pipeline_flow(
-                    pipeline=name,
-                    stages=list(spec.stages),
-                    params=cfg,
-                    project_root=str(root),
-                    trials=trials,
-                    trial_stages=list(spec.trials.stages) if spec.trials else [],
-                    cycle_stages=list(spec.cycle or []),
-                    profile=profile,
-                    resume_run_id=resume_run_id,
-                    reuse=not no_reuse,
-                    trials_at_once=trials_at_once or (spec.trials.parallel if spec.trials else 1),
-                )
+                with live_progress():
+                    summary = pipeline_flow(
+                        pipeline=name,
+                        stages=list(spec.stages),
+                        params=cfg,
+                        project_root=str(root),
+                        trials=trials,
+                        trial_stages=list(spec.trials.stages) if spec.trials else [],
+                        cycle_stages=list(spec.cycle or []),
+                        profile=profile,
+                        resume_run_id=resume_run_id,
+                        reuse=not no_reuse,
+                        trials_at_once=trials_at_once or (spec.trials.parallel if spec.trials else 1),
+                    )
             finally:  # the run's last log lines reach the server before it stops
                 APILogWorker.drain_all(timeout=5)
     except (ProjectBusy, ServerError) as err:
@@ -339,12 +342,15 @@ def stage(
 
     quiet_defaults()
     _check_tracking(cfg, Path.cwd())
+    logging.getLogger("ecogen").info("stage %s: starting (loading torch)", name)
     from ecogen.pipeline import run_standalone_stage  # imports MLflow, which sets up its logging
     from ecogen.runlock import ProjectBusy, project_lock
 
     _filter_user_errors()
     try:
-        with project_lock(Path.cwd(), name, kind="stage"), stop_on_sigterm():
+        from ecogen.terminal import live_progress
+
+        with project_lock(Path.cwd(), name, kind="stage"), stop_on_sigterm(), live_progress():
             metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
     except ProjectBusy as err:
         raise _fail(err) from None

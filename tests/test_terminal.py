@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from ecogen.progress import Step
-from ecogen.terminal import ProgressLines, duration
+from ecogen.terminal import ProgressLines, duration, live_progress
 
 
 def test_duration_reads_like_a_clock() -> None:
@@ -39,3 +39,50 @@ def test_edges_trained_in_turn_get_lines_of_their_own(caplog: pytest.LogCaptureF
         "finetune[invert] epoch 1/2",
         "finetune[invert] epoch 2/2",
     ]
+
+
+def test_on_a_terminal_a_stage_is_one_bar_and_other_logs_scroll_above_it(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    from rich.console import Console
+
+    monkeypatch.delenv("ECOGEN_PROGRESS", raising=False)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    handler = logging.StreamHandler(sys.stderr)  # a handler that writes to the terminal
+    other = logging.getLogger("ecogen.test-terminal")
+    other.addHandler(handler)
+    other.propagate = False
+    try:
+        with caplog.at_level(logging.INFO, logger="ecogen.progress"), live_progress(console) as live:
+            assert live
+            assert handler.stream is not sys.stderr  # through the display's console
+            lines = ProgressLines("finetune")
+            for k in range(1, 4):
+                lines(Step("finetune", k, 3, {"train_acc": 0.5}))
+                other.warning("a log line while the bar runs")
+        assert handler.stream is sys.stderr
+    finally:
+        other.removeHandler(handler)
+        other.propagate = True
+    shown = screen.getvalue()
+    assert "━" in shown and "finetune" in shown  # the bar
+    assert shown.count("a log line while the bar runs") == 3
+    # only the stage's last line is logged; the steps before it were the bar
+    assert [r.getMessage().split(" train_acc")[0] for r in caplog.records] == ["finetune epoch 3/3"]
+
+
+def test_not_on_a_terminal_there_is_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    monkeypatch.delenv("ECOGEN_PROGRESS", raising=False)
+    with live_progress(Console(file=io.StringIO())) as live:
+        assert not live
+    monkeypatch.setenv("ECOGEN_PROGRESS", "lines")
+    with live_progress(Console(file=io.StringIO(), force_terminal=True)) as live:
+        assert not live

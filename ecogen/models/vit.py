@@ -1,7 +1,7 @@
 """A small Vision Transformer with its split points in plain sight, and an MAE decoder.
 
 The classifier is three segments that also run on their own, one per kind of device in a
-client cluster (DESIGN.md, "the edge model is split"):
+client cluster (the edge model is split across its devices):
 
     x ──► Embedding ──► o_s = [x0, E0] ──► blocks[a:b] ──► ... ──► Head ──► logits (o_e)
           (start client)                   (middle clients)          (end client)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from dvc.dvcfile import FileIsGitIgnored
-from dvc.repo import Repo
-from dvc_data.hashfile.build import build
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 REMOTE_NAME = "local"
 REMOTE_DIR = "dvc-remote"  # relative to the project root
@@ -32,7 +33,10 @@ def _git_root(path: Path) -> Path | None:
 
 def _open(root: Path) -> Repo:
     """The project's DVC repo; outside git without SCM, also when ``.dvc/config`` came from a git
-    checkout (an exported copy, an archive, a machine the tree was copied to without ``.git``)."""
+    checkout (an exported copy, an archive, a machine the tree was copied to without ``.git``).
+    DVC is imported here, on first use: its import is ~0.3 s of every command's start otherwise."""
+    from dvc.repo import Repo
+
     if _git_root(root) is None:
         return Repo(str(root), config={"core": {"no_scm": True}})
     return Repo(str(root))
@@ -48,6 +52,8 @@ def ensure_dvc_repo(project_root: Path) -> None:
     """
     root = project_root.resolve()
     if not (root / ".dvc").is_dir():
+        from dvc.repo import Repo
+
         git_root = _git_root(root)
         Repo.init(str(root), no_scm=git_root is None, subdir=git_root not in (None, root)).close()
     with _open(root) as repo:
@@ -77,6 +83,8 @@ def version_data(project_root: Path, data_dir: Path) -> str:
     if root not in data.parents:
         raise DataVersionError(f"{data_dir} is not inside the project {project_root}")
     ensure_dvc_repo(root)
+    from dvc.dvcfile import FileIsGitIgnored
+
     with _open(root) as repo:
         repo.scm_context.quiet = True  # no "To track the changes with git, run: ..." on stdout
         try:
@@ -101,6 +109,8 @@ def hash_data(project_root: Path, data_dir: Path) -> str:
     entry is written only after the stage has finished."""
     root = project_root.resolve()
     ensure_dvc_repo(root)
+    from dvc_data.hashfile.build import build
+
     with _open(root) as repo:
         _, _, obj = build(
             repo.cache.local, str(data_dir.resolve()), repo.fs, "md5", dry_run=True, ignore=repo.dvcignore

@@ -101,6 +101,9 @@ def test_progress_is_one_line_per_stage_step_and_no_line_repeats(tree: RunTree) 
     lines = [re.sub(r"^\S+ ", "", line) for line in out.splitlines() if line.strip()]  # without the time
     repeated = {line: lines.count(line) for line in set(lines) if lines.count(line) > 3}
     assert not repeated, repeated
+    finished = [line for line in out.splitlines() if "Finished in state" in line]
+    assert finished and all(re.search(r"prefect\.\w+: \S+: Finished in state", f) for f in finished), finished
+    assert len(re.findall(r"mlflow\.pytorch: .*[Pp]ickle", out)) <= 1  # MLflow's pickle warning, once
     assert "Error logging to API" not in out  # the run's logs reached Prefect before its server stopped
 
 
@@ -126,6 +129,7 @@ def test_the_closing_summary_has_units_and_the_way_to_the_run(tree: RunTree) -> 
     )
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+1\s+[0-9.]+", out, re.M), stage
+    assert re.search(r"^hfsl\s.*\s[0-9.]+ (B|kB|MB|GB)$", out, re.M), out[-3000:]  # bytes with their unit
     run, exp = tree.parent.info.run_id, tree.experiment_id
     assert f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run}" in out
     # the runs table in the model-training view, with the pipeline's headline metrics as columns
@@ -141,6 +145,7 @@ def test_the_parent_run_carries_headline_metrics_its_commit_and_its_dataset(tree
     for key in ("hfsl.mean_accuracy", "finetune.mean_accuracy", "infer.mean_accuracy", "total_duration_s"):
         assert key in metrics, sorted(metrics)
     assert "hfsl.mean_edge_client_bytes_per_round" in metrics and metrics["total_energy_kwh"] > 0
+    assert metrics["total_emissions_kg_co2eq"] > 0
     stages = [tree.stage(s) for s in STAGES]
     assert metrics["total_duration_s"] == pytest.approx(sum(r.data.metrics["duration_s"] for r in stages))
     head = sh(["git", "rev-parse", "HEAD"], tree.project, offline_env(tree.project)).stdout.strip()
