@@ -46,6 +46,8 @@ class StackedTrace:
 
 def pad_stack(rows: list[Tensor], length: int) -> Tensor:
     """``(lanes, length, ...)``: each lane's rows, zero-padded at the end (differentiable)."""
+    if all(len(r) == length for r in rows):  # nothing to pad: one copy, not two
+        return torch.stack(rows)
     return torch.stack([torch.cat([r, r.new_zeros(length - len(r), *r.shape[1:])]) for r in rows])
 
 
