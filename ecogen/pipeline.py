@@ -29,7 +29,7 @@ from ecogen.runlock import project_lock as project_lock
 from ecogen.stages.dvc_metrics import write_dvc_metrics
 from ecogen.stages.registry import CLOUD_STAGES, combine, is_edge_stage, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
-from ecogen.terminal import ProgressLines
+from ecogen.terminal import ProgressLines, drop_bars
 from ecogen.tracking import finish_run, set_data_version, start_child_run, start_pipeline_run, track_stage
 from ecogen.tracking.headline import log_dataset, log_headline
 from ecogen.tracking.live import LiveMetrics
@@ -229,21 +229,24 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     shared = _shared(ctx, stage)
     if shared:  # its outputs are about to change: nobody copies them meanwhile
         reuse.forget(ctx.workdir, stage)
-    with (
-        track_stage(
-            ctx.params,
-            stage,
-            ctx.project_root,
-            ctx.run_id,
-            ctx.data_version,
-            ctx.workspace,
-            tags,
-            name,
-            edge_runs=not is_edge_stage(stage),  # edge stages' tasks make their own edge runs
-        ) as run,
-        listening(Aggregate(ProgressLines(name))),
-    ):
-        yield run
+    try:
+        with (
+            track_stage(
+                ctx.params,
+                stage,
+                ctx.project_root,
+                ctx.run_id,
+                ctx.data_version,
+                ctx.workspace,
+                tags,
+                name,
+                edge_runs=not is_edge_stage(stage),  # edge stages' tasks make their own edge runs
+            ) as run,
+            listening(Aggregate(ProgressLines(name))),
+        ):
+            yield run
+    finally:
+        drop_bars(name)  # a stage that failed leaves no bar behind while other trials go on
     if shared:
         reuse.remember(ctx.workdir, ctx.params, stage, run.run_id)
 

@@ -71,16 +71,18 @@ class ProgressLines:
 
 
 class _Bars:
-    """The bars of the stages running now (a stage's bar goes when its last step is shown)."""
+    """The bars of the stages running now (a stage's bar goes when its last step is shown, or when
+    the stage ends without it), and the log handlers pointed above them while they run."""
 
     def __init__(self, console: Any) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # labels hold brackets: hfsl[c1-r0]
             BarColumn(bar_width=30),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[what]}"),
+            TextColumn("{task.fields[what]}", markup=False),
             TextColumn("·"),
             TimeRemainingColumn(),
             console=console,
@@ -93,27 +95,98 @@ class _Bars:
         )
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._routed: dict[int, tuple[Any, str, Any]] = {}  # handler → (object, attribute, before)
 
     def show(self, label: str, step: Step, what: str) -> None:
         with self._lock:
             task = self._tasks.get(label)
             if task is None:
+                self.route()  # handlers that modules loaded since the last bar have added
                 task = self._tasks[label] = self.progress.add_task(label, total=step.total, what=what)
             if step.step >= step.total:
                 self.progress.remove_task(self._tasks.pop(label))
             else:
                 self.progress.update(task, completed=step.step, what=what)
 
+    def drop(self, label: str) -> None:
+        with self._lock:
+            for name in [n for n in self._tasks if n == label or n.startswith(f"{label}[")]:
+                self.progress.remove_task(self._tasks.pop(name))
+
+    def route(self) -> None:
+        """Point every log handler that writes to the terminal above the bars: Prefect's (it
+        prints with a Rich console of its own: that console's file), plain stream handlers on
+        stderr/stdout (ours), MLflow's (a stream that looks up sys.stderr at each write)."""
+        from rich.console import Console
+
+        terminal = {id(sys.stderr), id(sys.stdout), id(sys.__stderr__), id(sys.__stdout__)}
+        loggers = [logging.getLogger()] + [
+            lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)
+        ]
+        for handler in {h for lg in loggers for h in lg.handlers}:
+            if id(handler) in self._routed:
+                continue
+            own = getattr(handler, "console", None)
+            if isinstance(own, Console) and id(own.file) in terminal:
+                self._routed[id(handler)] = (own, "file", own.file)
+                own.file = _Above(self.console, own.file)  # type: ignore[assignment]
+            elif isinstance(handler, logging.StreamHandler) and (
+                id(handler.stream) in terminal or type(handler.stream).__name__ == "MlflowLoggingStream"
+            ):
+                self._routed[id(handler)] = (
+                    handler,
+                    "stream",
+                    handler.setStream(_Above(self.console, handler.stream)),
+                )
+
+    def unroute(self) -> None:
+        with self._lock:
+            for target, attribute, before in self._routed.values():
+                if attribute == "stream":
+                    target.setStream(before)
+                else:
+                    setattr(target, attribute, before)
+            self._routed.clear()
+
+
+class _Above:
+    """A handler's stream while the bars run: its whole lines are printed above the bars.  (Not a
+    ``FileProxy`` itself: a Rich console given one writes to the file behind it.)"""
+
+    def __init__(self, console: Any, stream: Any) -> None:
+        from rich.file_proxy import FileProxy
+
+        self._stream = stream
+        self._lines = FileProxy(console, stream)
+
+    def write(self, text: str) -> int:
+        if getattr(self._stream, "enabled", True):  # MLflow's stream can be switched off
+            self._lines.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._lines.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
 
 _LIVE: _Bars | None = None
+
+
+def drop_bars(label: str) -> None:
+    """Take down the bars of a stage that ended without its last step (it failed, or was stopped)."""
+    bars = _LIVE
+    if bars is not None:
+        bars.drop(label)
 
 
 @contextmanager
 def live_progress(console: Any = None) -> Iterator[bool]:
     """While inside, stages show as bars when the terminal is a terminal (yields whether it is).
 
-    The log handlers that write to the terminal (ours, Prefect's, MLflow's) print through the
-    display's console while it runs, so their lines scroll above the bars instead of through them.
+    The log handlers that write to the terminal (ours, Prefect's, MLflow's) print above the bars
+    while they run, and Python's warnings go through logging, so nothing writes through them.
     """
     global _LIVE
     from rich.console import Console
@@ -123,38 +196,17 @@ def live_progress(console: Any = None) -> Iterator[bool]:
         yield False
         return
     bars = _Bars(console)
-    restore = _through(console)
-    bars.progress.start()
-    _LIVE = bars
+    warnings_captured = logging._warnings_showwarning is not None  # type: ignore[attr-defined]
     try:
+        logging.captureWarnings(True)
+        bars.route()
+        bars.progress.start()
+        _LIVE = bars
         yield True
     finally:
         _LIVE = None
-        bars.progress.stop()
-        restore()
-
-
-def _through(console: Any) -> Any:
-    """Point every handler that writes to the terminal at ``console``; returns the undo."""
-    from rich.console import Console
-    from rich.file_proxy import FileProxy
-
-    terminal = {id(sys.stderr), id(sys.stdout), id(sys.__stderr__), id(sys.__stdout__)}
-    loggers = [logging.getLogger()] + [
-        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    undo: list[tuple[Any, str, Any]] = []
-    for handler in {h for lg in loggers for h in lg.handlers}:
-        own = getattr(handler, "console", None)
-        if isinstance(own, Console) and id(own.file) in terminal | {id(console.file)}:
-            undo.append((handler, "console", own))  # Prefect's console handler prints with Rich
-            handler.console = console  # type: ignore[attr-defined]
-        elif isinstance(handler, logging.StreamHandler) and id(handler.stream) in terminal:
-            undo.append((handler, "stream", handler.stream))
-            handler.stream = FileProxy(console, handler.stream)
-
-    def restore() -> None:
-        for handler, attr, old in undo:
-            setattr(handler, attr, old)
-
-    return restore
+        try:
+            bars.progress.stop()
+        finally:
+            bars.unroute()
+            logging.captureWarnings(warnings_captured)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from ecogen.progress import Step
-from ecogen.terminal import ProgressLines, duration, live_progress
+from ecogen.terminal import ProgressLines, drop_bars, duration, live_progress
 
 
 def test_duration_reads_like_a_clock() -> None:
@@ -86,3 +86,48 @@ def test_not_on_a_terminal_there_is_no_bar(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ECOGEN_PROGRESS", "lines")
     with live_progress(Console(file=io.StringIO(), force_terminal=True)) as live:
         assert not live
+
+
+def test_prefects_mlflows_and_late_handlers_print_verbatim_above_the_bars(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import sys
+    import warnings
+
+    from mlflow.utils.logging_utils import MlflowLoggingStream
+    from prefect.logging.handlers import PrefectConsoleHandler
+    from rich.console import Console
+
+    monkeypatch.delenv("ECOGEN_PROGRESS", raising=False)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200)
+    logger = logging.getLogger("ecogen.test-terminal-routes")
+    logger.propagate = False
+    prefects, mlflows = PrefectConsoleHandler(stream=sys.stderr), logging.StreamHandler(MlflowLoggingStream())
+    late, warned = logging.StreamHandler(sys.stderr), logging.StreamHandler(sys.stderr)
+    try:
+        logger.addHandler(prefects)
+        logger.addHandler(mlflows)
+        logging.getLogger("py.warnings").addHandler(warned)
+        with live_progress(console):
+            logger.warning("stage 3/7: hfsl[fixmatch-r0] copied [/tmp/x] ok")  # brackets are not markup
+            logging.getLogger("ecogen.test-late").addHandler(late)  # a module loaded mid-run
+            trial = ProgressLines("hfsl[c1-r0]")
+            trial(Step("hfsl", 1, 3, {"accuracy": 0.5}))  # a new bar: late handlers are routed too
+            assert late.stream is not sys.stderr
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.warn("a warning while the bars run", UserWarning, stacklevel=1)
+            drop_bars("hfsl[c1-r0]")  # the trial failed: its bar goes
+        assert prefects.console.file is sys.stderr and late.stream is sys.stderr
+        assert isinstance(mlflows.stream, MlflowLoggingStream)
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+        logging.getLogger("ecogen.test-late").removeHandler(late)
+        logging.getLogger("py.warnings").removeHandler(warned)
+    shown = screen.getvalue()
+    assert "a warning while the bars run" in shown  # through logging, not written through the bars
+    assert shown.count("stage 3/7: hfsl[fixmatch-r0] copied [/tmp/x] ok") == 2  # Prefect's and MLflow's
+    assert "hfsl[c1-r0]" in shown  # the bar's label, brackets and all
