@@ -7,6 +7,7 @@ can be traced to the exact bytes it used and ``dvc pull``/``dvc checkout`` bring
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +32,21 @@ def _git_root(path: Path) -> Path | None:
     return None
 
 
+def _import_dvc() -> None:
+    """Import DVC, without the log handlers of its own that its import adds (on stdout): its lines
+    go through the root logger as every other library's do, once, instead of twice."""
+    import dvc.repo  # noqa: F401
+
+    dvc_logger = logging.getLogger("dvc")
+    for handler in list(dvc_logger.handlers):
+        dvc_logger.removeHandler(handler)
+
+
 def _open(root: Path) -> Repo:
     """The project's DVC repo; outside git without SCM, also when ``.dvc/config`` came from a git
     checkout (an exported copy, an archive, a machine the tree was copied to without ``.git``).
     DVC is imported here, on first use: its import is ~0.3 s of every command's start otherwise."""
+    _import_dvc()
     from dvc.repo import Repo
 
     if _git_root(root) is None:
@@ -52,6 +64,7 @@ def ensure_dvc_repo(project_root: Path) -> None:
     """
     root = project_root.resolve()
     if not (root / ".dvc").is_dir():
+        _import_dvc()
         from dvc.repo import Repo
 
         git_root = _git_root(root)
