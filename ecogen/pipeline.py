@@ -35,7 +35,8 @@ from ecogen.tracking.headline import log_dataset, log_headline
 from ecogen.tracking.live import LiveMetrics
 from ecogen.tracking.repro import DVC_PIPELINE, repro_parent
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
-from ecogen.tracking.runs import CYCLE, EDGE, PROFILE, REPLICATE, ROW, TRIAL
+from ecogen.tracking.run_summary import log_summary
+from ecogen.tracking.runs import CYCLE, EDGE, PROFILE, REPLICATE, ROW, TRIAL, copy_results
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
@@ -205,6 +206,8 @@ def finish_pipeline_run(
 ) -> None:
     try:
         log_headline(run_id, metrics)
+        if not failed and not stopped:
+            log_summary(run_id)
     except Exception:  # the run's status matters more than its summary
         log.exception("could not log the headline metrics of run %s", run_id)
     finish_run(run_id, "KILLED" if stopped else "FAILED" if failed else "FINISHED")
@@ -227,8 +230,9 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     if name in ctx.plan:
         log.info("stage %d/%d: %s", ctx.plan.index(name) + 1, len(ctx.plan), name)
     shared = _shared(ctx, stage)
-    if shared:  # its outputs are about to change: nobody copies them meanwhile
-        reuse.forget(ctx.workdir, stage)
+    trial = ctx.trial.name if ctx.trial is not None and stage in reuse.TRIAL_REUSABLE else None
+    if shared or trial:  # its outputs are about to change: nobody copies them meanwhile
+        reuse.forget(ctx.workdir, name if trial else stage)
     try:
         with (
             track_stage(
@@ -249,12 +253,16 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
         drop_bars(name)  # a stage that failed leaves no bar behind while other trials go on
     if shared:
         reuse.remember(ctx.workdir, ctx.params, stage, run.run_id)
+    if trial:
+        reuse.remember_trial(ctx.workdir, ctx.params, stage, trial, run.run_id)
 
 
 def reused_stage(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[str, float]] | None:
     """A shared stage whose outputs another pipeline folder already holds for these params: they
     are copied here and a stage run records where from (param ``reused_from``); None when the stage
-    has to run."""
+    has to run.  A trial's stage is looked for among other pipelines' trials (:func:`_reused_trial`)."""
+    if ctx.reuse and ctx.trial is not None:
+        return _reused_trial(ctx, stage)
     if not ctx.reuse or not _shared(ctx, stage):
         return None
     found = reuse.find(ctx.project_root, ctx.workdir, ctx.params, stage)
@@ -270,6 +278,24 @@ def reused_stage(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[st
         if stage == "prepare":
             ctx = ctx.model_copy(update={"data_version": _version(ctx, run)})
         run.log(StageResult(name=stage, metrics=flat, params={"reused_from": where}))
+    return ctx, {k: v for k, v in flat.items() if "/" not in k}
+
+
+def _reused_trial(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[str, float]] | None:
+    """A trial's stage that another pipeline's trial already ran with the same params and code, on
+    the same finetune: its files are copied here, and its run's metrics with their histories."""
+    assert ctx.trial is not None
+    found = reuse.find_trial(ctx.project_root, ctx.workdir, ctx.params, stage)
+    if found is None:
+        return None
+    source, source_trial, source_run = found
+    where = f"runs/{source.name} trial {source_trial} (run {source_run})"
+    log.info("reuse: %s made with the same params and code in %s; copied, not run again", stage, where)
+    with _stage(ctx, stage) as run:
+        reuse.copy_trial_outputs(source, source_trial, ctx.workdir, ctx.trial.name, stage)
+        copy_results(source_run, run.run_id, where)
+        written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
+    flat = {k: float(v) for k, v in written.items() if v is not None}
     return ctx, {k: v for k, v in flat.items() if "/" not in k}
 
 

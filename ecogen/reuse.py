@@ -8,7 +8,12 @@ a pipeline looks for the same key in the other pipelines' folders; if one has it
 the outputs, they are copied instead of recomputed.  A stage about to run forgets its key (and
 its downstream stages' keys) first, so a folder being rewritten is never copied from.
 
-Only the stages before the trials and cycles are shared; what a trial or cycle runs is its own.
+An experiment's trials are reused too: a trial's hfsl stage has a key of its own (its params, the
+hfsl code, and the key of the pipeline's finetune it starts from), kept under ``hfsl[<trial>]``;
+a trial of another pipeline with the same key (``table3``'s ``c6`` and ``baselines``' ``ecogen``
+rows are one recipe; so are ``faults``' ``clean`` rows) is copied instead of trained again —
+its files, and its metrics with their per-round histories (what the report reads).  What a cycle
+runs is its own.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -32,15 +38,18 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": ("seed", "data", "hfsl.clusters"),
     "pretrain": ("seed", "accelerator", "model", "pretrain"),
     "finetune": ("seed", "accelerator", "peft", "inference.batch_size"),
+    "hfsl": ("seed", "accelerator", "peft", "hfsl", "inference.batch_size"),
 }
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "prepare": ("data", "stages/prepare.py"),
     "pretrain": ("models", "training", "stages/pretrain.py"),
     "finetune": ("peft", "training", "relay/routing.py", "stages/finetune.py"),
+    "hfsl": ("federated", "split", "models", "peft", "training", "stages/hfsl.py"),
 }
 COMMON_CODE = ("config", "stages/common.py", "stages/registry.py", "stages/result.py")
 UPSTREAM = {"pretrain": "prepare", "finetune": "pretrain"}
-REUSABLE = tuple(STAGE_PARAMS)
+REUSABLE = ("prepare", "pretrain", "finetune")  # a pipeline's shared stages
+TRIAL_REUSABLE = ("hfsl",)  # a trial's stages, on the pipeline's finetune
 
 
 def outputs(ws: Workspace, stage: str) -> list[Path]:
@@ -50,6 +59,8 @@ def outputs(ws: Workspace, stage: str) -> list[Path]:
         return [ws.data, metrics]
     if stage == "pretrain":
         return [ws.fm, ws.plots / "fm_reconstructions.png", metrics]
+    if stage == "hfsl":
+        return [ws.hfsl_rounds.parent, metrics, *sorted(ws.plots.glob("hfsl_*"))]
     return [ws.artifacts / "edges", metrics]
 
 
@@ -79,12 +90,65 @@ def stage_key(params: Params, stage: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def trial_key(trial_params: Params, stage: str, workdir: Path) -> str | None:
+    """A trial's ``stage`` key: its params and code, on the finetune of the pipeline in
+    ``workdir`` (None while that finetune has no key: nothing to match it by)."""
+    upstream = _keys(workdir).get("finetune", {}).get("key")
+    if upstream is None:
+        return None
+    read = {name: _param(trial_params, name) for name in STAGE_PARAMS[stage]}
+    text = json.dumps([stage, read, code_digest(stage), upstream], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def remember_trial(workdir: Path, trial_params: Params, stage: str, trial: str, run_id: str) -> None:
+    """A trial's ``stage`` finished (MLflow run ``run_id``): offer it for reuse."""
+    if stage in TRIAL_REUSABLE and (key := trial_key(trial_params, stage, workdir)) is not None:
+        with _KEYS_LOCK:
+            _write_keys(workdir, _keys(workdir) | {f"{stage}[{trial}]": {"key": key, "run_id": run_id}})
+
+
+def find_trial(
+    project_root: Path, workdir: Path, trial_params: Params, stage: str
+) -> tuple[Path, str, str] | None:
+    """Another pipeline folder holding a trial whose ``stage`` has this trial's key: (folder, its
+    trial's name, the run that made it); None when there is none."""
+    if stage not in TRIAL_REUSABLE or (key := trial_key(trial_params, stage, workdir)) is None:
+        return None
+    runs = project_root / "runs"
+    for other in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if other.resolve() == workdir.resolve() or not other.is_dir():
+            continue
+        for name, entry in sorted(_keys(other).items()):
+            trial = name[len(stage) + 1 : -1]
+            if name.startswith(f"{stage}[") and entry.get("key") == key and entry.get("run_id"):
+                if all(p.exists() for p in outputs(Workspace(other, trial), stage)):
+                    return other, trial, entry["run_id"]
+    return None
+
+
+def copy_trial_outputs(source: Path, source_trial: str, workdir: Path, trial: str, stage: str) -> None:
+    """Copies a trial's ``stage`` outputs from another pipeline folder (and trial name) to this one."""
+    src_ws, dst_ws = Workspace(source, source_trial), Workspace(workdir, trial)
+    bases = [
+        (src_ws.hfsl_rounds.parent.parent, dst_ws.hfsl_rounds.parent.parent),  # the trial's artifacts
+        (src_ws.metrics, dst_ws.metrics),
+        (src_ws.plots, dst_ws.plots),
+    ]
+    for src in outputs(src_ws, stage):
+        src_base, dst_base = next((a, b) for a, b in bases if a in src.parents)
+        _copy(src, dst_base / src.relative_to(src_base))
+
+
 def _keys(workdir: Path) -> dict[str, dict[str, str]]:
     path = workdir / KEYS
     try:
         return json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
+
+
+_KEYS_LOCK = threading.RLock()  # trials side by side record their keys from their own threads
 
 
 def _write_keys(workdir: Path, keys: dict[str, dict[str, str]]) -> None:
@@ -97,17 +161,21 @@ def _write_keys(workdir: Path, keys: dict[str, dict[str, str]]) -> None:
 def forget(workdir: Path, stage: str) -> None:
     """``stage`` is about to rewrite its outputs in ``workdir``: it and every stage downstream of
     it stop being offered for reuse."""
-    keys = _keys(workdir)
     gone = {stage} | {s for s, up in UPSTREAM.items() if up == stage}
     gone |= {s for s, up in UPSTREAM.items() if up in gone}
-    if gone & set(keys):
-        _write_keys(workdir, {s: v for s, v in keys.items() if s not in gone})
+    with _KEYS_LOCK:
+        keys = _keys(workdir)
+        if gone & set(keys):
+            _write_keys(workdir, {s: v for s, v in keys.items() if s not in gone})
 
 
 def remember(workdir: Path, params: Params, stage: str, run_id: str) -> None:
     """``stage`` finished in ``workdir`` (MLflow run ``run_id``): offer its outputs for reuse."""
     if stage in REUSABLE:
-        _write_keys(workdir, _keys(workdir) | {stage: {"key": stage_key(params, stage), "run_id": run_id}})
+        with _KEYS_LOCK:
+            _write_keys(
+                workdir, _keys(workdir) | {stage: {"key": stage_key(params, stage), "run_id": run_id}}
+            )
 
 
 def find(project_root: Path, workdir: Path, params: Params, stage: str) -> tuple[Path, str] | None:
@@ -127,10 +195,14 @@ def find(project_root: Path, workdir: Path, params: Params, stage: str) -> tuple
 def copy_outputs(source: Path, workdir: Path, stage: str) -> None:
     """Copies ``stage``'s outputs from one pipeline folder to another (replacing what was there)."""
     for src, dst in zip(outputs(Workspace(source), stage), outputs(Workspace(workdir), stage), strict=True):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.is_dir():
-            shutil.rmtree(dst)
-        if src.is_dir():
-            shutil.copytree(src, dst)
-        else:
-            shutil.copy2(src, dst)
+        _copy(src, dst)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    if src.is_dir():
+        shutil.copytree(src, dst)
+    else:
+        shutil.copy2(src, dst)

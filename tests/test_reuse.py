@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_stage_params_and_code_are_dvc_yamls() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    for stage in reuse.REUSABLE:
+    for stage in (*reuse.REUSABLE, *reuse.TRIAL_REUSABLE):
         assert tuple(stages[stage]["params"]) == reuse.STAGE_PARAMS[stage]
         code = {d.removeprefix("ecogen/") for d in stages[stage]["deps"] if d.startswith("ecogen/")}
         assert code == set(reuse.STAGE_CODE[stage])
@@ -79,3 +79,34 @@ def test_copy_replaces_what_was_there(tmp_path: Path) -> None:
     assert not stale.exists()
     assert (Workspace(b).data / "x.pt").read_text() == "a"
     assert (Workspace(b).metrics / "prepare.json").read_text() == "a prepare prepare.json"
+
+
+def test_a_trial_is_found_in_another_pipeline_by_its_recipe_on_the_same_finetune(tmp_path: Path) -> None:
+    base = Params()
+    table3, baselines = tmp_path / "runs" / "table3", tmp_path / "runs" / "baselines"
+    c6 = Params.model_validate({"hfsl": {"clusters": 6}})
+    assert reuse.trial_key(c6, "hfsl", table3) is None  # no finetune key yet: nothing to match by
+    for work in (table3, baselines):
+        reuse.remember(work, base, "finetune", run_id=f"{work.name}-finetune")
+    ws = Workspace(table3, "c6-r0")
+    for out in reuse.outputs(ws, "hfsl")[:2]:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir() if not out.suffix else out.write_text("{}")
+    (ws.plots / "hfsl_accuracy.csv").parent.mkdir(parents=True, exist_ok=True)
+    (ws.plots / "hfsl_accuracy.csv").write_text("round,accuracy\n")
+    reuse.remember_trial(table3, c6, "hfsl", "c6-r0", run_id="t3-c6-r0")
+    same = Params.model_validate({"hfsl": {"clusters": 6, "method": "ecogen"}})  # the same recipe
+    assert reuse.find_trial(tmp_path, baselines, same, "hfsl") == (table3, "c6-r0", "t3-c6-r0")
+    assert (
+        reuse.find_trial(tmp_path, baselines, Params.model_validate({"hfsl": {"method": "local"}}), "hfsl")
+        is None
+    )
+    reuse.copy_trial_outputs(table3, "c6-r0", baselines, "ecogen-r0", "hfsl")
+    mine = Workspace(baselines, "ecogen-r0")
+    assert (mine.metrics / "hfsl.json").is_file() and (mine.plots / "hfsl_accuracy.csv").is_file()
+    assert mine.hfsl_rounds.parent.is_dir()
+    # a trial's key holds the finetune it was made on: on another one it is not the same trial
+    reuse.remember(baselines, Params.model_validate({"peft": {"epochs": 2}}), "finetune", run_id="other")
+    assert reuse.find_trial(tmp_path, baselines, same, "hfsl") is None
+    reuse.forget(table3, "hfsl[c6-r0]")  # the trial runs again: not offered meanwhile
+    assert "hfsl[c6-r0]" not in reuse._keys(table3)

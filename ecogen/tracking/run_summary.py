@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from statistics import mean
 
+import mlflow
 from mlflow import MlflowClient
 
 from ecogen.reporting.summary import DASH, format_bytes
@@ -75,3 +76,9 @@ def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
             *(f"  http://127.0.0.1:5000/{page}" for page in pages),
         ]
     return [*_table(rows), "", f"MLflow run {run_id} (experiment {exp}); to browse and compare runs:", *where]
+
+
+def log_summary(run_id: str) -> None:
+    """The closing summary as the parent run's ``summary.txt`` artifact (what the terminal shows)."""
+    uri = mlflow.get_tracking_uri()
+    MlflowClient(uri).log_text(run_id, "\n".join(summary_lines(run_id, uri)) + "\n", "summary.txt")

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run, RunTag
 from mlflow.exceptions import MlflowException
@@ -60,6 +61,26 @@ def log_params(client: MlflowClient, run_id: str, values: Mapping[str, object]) 
     items = [Param(key, str(value)) for key, value in values.items()]
     for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+
+
+# what a stage run measures of itself (track_stage): never copied from another run
+OWN_MEASUREMENTS = ("duration_s", "energy_", "emissions_", "power_")
+
+
+def copy_results(source_run_id: str, target_run_id: str, reused_from: str) -> None:
+    """A reused stage's results into its new run: every metric of the run that made them, each with
+    its whole history (steps and timestamps: the per-round curves the report reads), except what a
+    run measures of itself; and where they came from (param ``reused_from``)."""
+    from mlflow.entities import Metric
+    from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+    client = MlflowClient()
+    keys = [k for k in client.get_run(source_run_id).data.metrics if not k.startswith(OWN_MEASUREMENTS)]
+    history = client.get_metric_history
+    points = [Metric(k, m.value, m.timestamp, m.step) for k in keys for m in history(source_run_id, k)]
+    for i in range(0, len(points), MAX_METRICS_PER_BATCH):
+        client.log_batch(target_run_id, metrics=points[i : i + MAX_METRICS_PER_BATCH])
+    log_params(client, target_run_id, {"reused_from": reused_from})
 
 
 def log_tags(client: MlflowClient, run_id: str, values: Mapping[str, object]) -> None:
@@ -147,6 +168,10 @@ def start_pipeline_run(
     }
     run = client.create_run(exp_id, run_name=pipeline, tags=run_tags)
     log_params(client, run.info.run_id, flat)
+    resolved = params.model_dump(mode="json")  # the whole configuration, as one file to read or reuse
+    if resolved["tracking"].get("uri"):
+        resolved["tracking"]["uri"] = redact_uri(resolved["tracking"]["uri"])
+    client.log_text(run.info.run_id, yaml.safe_dump(resolved, sort_keys=False), "params.yaml")
     return run.info.run_id
 
 

@@ -120,6 +120,43 @@ def test_baselines_reuse_the_stages_table3_made_with_the_same_params(project: Pa
     )
 
 
+def test_baselines_reuse_the_trial_table3_ran_with_the_same_recipe(project: Path) -> None:
+    """Work not done twice, trials too: table3's c2 (2 clusters) is baselines' ecogen row in this
+    profile; baselines copies the trial — its files, its metrics and their per-round histories."""
+    client, exp = _client(project)
+
+    def trial(pipeline: str, name: str):  # type: ignore[no-untyped-def]
+        query = f"tags.`ecogen.pipeline` = '{pipeline}' AND tags.`ecogen.trial` = '{name}'"
+        (run,) = client.search_runs([exp], query)
+        return run
+
+    made, copied = trial("table3", "c2-r0"), trial("baselines", "ecogen-r0")
+    assert "reused_from" not in made.data.params
+    assert copied.data.params["reused_from"] == f"runs/table3 trial c2-r0 (run {made.info.run_id})"
+    for key in ("mean_accuracy", "mean_accuracy_first", "mean_edge_client_bytes_per_round"):
+        assert copied.data.metrics[key] == made.data.metrics[key], key
+    curves = [
+        [
+            (m.step, m.value)
+            for m in sorted(client.get_metric_history(r.info.run_id, "mean_accuracy"), key=lambda m: m.step)
+        ]
+        for r in (made, copied)
+    ]
+    assert curves[0] == curves[1] and len(curves[0]) >= 2  # every round's accuracy, for the report
+    assert copied.data.metrics["duration_s"] < made.data.metrics["duration_s"]  # its own time: a copy
+    runs = project / "runs"
+    for kind in ("metrics/trials/{}/hfsl.json", "plots/trials/{}/hfsl_accuracy.csv"):
+        assert (runs / "baselines" / kind.format("ecogen-r0")).read_bytes() == (
+            runs / "table3" / kind.format("c2-r0")
+        ).read_bytes()
+    tunable = "artifacts/trials/{}/hfsl"
+    assert sorted(p.name for p in (runs / "baselines" / tunable.format("ecogen-r0")).rglob("*")) == sorted(
+        p.name for p in (runs / "table3" / tunable.format("c2-r0")).rglob("*")
+    )
+    # the other rows differ in method or levers: they ran
+    assert "reused_from" not in trial("baselines", "local-r0").data.params
+
+
 def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
     client, exp = _client(project)
     report = json.loads((project / "reports" / "report.json").read_text())

@@ -146,6 +146,13 @@ def test_the_parent_run_carries_headline_metrics_its_commit_and_its_dataset(tree
         assert key in metrics, sorted(metrics)
     assert "hfsl.mean_edge_client_bytes_per_round" in metrics and metrics["total_energy_kwh"] > 0
     assert metrics["total_emissions_kg_co2eq"] > 0
+    assert {a.path for a in tree.client.list_artifacts(parent.info.run_id)} == {"params.yaml", "summary.txt"}
+    summary = tree.client.download_artifacts(parent.info.run_id, "summary.txt", str(tree.project / "dl"))
+    assert Path(summary).read_text().startswith("stage ") and "total" in Path(summary).read_text()
+    resolved = read_yaml(
+        Path(tree.client.download_artifacts(parent.info.run_id, "params.yaml", str(tree.project / "dl")))
+    )
+    assert resolved["hfsl"]["rounds"] == ROUNDS
     stages = [tree.stage(s) for s in STAGES]
     assert metrics["total_duration_s"] == pytest.approx(sum(r.data.metrics["duration_s"] for r in stages))
     head = sh(["git", "rev-parse", "HEAD"], tree.project, offline_env(tree.project)).stdout.strip()
