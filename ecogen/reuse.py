@@ -96,7 +96,7 @@ def trial_key(trial_params: Params, stage: str, workdir: Path) -> str | None:
     upstream = _keys(workdir).get("finetune", {}).get("key")
     if upstream is None:
         return None
-    read = {name: _param(trial_params, name) for name in STAGE_PARAMS[stage]}
+    read = {name: _param(trial_params, name) for name in (*STAGE_PARAMS[stage], "replicate")}  # seeds
     text = json.dumps([stage, read, code_digest(stage), upstream], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

@@ -97,6 +97,8 @@ def test_a_trial_is_found_in_another_pipeline_by_its_recipe_on_the_same_finetune
     reuse.remember_trial(table3, c6, "hfsl", "c6-r0", run_id="t3-c6-r0")
     same = Params.model_validate({"hfsl": {"clusters": 6, "method": "ecogen"}})  # the same recipe
     assert reuse.find_trial(tmp_path, baselines, same, "hfsl") == (table3, "c6-r0", "t3-c6-r0")
+    replicate1 = Params.model_validate({"hfsl": {"clusters": 6}, "replicate": 1})  # its seeds differ
+    assert reuse.find_trial(tmp_path, baselines, replicate1, "hfsl") is None
     assert (
         reuse.find_trial(tmp_path, baselines, Params.model_validate({"hfsl": {"method": "local"}}), "hfsl")
         is None

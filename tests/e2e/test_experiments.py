@@ -153,8 +153,9 @@ def test_baselines_reuse_the_trial_table3_ran_with_the_same_recipe(project: Path
     assert sorted(p.name for p in (runs / "baselines" / tunable.format("ecogen-r0")).rglob("*")) == sorted(
         p.name for p in (runs / "table3" / tunable.format("c2-r0")).rglob("*")
     )
-    # the other rows differ in method or levers: they ran
+    # the other rows differ in method or levers, table3's c1 in clusters: they ran
     assert "reused_from" not in trial("baselines", "local-r0").data.params
+    assert "reused_from" not in trial("table3", "c2-r1").data.params
 
 
 def test_report_numbers_are_the_runs_numbers(project: Path) -> None:
