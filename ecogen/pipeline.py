@@ -290,7 +290,8 @@ def _reused_trial(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[s
         return None
     source, source_trial, source_run = found
     where = f"runs/{source.name} trial {source_trial} (run {source_run})"
-    log.info("reuse: %s made with the same params and code in %s; copied, not run again", stage, where)
+    label = ctx.stage_label(stage)
+    log.info("reuse: %s made with the same params and code in %s; copied, not run again", label, where)
     with _stage(ctx, stage) as run:
         reuse.copy_trial_outputs(source, source_trial, ctx.workdir, ctx.trial.name, stage)
         copy_results(source_run, run.run_id, where)

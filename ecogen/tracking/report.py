@@ -52,6 +52,7 @@ from ecogen.tracking.runs import (
     KIND,
     REPLICATE,
     ROW,
+    SOURCE,
     STAGE,
     log_tags,
     pipeline_runs,
@@ -122,6 +123,8 @@ def to_trial(client: MlflowClient, run: Run) -> Trial:
     history is deduplicated by step.
     """
     metrics = dict(run.data.metrics)
+    for key in [k for k in metrics if k.startswith(SOURCE)]:  # a reused trial costs what making it cost
+        metrics[key.removeprefix(SOURCE)] = metrics[key]
     history = sorted(client.get_metric_history(run.info.run_id, ACCURACY_HISTORY), key=lambda m: m.timestamp)
     curve = {int(m.step): float(m.value) for m in history}
     if START in metrics:

@@ -63,21 +63,28 @@ def log_params(client: MlflowClient, run_id: str, values: Mapping[str, object]) 
         client.log_batch(run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
 
-# what a stage run measures of itself (track_stage): never copied from another run
+# what a stage run measures of itself (track_stage): a copy keeps the source's as source_<key>
 OWN_MEASUREMENTS = ("duration_s", "energy_", "emissions_", "power_")
+SOURCE = "source_"
 
 
 def copy_results(source_run_id: str, target_run_id: str, reused_from: str) -> None:
     """A reused stage's results into its new run: every metric of the run that made them, each with
-    its whole history (steps and timestamps: the per-round curves the report reads), except what a
-    run measures of itself; and where they came from (param ``reused_from``)."""
+    its whole history (steps and timestamps: the per-round curves the report reads); what that run
+    measured of itself (time, energy) as ``source_<key>``, since the new run measures its own (the
+    copy); and where they came from (param ``reused_from``)."""
+    import time
+
     from mlflow.entities import Metric
     from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
     client = MlflowClient()
-    keys = [k for k in client.get_run(source_run_id).data.metrics if not k.startswith(OWN_MEASUREMENTS)]
+    metrics = client.get_run(source_run_id).data.metrics
+    keys = [k for k in metrics if not k.startswith(OWN_MEASUREMENTS)]
     history = client.get_metric_history
     points = [Metric(k, m.value, m.timestamp, m.step) for k in keys for m in history(source_run_id, k)]
+    now = int(time.time() * 1000)
+    points += [Metric(SOURCE + k, v, now, 0) for k, v in metrics.items() if k.startswith(OWN_MEASUREMENTS)]
     for i in range(0, len(points), MAX_METRICS_PER_BATCH):
         client.log_batch(target_run_id, metrics=points[i : i + MAX_METRICS_PER_BATCH])
     log_params(client, target_run_id, {"reused_from": reused_from})

@@ -15,6 +15,8 @@ import pytest
 from e2e_support import make_project, offline_env, read_yaml, sh, sqlite_uri, write_yaml
 from mlflow import MlflowClient
 
+from ecogen.tracking.report import to_trial
+
 pytestmark = pytest.mark.slow
 
 TINY_PROFILE = {
@@ -144,6 +146,9 @@ def test_baselines_reuse_the_trial_table3_ran_with_the_same_recipe(project: Path
     ]
     assert curves[0] == curves[1] and len(curves[0]) >= 2  # every round's accuracy, for the report
     assert copied.data.metrics["duration_s"] < made.data.metrics["duration_s"]  # its own time: a copy
+    assert copied.data.metrics["source_duration_s"] == made.data.metrics["duration_s"]  # what making it took
+    # the report charges the row what making its result cost, not the copy
+    assert to_trial(client, copied).metrics["duration_s"] == made.data.metrics["duration_s"]
     runs = project / "runs"
     for kind in ("metrics/trials/{}/hfsl.json", "plots/trials/{}/hfsl_accuracy.csv"):
         assert (runs / "baselines" / kind.format("ecogen-r0")).read_bytes() == (
