@@ -189,8 +189,13 @@ def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | Non
         return None
     where = f"[{ctx.trial.name}]" if ctx.trial else f"[cycle {ctx.cycle}]" if ctx.cycle is not None else ""
     log.info("resume: %s%s finished in run %s; not run again", stage, where, run.info.run_id)
+    return {k: v for k, v in _written(ctx, stage).items() if "/" not in k}
+
+
+def _written(ctx: RunContext, stage: StageName) -> dict[str, float]:
+    """The metrics a stage wrote to its ``metrics/<stage>.json`` (those with a value)."""
     written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
-    return {k: float(v) for k, v in written.items() if "/" not in k and v is not None}
+    return {k: float(v) for k, v in written.items() if v is not None}
 
 
 def finish_pipeline(
@@ -273,8 +278,7 @@ def reused_stage(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[st
     log.info("reuse: %s made with the same params and code in %s; copied, not run again", stage, where)
     with _stage(ctx, stage) as run:
         reuse.copy_outputs(source, ctx.workdir, stage)
-        written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
-        flat = {k: float(v) for k, v in written.items() if v is not None}
+        flat = _written(ctx, stage)
         if stage == "prepare":
             ctx = ctx.model_copy(update={"data_version": _version(ctx, run)})
         run.log(StageResult(name=stage, metrics=flat, params={"reused_from": where}))
@@ -295,9 +299,7 @@ def _reused_trial(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[s
     with _stage(ctx, stage) as run:
         reuse.copy_trial_outputs(source, source_trial, ctx.workdir, ctx.trial.name, stage)
         copy_results(source_run, run.run_id, where)
-        written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
-    flat = {k: float(v) for k, v in written.items() if v is not None}
-    return ctx, {k: v for k, v in flat.items() if "/" not in k}
+    return ctx, {k: v for k, v in _written(ctx, stage).items() if "/" not in k}
 
 
 def _version(ctx: RunContext, run: StageRun) -> str:

@@ -84,8 +84,12 @@ def code_digest(stage: str) -> str:
 
 def stage_key(params: Params, stage: str) -> str:
     """The digest of what ``stage``'s outputs depend on (its params, its code, its upstream's key)."""
-    read = {name: _param(params, name) for name in STAGE_PARAMS[stage]}
     upstream = stage_key(params, UPSTREAM[stage]) if stage in UPSTREAM else ""
+    return _digest(params, stage, STAGE_PARAMS[stage], upstream)
+
+
+def _digest(params: Params, stage: str, names: tuple[str, ...], upstream: str) -> str:
+    read = {name: _param(params, name) for name in names}
     text = json.dumps([stage, read, code_digest(stage), upstream], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -96,9 +100,7 @@ def trial_key(trial_params: Params, stage: str, workdir: Path) -> str | None:
     upstream = _keys(workdir).get("finetune", {}).get("key")
     if upstream is None:
         return None
-    read = {name: _param(trial_params, name) for name in (*STAGE_PARAMS[stage], "replicate")}  # seeds
-    text = json.dumps([stage, read, code_digest(stage), upstream], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return _digest(trial_params, stage, (*STAGE_PARAMS[stage], "replicate"), upstream)  # seeds
 
 
 def remember_trial(workdir: Path, trial_params: Params, stage: str, trial: str, run_id: str) -> None:
