@@ -11,7 +11,7 @@ import time
 
 from torch import nn
 
-from benchmarks.peers.job import HFSL, RssSampler, client_data, initial_model, summary
+from benchmarks.peers.job import EVAL_BATCH, HFSL, RssSampler, client_data, initial_model, summary
 from ecogen.federated.hfsl import run_hfsl
 from ecogen.training.classifier import evaluate
 
@@ -23,7 +23,7 @@ def main() -> dict:
     accuracy: list[float] = []
 
     def evaluate_round(m: nn.Module) -> float:  # called once at the end of every round
-        accuracy.append(evaluate(m, test, 1024, "cpu"))
+        accuracy.append(evaluate(m, test, EVAL_BATCH, "cpu"))
         ends.append(time.perf_counter())
         return accuracy[-1]
 

@@ -20,7 +20,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.simulation import run_simulation
 
 from benchmarks.peers.flower_client import client_app, shards
-from benchmarks.peers.job import CLIENTS, ROUNDS, RssSampler, initial_model, state_bytes, summary
+from benchmarks.peers.job import CLIENTS, EVAL_BATCH, ROUNDS, RssSampler, initial_model, state_bytes, summary
 from ecogen.peft.tunable import load_tunable_state, tunable_state
 from ecogen.training.classifier import evaluate
 
@@ -38,7 +38,7 @@ def _server_app() -> ServerApp:
         def central(server_round: int, arrays: ArrayRecord) -> MetricRecord:
             if server_round > 0:  # round 0: the initial model, before any training
                 load_tunable_state(model, dict(arrays.to_torch_state_dict()))
-                RESULT["accuracy"].append(evaluate(model, test, 1024, "cpu"))
+                RESULT["accuracy"].append(evaluate(model, test, EVAL_BATCH, "cpu"))
             RESULT["ends"].append(time.perf_counter())
             return MetricRecord({"accuracy": RESULT["accuracy"][-1] if server_round else 0.0})
 
