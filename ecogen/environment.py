@@ -20,6 +20,12 @@ DEFAULTS = {
     "DVC_NO_ANALYTICS": "1",
     "TQDM_DISABLE": "1",
     "HF_HUB_OFFLINE": "1",  # peft pulls in transformers; nothing may reach a hub
+    # MKL's AVX-512 code path made torch's CPU sqrt (MKL vector math) give two results for the same
+    # input in different processes, once the calling thread had set its torch thread count (as every
+    # edge and cluster thread does): in up to 1 process in 4, depending on how it was launched, the
+    # same run logged other losses. MKL's AVX2 path agreed in every process tried (34), for ~3 % of a
+    # CPU training step. MKL reads this at its first call: set before any tensor op, it holds.
+    "MKL_CBWR": "AVX2",
 }
 
 
