@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench import report
+from ecogen.environment import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -69,6 +70,8 @@ def _env(project: Path) -> dict[str, str]:
         DVC_NO_ANALYTICS="1",
         GIT_CONFIG_NOSYSTEM="1",
     )
+    for key, value in DEFAULTS.items():  # what ecogen's entry points set (MKL's code path too)
+        env.setdefault(key, value)
     return env
 
 

@@ -19,7 +19,7 @@ inference rate: no aggregation, no data loading, no messages.  ``vs_flower`` div
 Flower's s/round (``--flower``, default the issue's 13.1 s measured with flwr 1.42 on 2 cores):
 a framework can reach "≤ 0.5× Flower" here only if this is at most 0.5.  Prints one JSON object.
 
-    python -m benchmarks.peers.ceiling                # ~3 min on 2 cores
+    python -m benchmarks.peers.ceiling                # ~2 min on 2 cores
     python -m benchmarks.peers.ceiling --flower 15.7  # Flower's s/round from a run of run.py
 """
 
@@ -66,7 +66,8 @@ def _train_step(model: nn.Module, compiled: bool, bf16: bool) -> STEP:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             return model(x)
 
-    fwd = torch.compile(forward) if compiled else forward
+    torch._dynamo.reset()  # a fresh compile for this layout's one shape, not a dynamic-shape recompile
+    fwd = torch.compile(forward, dynamic=False) if compiled else forward
 
     def step(x: Tensor, y: Tensor) -> None:
         opt.zero_grad(set_to_none=True)
@@ -80,35 +81,39 @@ def training(x: Tensor, y: Tensor, seconds: float) -> dict[str, float]:
     cores = torch.get_num_threads()
     out: dict[str, float] = {}
     batch = HFSL.batch_size
-    for name, threads, rows, compiled, bf16 in [
+    layouts = [
         ("eager_1_thread_batch_64", 1, batch, False, False),
         ("compiled_1_thread_batch_64", 1, batch, True, False),
         ("compiled_bf16_1_thread_batch_64", 1, batch, True, True),
         (f"eager_{cores}_threads_batch_{CLIENTS * batch}", cores, CLIENTS * batch, False, False),
         (f"compiled_{cores}_threads_batch_{CLIENTS * batch}", cores, CLIENTS * batch, True, False),
-    ]:
-        torch.set_num_threads(threads)
-        step = _train_step(initial_model(), compiled, bf16)
-        xs, ys = x[:rows], y[:rows]
-        rate = _rate(lambda: step(xs, ys), rows, seconds)  # noqa: B023 (called before the next loop)
-        out[name] = rate
-        if threads == 1:  # every core a client, no interference: an upper bound
-            out[name.replace("1_thread", f"{cores}_clients_at_once_bound")] = cores * rate
-        print(f"train {name}: {rate:.0f} images/s", file=sys.stderr)
-    torch.set_num_threads(cores)
+    ]
+    try:
+        for name, threads, rows, compiled, bf16 in layouts:
+            torch.set_num_threads(threads)
+            step = _train_step(initial_model(), compiled, bf16)
+            xs, ys = x[:rows], y[:rows]
+            rate = _rate(lambda: step(xs, ys), rows, seconds)  # noqa: B023 (called before the next loop)
+            out[name] = rate
+            if threads == 1:  # every core a client, no interference: an upper bound
+                out[name.replace("1_thread", f"{cores}_clients_at_once_bound")] = cores * rate
+            print(f"train {name}: {rate:.0f} images/s", file=sys.stderr)
+    finally:
+        torch.set_num_threads(cores)
     return out
 
 
 @torch.inference_mode()
 def inference(x: Tensor, seconds: float) -> dict[str, float]:
     merged = for_inference(initial_model()).eval()
-    compiled = torch.compile(merged)
     out = {}
-    for name, model, batch, bf16 in [
-        *[(f"eager_batch_{b}", merged, b, False) for b in (32, 64, 256, 1024)],
-        *[(f"compiled_batch_{b}", compiled, b, False) for b in (64, 256)],
-        ("compiled_bf16_batch_256", compiled, 256, True),
+    for name, compile_it, batch, bf16 in [
+        *[(f"eager_batch_{b}", False, b, False) for b in (32, 64, 256, 1024)],
+        *[(f"compiled_batch_{b}", True, b, False) for b in (64, 256)],
+        ("compiled_bf16_batch_256", True, 256, True),
     ]:
+        torch._dynamo.reset()  # each compiled layout compiles its own shape
+        model = torch.compile(merged, dynamic=False) if compile_it else merged
         xs = x[:batch]
 
         def run() -> None:

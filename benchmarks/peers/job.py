@@ -30,8 +30,9 @@ from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
 from ecogen.peft.edge import build_edge_model
 
 CLIENTS, PER_CLIENT, ROUNDS, SEED = 6, 2000, 5, 0
-# both sides evaluate at params.yaml's inference batch: 10,000 test images took 2.0 s at 256
-# against 3.1 s at 1,024 on 2 cores (larger batches spill the cache; benchmarks/peers/ceiling.py)
+# both sides evaluate at params.yaml's inference batch: evaluate() on the 10,000 test images took
+# 2.0 s at 256 against 3.1 s at 1,024 on 2 cores (larger batches spill the cache; ceiling.py's
+# inference rates show the same)
 EVAL_BATCH = 256
 VIT = ViTConfig(
     image_size=28, channels=1, patch_size=4, dim=64, depth=4, heads=4, mlp_ratio=4.0, head_hidden=0
