@@ -264,6 +264,17 @@ def run(
 
     quiet_defaults()
     _check_tracking(cfg, Path.cwd())
+    if spec.placed_pools:
+        import os
+
+        from ecogen.placement import check_placeable
+        from ecogen.tracking.uri import resolve_tracking_uri
+
+        try:
+            uri = resolve_tracking_uri(cfg.tracking, Path.cwd())
+            check_placeable(uri, os.environ.get("PREFECT_API_URL"), spec.placed_pools)
+        except ConfigError as err:
+            raise _fail(err) from None
     resume_run_id = None
     if resume:
         from ecogen.pipeline import ResumeError, resumable
@@ -286,10 +297,12 @@ def run(
             import mlflow  # noqa: F401  (its logging set up, so that its handlers get the filter)
             from prefect.logging.handlers import APILogWorker
 
+            from flows.deploy import deploy_placed
             from flows.pipeline import pipeline_flow
 
             server_ready()
             _filter_user_errors()
+            deploy_placed(spec.placed_pools)
             from ecogen.terminal import live_progress
 
             try:
@@ -306,10 +319,12 @@ def run(
                         resume_run_id=resume_run_id,
                         reuse=not no_reuse,
                         trials_at_once=trials_at_once or (spec.trials.parallel if spec.trials else 1),
+                        pools={str(k): v for k, v in spec.pools.items()},
+                        trials_pool=spec.trials.pool if spec.trials else None,
                     )
             finally:  # the run's last log lines reach the server before it stops
                 APILogWorker.drain_all(timeout=5)
-    except (ProjectBusy, ServerError) as err:
+    except (ProjectBusy, ServerError, ConfigError) as err:
         raise _fail(err) from None
     except DataError as err:
         raise _fail_on_data(err, root) from None
@@ -421,9 +436,12 @@ def deploy(
     quiet_defaults()
     from flows.deploy import serve_pipelines
 
-    serve_pipelines(
-        {n: (specs.pipelines[n], configs[n]) for n in names}, project_root=Path.cwd(), profile=profile
-    )
+    try:
+        serve_pipelines(
+            {n: (specs.pipelines[n], configs[n]) for n in names}, project_root=Path.cwd(), profile=profile
+        )
+    except ConfigError as err:  # e.g. a work pool that does not exist
+        raise _fail(err) from None
 
 
 ReportOutOpt = Annotated[

@@ -36,7 +36,18 @@ from ecogen.tracking.live import LiveMetrics
 from ecogen.tracking.repro import DVC_PIPELINE, repro_parent
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
 from ecogen.tracking.run_summary import log_summary
-from ecogen.tracking.runs import CYCLE, EDGE, PROFILE, REPLICATE, ROW, TRIAL, copy_results
+from ecogen.tracking.runs import (
+    CYCLE,
+    EDGE,
+    HOST,
+    LOCAL_WORKER,
+    PROFILE,
+    REPLICATE,
+    ROW,
+    TRIAL,
+    WORKER,
+    copy_results,
+)
 from ecogen.tracking.stage import StageRun
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
@@ -63,6 +74,7 @@ class RunContext(BaseModel):
     resumed: bool = False  # a reopened run (`--resume`): stages it already finished are skipped
     reuse: bool = True  # shared stages copy another pipeline's outputs made with the same params
     plan: tuple[str, ...] = ()  # every stage run of the pipeline in order, named as :func:`_stage` does
+    worker: str | None = None  # the Prefect worker running this part (None: the parent's process)
 
     def stage_label(self, stage: StageName) -> str:
         """The stage as runs and progress lines name it: ``hfsl``, ``hfsl[row-r0]``, ``relay[cycle 1]``."""
@@ -231,6 +243,7 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
         tags = {ROW: t.row, REPLICATE: str(t.replicate), TRIAL: t.name}
     if ctx.cycle is not None:
         tags = {CYCLE: str(ctx.cycle)}
+    tags = {**(tags or {}), WORKER: ctx.worker or LOCAL_WORKER, HOST: socket.gethostname()}
     name = ctx.stage_label(stage)
     if name in ctx.plan:
         log.info("stage %d/%d: %s", ctx.plan.index(name) + 1, len(ctx.plan), name)

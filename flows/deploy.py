@@ -2,18 +2,56 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import serve
+from prefect.client.orchestration import get_client
 from prefect.deployments.runner import EntrypointType
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Interval, Schedule
 
+from ecogen.config import ConfigError
 from ecogen.config.load import expand_trials
 from ecogen.config.params import Params
 from ecogen.config.pipelines import Pipeline
 from ecogen.config.pipelines import Schedule as ScheduleSpec
 from ecogen.tracking.uri import pinnable
-from flows.pipeline import pipeline_flow
+from flows.pipeline import pipeline_flow, placed_flow
+
+
+def check_pools(pools: list[str]) -> None:
+    """ConfigError in one line when a work pool does not exist on the server (not a traceback)."""
+    api = os.environ.get("PREFECT_API_URL", "the Prefect server")
+    with get_client(sync_client=True) as client:
+        for pool in pools:
+            try:
+                client.read_work_pool(pool)
+            except ObjectNotFound:
+                raise ConfigError(
+                    f"work pool {pool!r} does not exist on {api}: create it with "
+                    f"`prefect work-pool create {pool} --type process` and start a worker with "
+                    f"`prefect worker start --pool {pool}`"
+                ) from None
+
+
+def deploy_placed(pools: list[str]) -> None:
+    """The deployment each pool's workers run placed stages from (``ecogen-placed/<pool>``),
+    created or updated; ConfigError in one line when a pool does not exist on the server."""
+    if not pools:
+        return
+    check_pools(pools)
+    for pool in pools:
+        # module entrypoint: workers run the installed ecogen/flows packages, wherever they are
+        placed_flow.deploy(
+            name=pool,
+            work_pool_name=pool,
+            description=f"EcoGen stages placed on work pool {pool} (started by pipeline runs)",
+            build=False,
+            push=False,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            print_next_steps=False,
+        )
 
 
 def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
@@ -38,6 +76,8 @@ def _parameters(
         "trials_at_once": spec.trials.parallel if spec.trials else 1,
         "cycle_stages": list(spec.cycle or []),
         "profile": profile,
+        "pools": {str(k): v for k, v in spec.pools.items()},
+        "trials_pool": spec.trials.pool if spec.trials else None,
     }
 
 
@@ -49,6 +89,8 @@ def serve_pipelines(
     Parameters (the validated params) are pinned at deploy time: redeploy after editing params.yaml.
     With a ``profile`` the deployments are named ``<pipeline>-<profile>``.
     """
+    check_pools([spec.work_pool for spec, _ in pipelines.values() if spec.work_pool])
+    deploy_placed(list(dict.fromkeys(p for spec, _ in pipelines.values() for p in spec.placed_pools)))
     served = []
     for name, (spec, params) in pipelines.items():
         parameters = _parameters(name, spec, params, project_root, profile)

@@ -8,31 +8,51 @@ An experiment pipeline (``trials`` in pipelines.yaml) runs its shared stages onc
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
 
 from ecogen import pipeline as glue
+from ecogen import placement
 from ecogen.config.params import Params
 from ecogen.config.pipelines import StageName, Trial
 from ecogen.interrupts import is_stop
 from ecogen.parallel import at_once
 from ecogen.pipeline import RunContext
 from ecogen.stages.registry import is_edge_stage
+from flows.logs import log_to_prefect, wait_for
 from flows.stages import cloud_flow, edge_flow, prepare_flow
 
 
-def _run_stages(ctx: RunContext, stages: list[StageName]) -> tuple[RunContext, dict[str, float]]:
+def _run_stages(
+    ctx: RunContext, stages: list[StageName], pools: Mapping[str, str] | None = None
+) -> tuple[RunContext, dict[str, float]]:
+    """The stages in order; consecutive stages placed on one work pool run as one placed flow run."""
     metrics: dict[str, float] = {}
-    for stage in stages:
+    pools = pools or {}
+    i = 0
+    while i < len(stages):
+        stage = stages[i]
+        i += 1
         if (done := glue.completed_stage(ctx, stage)) is not None:  # only in a resumed run
             metrics |= {f"{stage}.{k}": v for k, v in done.items()}
             continue
         if (reused := glue.reused_stage(ctx, stage)) is not None:  # made by another pipeline
             ctx, done = reused
             metrics |= {f"{stage}.{k}": v for k, v in done.items()}
+            continue
+        if (pool := pools.get(stage)) is not None:
+            group = [stage]
+            while i < len(stages) and pools.get(stages[i]) == pool:
+                group.append(stages[i])
+                i += 1
+            metrics |= place(ctx, group, pool)
             continue
         if stage == "prepare":
             ctx = prepare_flow(ctx)
@@ -42,14 +62,51 @@ def _run_stages(ctx: RunContext, stages: list[StageName]) -> tuple[RunContext, d
     return ctx, metrics
 
 
+@flow(name=placement.DEPLOYMENT_FLOW, flow_run_name="{label}")
+def placed_flow(
+    ctx: RunContext, stages: list[StageName], label: str, tracking_uri: str | None = None
+) -> dict[str, float]:
+    """On a worker: the stages in a folder of this flow run's own, inputs and outputs through the
+    MLflow artifact store."""
+    log_to_prefect()
+    worker = os.environ.get("PREFECT__WORKER_NAME")  # set by the worker for the runs it starts
+    here = placement.on_worker(ctx, Path.cwd(), worker, tracking_uri, label)
+    metrics = _run_stages(here, stages)[1]
+    placement.send_outputs(here, label)
+    return metrics
+
+
+def place(ctx: RunContext, stages: list[StageName], pool: str) -> dict[str, float]:
+    """Parent: the stages as a flow run of the pool's placed deployment; waits for it."""
+    label = " + ".join(ctx.stage_label(s) for s in stages)
+    placement.send_inputs(ctx, label)
+    uri = placement.shared_tracking_uri(ctx)
+    parameters = {"ctx": ctx, "stages": stages, "label": label, "tracking_uri": uri}
+    run = run_deployment(
+        placement.deployment_name(pool), parameters=parameters, flow_run_name=label, timeout=0
+    )
+    final = wait_for(cast(FlowRun, run).id)  # timeout=0: created, not waited on
+    if final.state is None or not final.state.is_completed():
+        state = final.state.name if final.state else "unknown"
+        why = f": {final.state.message}" if final.state and final.state.message else ""
+        raise placement.PlacedRunFailed(
+            f"{label} on work pool {pool}: flow run {final.name} ended {state}{why}"
+        )
+    return placement.receive_outputs(ctx, stages, label)
+
+
 @flow(name="trial", flow_run_name="{trial.name}")
-def trial_flow(ctx: RunContext, trial: Trial, stages: list[StageName]) -> dict[str, float]:
-    return _run_stages(ctx.for_trial(trial), stages)[1]
+def trial_flow(
+    ctx: RunContext, trial: Trial, stages: list[StageName], pool: str | None = None
+) -> dict[str, float]:
+    return _run_stages(ctx.for_trial(trial), stages, dict.fromkeys(stages, pool) if pool else None)[1]
 
 
 @flow(name="cycle", flow_run_name="cycle-{k}")
-def cycle_flow(ctx: RunContext, k: int, stages: list[StageName]) -> dict[str, float]:
-    return _run_stages(ctx.for_cycle(k), stages)[1]
+def cycle_flow(
+    ctx: RunContext, k: int, stages: list[StageName], pools: dict[str, str] | None = None
+) -> dict[str, float]:
+    return _run_stages(ctx.for_cycle(k), stages, pools)[1]
 
 
 @flow(name="ecogen-pipeline", flow_run_name="{pipeline}", log_prints=True)
@@ -65,19 +122,26 @@ def pipeline_flow(
     resume_run_id: str | None = None,
     reuse: bool = True,
     trials_at_once: int = 1,
+    pools: dict[str, str] | None = None,
+    trials_pool: str | None = None,
 ) -> dict[str, Any]:
+    """``pools``: stage → work pool of its placed flow runs; ``trials_pool``: the pool of the trials."""
+    log_to_prefect()
     with glue.project_lock(Path(project_root), pipeline):  # one run per project at a time
         cycles = params.relay.cycles if cycle_stages else 0
         plan = glue.stage_plan(stages, trials or [], trial_stages or [], cycle_stages or [], cycles)
         ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse, plan)
         try:
             repeated = list(trial_stages or []) + list(cycle_stages or [])
-            ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated])
-            calls = [partial(trial_flow, ctx, trial, list(trial_stages or [])) for trial in trials or []]
+            ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated], pools)
+            calls = [
+                partial(trial_flow, ctx, trial, list(trial_stages or []), trials_pool)
+                for trial in trials or []
+            ]
             for trial, result in zip(trials or [], at_once(calls, trials_at_once), strict=True):
                 metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
             for k in range(cycles):
-                result = cycle_flow(ctx, k, list(cycle_stages or []))
+                result = cycle_flow(ctx, k, list(cycle_stages or []), pools)
                 metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
         except BaseException as exc:
             glue.finish_pipeline(ctx, failed=True, stopped=is_stop(exc))

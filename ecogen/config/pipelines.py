@@ -55,6 +55,9 @@ class Trials(BaseModel):
     replicates: PositiveInt = 1
     rows: dict[str, dict[str, Any]] = Field(min_length=1)  # row name → nested overrides
     parallel: PositiveInt = 1
+    # A Prefect work pool: each trial runs as flow runs of the `ecogen-placed/<pool>` deployment
+    # on that pool's workers (``parallel`` of them in flight); None: in the parent's process.
+    pool: str | None = None
 
     @model_validator(mode="after")
     def _row_names(self) -> Trials:
@@ -87,6 +90,10 @@ class Pipeline(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     schedule: Schedule | None = None
     work_pool: str | None = None  # None: served by `ecogen deploy` in-process
+    # Stage → the Prefect work pool whose workers run it (its own flow run of the
+    # `ecogen-placed/<pool>` deployment, inputs and outputs through the MLflow artifact store);
+    # a stage not named here runs in the parent flow's process.  E.g. {pretrain: gpu, hfsl: edge}.
+    pools: dict[StageName, str] = Field(default_factory=dict)
     trials: Trials | None = None  # an experiment over rows × replicates (see Trials)
     # The knowledge-flow loop: these trailing stages run `relay.cycles` times, each cycle starting
     # from the FM the previous relay produced (e.g. [finetune, hfsl, relay]).
@@ -107,7 +114,33 @@ class Pipeline(BaseModel):
                 raise ValueError(f"cycle must be the last stages of the pipeline, here {tail}")
             if self.trials is not None:
                 raise ValueError("a pipeline has either trials or a cycle, not both")
+        self._check_pools()
         return self
+
+    def _check_pools(self) -> None:
+        named = [*self.pools.values(), *([self.trials.pool] if self.trials and self.trials.pool else [])]
+        if bad := unsafe_names(named):
+            raise ValueError(f"work pool names are letters, digits, '-' and '_': not {bad}")
+        if missing := [s for s in self.pools if s not in self.stages]:
+            raise ValueError(f"pools names stages this pipeline does not run: {missing}")
+        if "prepare" in self.pools:
+            # `dvc add` + `dvc push` of the prepared data need the project's DVC repo and remote
+            raise ValueError(
+                "prepare is not placed: it runs where the project is, whose DVC versions the data"
+            )
+        if self.trials is not None and (trial := [s for s in self.pools if s in self.trials.stages]):
+            raise ValueError(f"trial stages {trial} are placed with trials.pool, not pools")
+
+    def pool_of(self, stage: StageName) -> str | None:
+        """The work pool that runs ``stage`` (trial stages: ``trials.pool``); None: the parent."""
+        if self.trials is not None and stage in self.trials.stages:
+            return self.trials.pool
+        return self.pools.get(stage)
+
+    @property
+    def placed_pools(self) -> list[str]:
+        """Every work pool this pipeline places work on, in stage order."""
+        return list(dict.fromkeys(p for s in self.stages if (p := self.pool_of(s)) is not None))
 
     @property
     def repeated_stages(self) -> list[StageName]:

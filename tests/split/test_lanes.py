@@ -38,7 +38,9 @@ def test_a_lora_segment_runs_lane_by_lane_as_vmap_does() -> None:
         grads = torch.autograd.grad(got.square().sum(), list(stacked.values()))
         want_grads = torch.autograd.grad(want.square().sum(), list(stacked.values()))
         for g, w in zip(grads, want_grads, strict=True):
-            assert torch.allclose(g, w, atol=1e-4)
+            # gradients reach ~1e6 here: float32 sums in another order differ by ~1e-7 of the
+            # largest (an AMD EPYC gave 0.12 on 5.6e5); a wrong lane is off by its own size
+            assert (g - w).abs().max() <= 1e-5 * w.abs().max()
         assert all("forward" not in vars(layer) for layer in layers.values())  # swapped back
 
 

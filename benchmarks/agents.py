@@ -1,0 +1,315 @@
+"""EcoGen on Prefect agents against running it in one process: placed `quick`, trials on 2 workers.
+
+Starts, on 127.0.0.1 and under a temporary folder, what a team would run on its machines: a
+`prefect server`, an `mlflow server` with an artifact proxy, work pools, and "machines" (each an
+empty folder of its own whose environment names the servers and nothing of the project) with one
+`prefect worker` per pool they serve.  Then, in a fresh copy of the project, it times:
+
+* ``trials``: a small experiment (two hfsl trials) run locally one trial at a time, against its
+  trials on two workers of the pool ``trials``, one thread each (``--limit 1``: a trial a worker);
+* ``placed``: `quick` run locally, against `quick` with pretrain on pool ``gpu`` (machine A) and
+  finetune/hfsl/infer on pool ``edge`` (machine B).
+
+Both sides track to the same server; results are compared metric by metric.  One JSON object on
+stdout, progress on stderr::
+
+    python -m benchmarks.agents            # about 6 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# machine → the pools its workers poll; the trials pool's workers take one flow run at a time
+MACHINES = {"machine-a": ("gpu", "trials"), "machine-b": ("edge", "trials")}
+ONE_AT_A_TIME = ("trials",)
+QUIET = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "CODECARBON_LOG_LEVEL": "error",
+    "TQDM_DISABLE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "OMP_NUM_THREADS": "1",  # one thread per process: the 2-core machine is shared fairly
+    "MKL_NUM_THREADS": "1",
+}
+LEAKY = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """os.environ for a process working in ``home``: no Prefect or MLflow settings of the caller's,
+    nothing written outside ``home``."""
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY and not k.startswith("PREFECT_")}
+    (home / ".tmp").mkdir(parents=True, exist_ok=True)
+    env.update(QUIET, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.update(PREFECT_HOME=str(home / ".prefect"), TMPDIR=str(home / ".tmp"))
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(args: list[str], cwd: Path, env: Mapping[str, str], log: IO[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        args, cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def _stop(proc: subprocess.Popen[str], grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL: the process and the group it leads."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    proc.wait(10)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=3, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Services:
+    """What :func:`services` started: the servers' addresses, the machines' folders, the logs."""
+
+    root: Path
+    prefect_api: str
+    mlflow_uri: str
+    logs: list[Path] = field(default_factory=list)
+
+    def env(self, project: Path, **extra: str) -> dict[str, str]:
+        """The environment of a project's ``ecogen`` commands: both servers named."""
+        return clean_env(
+            project, PREFECT_API_URL=self.prefect_api, MLFLOW_TRACKING_URI=self.mlflow_uri, **extra
+        )
+
+    def tails(self, chars: int = 3000) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}" for p in self.logs)
+
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if value := probe():
+                return value
+            time.sleep(0.5)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.tails()}")
+
+
+@contextmanager
+def services(root: Path, machines: Mapping[str, tuple[str, ...]] = MACHINES) -> Iterator[Services]:
+    """A Prefect server, an MLflow server with an artifact proxy, a process work pool per pool the
+    ``machines`` name, and their workers (named ``<machine>-<pool>``); all stopped on exit, the
+    workers first."""
+    home = root / "services"
+    home.mkdir(parents=True)
+    prefect_port, mlflow_port = free_port(), free_port()
+    found = Services(root, f"http://127.0.0.1:{prefect_port}/api", f"http://127.0.0.1:{mlflow_port}")
+    base = clean_env(home)
+
+    def start(name: str, args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+        log = root / f"{name}.log"
+        found.logs.append(log)
+        with log.open("w") as f:
+            return _start(args, cwd, env, f)
+
+    servers: list[subprocess.Popen[str]] = []
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        port = str(prefect_port)
+        servers.append(
+            start(
+                "prefect-server",
+                ["prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+                home,
+                base,
+            )
+        )
+        store = home / "mlflow"
+        store.mkdir()
+        servers.append(
+            start(
+                "mlflow-server",
+                ["mlflow", "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+                 "--artifacts-destination", str(store / "artifacts"), "--host", "127.0.0.1",
+                 "--port", str(mlflow_port), "--workers", "1"],
+                home,
+                {**base, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            )
+        )  # fmt: skip
+        found.wait_for("the Prefect server", lambda: _healthy(f"{found.prefect_api}/health"), 90)
+        found.wait_for("the MLflow server", lambda: _healthy(f"{found.mlflow_uri}/health"), 90)
+        env = {**base, "PREFECT_API_URL": found.prefect_api}
+        pools = list(dict.fromkeys(p for ps in machines.values() for p in ps))
+        for pool in pools:
+            subprocess.run(
+                ["prefect", "work-pool", "create", pool, "--type", "process"],
+                cwd=home, env=env, check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+        for machine, served in machines.items():
+            folder = root / machine
+            folder.mkdir()
+            # a second machine: its own empty folder, the servers' addresses and nothing else
+            menv = clean_env(folder, PREFECT_API_URL=found.prefect_api, PREFECT_WORKER_QUERY_SECONDS="1")
+            menv["PATH"] = f"{BIN}{os.pathsep}/usr/bin:/bin"
+            for pool in served:
+                args = [
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    pool,
+                    "--name",
+                    f"{machine}-{pool}",
+                    "--type",
+                    "process",
+                ]
+                args += ["--limit", "1"] if pool in ONE_AT_A_TIME else []
+                workers.append(start(f"{machine}-{pool}", args, folder, menv))
+
+        def online() -> bool:
+            for pool in pools:
+                r = httpx.post(
+                    f"{found.prefect_api}/work_pools/{pool}/workers/filter",
+                    json={},
+                    timeout=5,
+                    trust_env=False,
+                )
+                up = [w for w in r.json() if w.get("status") == "ONLINE"]
+                if len(up) < sum(pool in ps for ps in machines.values()):
+                    return False
+            return True
+
+        found.wait_for("every worker online", online, 90)
+        yield found
+    finally:
+        for proc in [*workers, *reversed(servers)]:  # workers before the servers they talk to
+            _stop(proc)
+
+
+def make_project(folder: Path, pipelines: Mapping[str, Any]) -> Path:
+    """params.yaml, pipelines.yaml (with ``pipelines`` added) and dvc.yaml in a fresh git repo."""
+    folder.mkdir(parents=True)
+    for name in ("params.yaml", "pipelines.yaml", "dvc.yaml"):
+        shutil.copy(ROOT / name, folder / name)
+    data = yaml.safe_load((folder / "pipelines.yaml").read_text())
+    data["pipelines"].update(pipelines)
+    (folder / "pipelines.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    env = clean_env(folder)
+    git = [
+        "git",
+        "-c",
+        "user.name=EcoGen",
+        "-c",
+        "user.email=ecogen@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    for args in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-q", "-m", "the project"]):
+        subprocess.run(args, cwd=folder, env=env, check=True, capture_output=True)
+    return folder
+
+
+def quick(placed: bool, *more: Mapping[str, Any]) -> dict[str, Any]:
+    """The `quick` pipeline of pipelines.yaml (``more`` replaces its keys), pools set when ``placed``."""
+    spec = dict(yaml.safe_load((ROOT / "pipelines.yaml").read_text())["pipelines"]["quick"])
+    spec.pop("schedule", None)
+    for over in more:
+        spec.update(over)
+    if placed:
+        spec["pools"] = {"pretrain": "gpu", "finetune": "edge", "hfsl": "edge", "infer": "edge"}
+    return spec
+
+
+def experiment(pool: str | None, parallel: int, *more: Mapping[str, Any]) -> dict[str, Any]:
+    """`quick`'s shared stages, then two hfsl trials (1 and 2 clusters per edge)."""
+    trials: dict[str, Any] = {"stages": ["hfsl"], "replicates": 1, "parallel": parallel}
+    trials["rows"] = {"c1": {"hfsl": {"clusters": 1}}, "c2": {"hfsl": {"clusters": 2}}}
+    if pool:
+        trials["pool"] = pool
+    return quick(False, {"stages": ["prepare", "pretrain", "finetune", "hfsl"], "trials": trials}, *more)
+
+
+def ecogen_run(svc: Services, project: Path, pipeline: str, *args: str, timeout: float = 1200) -> float:
+    """Seconds `ecogen run PIPELINE` took; RuntimeError with its output if it failed."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        ["ecogen", "run", pipeline, *args], cwd=project, env=svc.env(project),
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    took = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(
+            f"ecogen run {pipeline} exited {out.returncode}:\n"
+            f"{out.stdout[-4000:]}{out.stderr[-4000:]}\n{svc.tails()}"
+        )
+    print(f"  ecogen run {pipeline}: {took:.1f} s", file=sys.stderr)
+    return took
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="ecogen-agents-") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        svc = stack.enter_context(services(root))
+        project = make_project(
+            root / "project",
+            {
+                "x-local": experiment(None, 1),
+                "x-agents": experiment("trials", 2),
+                "q-local": quick(False),
+                "q-placed": quick(True),
+            },
+        )
+        print("warm-up (the servers' first runs and the OS file cache)", file=sys.stderr)
+        ecogen_run(svc, project, "q-local", "--no-reuse")
+        times = {
+            name: ecogen_run(svc, project, name, "--no-reuse")
+            for name in ("x-local", "x-agents", "q-local", "q-placed")
+        }
+        result = {
+            "machine": f"{os.cpu_count()} cores",
+            "seconds": {k: round(v, 1) for k, v in times.items()},
+            "trials_on_2_workers_vs_local_in_turn": round(times["x-agents"] / times["x-local"], 2),
+            "placed_quick_vs_local_quick": round(times["q-placed"] / times["q-local"], 2),
+        }
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Stages and trials on Prefect agents that share no disk with the project, against real servers.
+
+One module-wide set of services on 127.0.0.1 (``benchmarks/agents.py`` starts them): a `prefect
+server`, an `mlflow server` with an artifact proxy (``--artifacts-destination``), and two
+"machines", each an empty folder of its own with two `prefect worker` processes in it: machine A
+polls the pools ``gpu`` and ``trials``, machine B ``edge`` and ``trials``.  A machine sees only
+the servers' addresses: its environment names PREFECT_API_URL and nothing of the project (no
+tracking URI, no path; its flow runs work in temporary folders under it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import quick_overrides, sh
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from benchmarks.agents import MACHINES, Services, experiment, make_project, quick, services
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["prepare", "pretrain", "finetune", "hfsl", "infer"]
+# what a run measures of itself rather than of the model: differs between any two runs
+OWN = ("duration", "energy", "emissions", "power", "latency", "_s", "_ms", "time")
+
+
+@pytest.fixture(scope="module")
+def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    with services(tmp_path_factory.mktemp("agents")) as svc:
+        yield svc
+
+
+def _runs(client: MlflowClient, pipeline: str, kind: str) -> list[Run]:
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    query = f"tags.`ecogen.pipeline` = '{pipeline}' and tags.`ecogen.kind` = '{kind}'"
+    return list(client.search_runs(experiments, query, max_results=500))
+
+
+def _model_metrics(run: Run) -> dict[str, float]:
+    return {k: v for k, v in run.data.metrics.items() if not any(o in k for o in OWN)}
+
+
+def _by(runs: list[Run], tag: str) -> dict[str, Any]:
+    return {r.data.tags[tag]: r for r in runs}
+
+
+def _run(agents: Services, project: Path, *args: str) -> str:
+    out = sh(["ecogen", "run", *args], project, agents.env(project), timeout=600, check=False)
+    assert out.returncode == 0, f"{out.stdout[-6000:]}\n{agents.tails()}"
+    return out.stdout
+
+
+def test_quick_placed_on_two_machines_equals_a_local_run(agents: Services, tmp_path: Path) -> None:
+    tiny = {"overrides": quick_overrides()}
+    project = make_project(tmp_path / "project", {"placed": quick(True, tiny), "here": quick(False, tiny)})
+
+    _run(agents, project, "placed")
+    _run(agents, project, "here", "--no-reuse")
+
+    client = MlflowClient(tracking_uri=agents.mlflow_uri)
+    placed = _by(_runs(client, "placed", "stage"), "ecogen.stage")
+    assert {s: r.data.tags["ecogen.worker"] for s, r in placed.items()} == {
+        "prepare": "parent",
+        "pretrain": "machine-a-gpu",
+        "finetune": "machine-b-edge",
+        "hfsl": "machine-b-edge",
+        "infer": "machine-b-edge",
+    }
+    # the parent received every stage's outputs back into its pipeline folder
+    for stage in STAGES:
+        assert (project / "runs" / "placed" / "metrics" / f"{stage}.json").is_file()
+    assert (project / "runs" / "placed" / "artifacts" / "fm.pt").is_file()
+    # the machines hold nothing of the project: their flow runs worked in temporary folders
+    for machine in MACHINES:
+        assert not list((agents.root / machine).glob("**/params.yaml"))
+
+    here = _by(_runs(client, "here", "stage"), "ecogen.stage")
+    assert {s: _model_metrics(r) for s, r in placed.items()} == {
+        s: _model_metrics(r) for s, r in here.items()
+    }
+    assert _model_metrics(placed["hfsl"]) and _model_metrics(placed["infer"])  # something was compared
+    parents = {p: _runs(client, p, "pipeline") for p in ("placed", "here")}
+    assert [r.info.status for r in parents["placed"]] == ["FINISHED"]
+    assert _model_metrics(parents["placed"][0]) == _model_metrics(parents["here"][0])
+
+
+def test_an_experiment_s_trials_run_on_both_workers_of_its_pool(agents: Services, tmp_path: Path) -> None:
+    tiny = {"overrides": quick_overrides()}
+    project = make_project(
+        tmp_path / "project", {"fanned": experiment("trials", 2, tiny), "inturn": experiment(None, 1, tiny)}
+    )
+    _run(agents, project, "fanned")
+    _run(agents, project, "inturn", "--no-reuse")
+
+    client = MlflowClient(tracking_uri=agents.mlflow_uri)
+    fanned = _by(
+        [r for r in _runs(client, "fanned", "stage") if "ecogen.trial" in r.data.tags], "ecogen.trial"
+    )
+    inturn = _by(
+        [r for r in _runs(client, "inturn", "stage") if "ecogen.trial" in r.data.tags], "ecogen.trial"
+    )
+    assert sorted(fanned) == ["c1-r0", "c2-r0"]
+    # a worker takes one trial at a time (--limit 1) and two were in flight: one each
+    assert sorted(r.data.tags["ecogen.worker"] for r in fanned.values()) == [
+        "machine-a-trials",
+        "machine-b-trials",
+    ]
+    assert {t: _model_metrics(r) for t, r in fanned.items()} == {
+        t: _model_metrics(r) for t, r in inturn.items()
+    }
+    for trial in fanned:
+        assert (project / "runs" / "fanned" / "metrics" / "trials" / trial / "hfsl.json").is_file()
