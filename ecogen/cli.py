@@ -28,6 +28,7 @@ from ecogen.config import (
     load_pipelines,
     profile_overrides,
 )
+from ecogen.config.load import resolve_run
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
 from ecogen.interrupts import stop_on_sigterm
@@ -251,19 +252,17 @@ def run(
     ] = None,
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
+    root = Path.cwd()
     try:
-        specs = load_pipelines(pipelines)
-        name = _resolve(specs, pipeline)
-        spec = specs.pipelines[name]
-        cfg = load_params(params, spec.overrides, set_ or [], profile_overrides(specs, profile))
-        trials = expand_trials(cfg, spec.trials, str(pipelines))
+        run_cfg = resolve_run(root, pipeline, profile, set_ or [], params, pipelines)
     except ConfigError as err:
         raise _fail(err) from None
+    name, spec, cfg = run_cfg.name, run_cfg.spec, run_cfg.params
     _setup_logging()
     from ecogen.environment import quiet_defaults
 
     quiet_defaults()
-    _check_tracking(cfg, Path.cwd())
+    _check_tracking(cfg, root)
     if spec.placed_pools:
         import os
 
@@ -271,22 +270,20 @@ def run(
         from ecogen.tracking.uri import resolve_tracking_uri
 
         try:
-            uri = resolve_tracking_uri(cfg.tracking, Path.cwd())
+            uri = resolve_tracking_uri(cfg.tracking, root)
             check_placeable(uri, os.environ.get("PREFECT_API_URL"), spec.placed_pools)
         except ConfigError as err:
             raise _fail(err) from None
-    resume_run_id = None
-    if resume:
+    if resume:  # said here, in one line, before a server starts; the flow finds the same run
         from ecogen.pipeline import ResumeError, resumable
 
         try:
-            resume_run_id = resumable(name, cfg, Path.cwd(), profile)
+            resumable(name, cfg, root, profile)
         except ResumeError as err:
             raise _fail(err) from None
     from ecogen.prefect_server import ServerError, prefect_server
     from ecogen.runlock import ProjectBusy, project_lock
 
-    root = Path.cwd()
     try:
         with (
             project_lock(root, name),
@@ -307,20 +304,15 @@ def run(
 
             try:
                 with live_progress():
-                    summary = pipeline_flow(
+                    summary: dict[str, Any] = pipeline_flow(  # type: ignore[assignment]
                         pipeline=name,
-                        stages=list(spec.stages),
-                        params=cfg,
-                        project_root=str(root),
-                        trials=trials,
-                        trial_stages=list(spec.trials.stages) if spec.trials else [],
-                        cycle_stages=list(spec.cycle or []),
                         profile=profile,
-                        resume_run_id=resume_run_id,
+                        overrides=list(set_ or []),
+                        resume=resume,
                         reuse=not no_reuse,
-                        trials_at_once=trials_at_once or (spec.trials.parallel if spec.trials else 1),
-                        pools={str(k): v for k, v in spec.pools.items()},
-                        trials_pool=spec.trials.pool if spec.trials else None,
+                        trials_at_once=trials_at_once,
+                        params_file=str(params),
+                        pipelines_file=str(pipelines),
                     )
             finally:  # the run's last log lines reach the server before it stops
                 APILogWorker.drain_all(timeout=5)
@@ -417,7 +409,9 @@ def deploy(
 ) -> None:
     """Serve pipelines as Prefect deployments on their schedules (blocks until stopped).
 
-    Pipelines with a ``work_pool`` are registered to that pool for its workers instead.
+    A run reads params.yaml and pipelines.yaml when it starts: edit them, no redeploy.  Pipelines
+    with a ``work_pool`` are registered to that pool instead; its workers clone the project from
+    its git remote ``origin`` at each run.
     """
     try:
         specs = load_pipelines(pipelines)
@@ -438,7 +432,7 @@ def deploy(
 
     try:
         serve_pipelines(
-            {n: (specs.pipelines[n], configs[n]) for n in names}, project_root=Path.cwd(), profile=profile
+            {n: specs.pipelines[n] for n in names}, Path.cwd(), profile, (str(params), str(pipelines))
         )
     except ConfigError as err:  # e.g. a work pool that does not exist
         raise _fail(err) from None

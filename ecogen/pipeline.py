@@ -30,8 +30,15 @@ from ecogen.stages.dvc_metrics import write_dvc_metrics
 from ecogen.stages.registry import CLOUD_STAGES, combine, is_edge_stage, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.terminal import ProgressLines, drop_bars
-from ecogen.tracking import finish_run, set_data_version, start_child_run, start_pipeline_run, track_stage
-from ecogen.tracking.headline import log_dataset, log_headline
+from ecogen.tracking import (
+    finish_run,
+    flatten_params,
+    set_data_version,
+    start_child_run,
+    start_pipeline_run,
+    track_stage,
+)
+from ecogen.tracking.headline import log_dataset, log_headline, params_hash
 from ecogen.tracking.live import LiveMetrics
 from ecogen.tracking.repro import DVC_PIPELINE, repro_parent
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
@@ -119,10 +126,12 @@ def start_pipeline(
     resume_run_id: str | None = None,
     reuse: bool = True,
     plan: tuple[str, ...] = (),
+    source: str | None = None,
 ) -> RunContext:
     """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable`) — that run reopened.
     ``reuse``: shared stages may copy outputs another pipeline made with the same params
-    (:mod:`ecogen.reuse`); ``plan``: the stage runs to come (:func:`stage_plan`)."""
+    (:mod:`ecogen.reuse`); ``plan``: the stage runs to come (:func:`stage_plan`); ``source``:
+    what started it (a Prefect deployment), as MLflow shows it."""
     root = project_root.resolve()
     workdir = (root / "runs" / pipeline).resolve()
     if workdir.parent != root / "runs":  # names are validated; this is the last line of defence
@@ -133,7 +142,14 @@ def start_pipeline(
         log.info("resuming pipeline run %s of %s (data version %s)", resume_run_id, pipeline, version)
         run_id = resume_run_id
     else:
-        run_id = start_pipeline_run(params, pipeline, root, tags={PROFILE: profile or NO_PROFILE})
+        run_id = start_pipeline_run(params, pipeline, root, {PROFILE: profile or NO_PROFILE}, source)
+    log.info(
+        "pipeline %s: MLflow run %s, params hash %s (profile %s)",
+        pipeline,
+        run_id,
+        params_hash(flatten_params(params)),
+        profile or NO_PROFILE,
+    )
     _mark(workdir, run_id)
     return RunContext(
         pipeline=pipeline,
@@ -319,6 +335,7 @@ def _version(ctx: RunContext, run: StageRun) -> str:
     """DVC versions the prepared data of this pipeline folder; the runs record the version."""
     ensure_dvc_repo(ctx.project_root)
     version = version_data(ctx.project_root, ctx.workspace.data)
+    log.info("%s: data version %s (DVC)", ctx.pipeline, version)
     run.data_version = version
     set_data_version(run.run_id, version)
     set_data_version(ctx.run_id, version)

@@ -19,7 +19,7 @@ from ecogen.config import ConfigError
 from ecogen.config.pipelines import StageName
 from ecogen.pipeline import RunContext
 from ecogen.tracking import exchange
-from ecogen.tracking.uri import has_credentials, redact_uri, resolve_tracking_uri, use_tracking_uri
+from ecogen.tracking.uri import handed_uri, redact_uri, resolve_tracking_uri, use_tracking_uri
 
 log = logging.getLogger("ecogen.placement")
 
@@ -37,8 +37,7 @@ class PlacedRunFailed(RuntimeError):
 def shared_tracking_uri(ctx: RunContext) -> str | None:
     """The tracking URI a worker is handed: the parent's, unless it holds credentials (then the
     worker's own ``$MLFLOW_TRACKING_URI`` is used, where the secret belongs)."""
-    uri = resolve_tracking_uri(ctx.params.tracking, ctx.project_root)
-    return None if has_credentials(uri) else uri
+    return handed_uri(resolve_tracking_uri(ctx.params.tracking, ctx.project_root))
 
 
 def check_placeable(uri: str, prefect_api: str | None, pools: list[str]) -> None:

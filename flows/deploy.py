@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from prefect import serve
 from prefect.client.orchestration import get_client
-from prefect.deployments.runner import EntrypointType
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.exceptions import ObjectNotFound
+from prefect.runner.storage import GitRepository
 from prefect.schedules import Cron, Interval, Schedule
 
 from ecogen.config import ConfigError
-from ecogen.config.load import expand_trials
-from ecogen.config.params import Params
 from ecogen.config.pipelines import Pipeline
 from ecogen.config.pipelines import Schedule as ScheduleSpec
-from ecogen.tracking.uri import pinnable
 from flows.pipeline import pipeline_flow, placed_flow
 
 
@@ -63,51 +62,67 @@ def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
     return [Interval(spec.interval_seconds, timezone=spec.timezone)]
 
 
-def _parameters(
-    name: str, spec: Pipeline, params: Params, project_root: Path, profile: str | None
-) -> dict[str, object]:
+def _parameters(name: str, profile: str | None, files: tuple[str, str]) -> dict[str, object]:
+    """What a deployment pins: the pipeline, the profile and which files configure it.  Their
+    contents are read when a run starts; ``overrides`` (``KEY=VALUE``, as ``--set``) are given
+    per run, in the UI's form or with ``prefect deployment run ... --param``."""
+    params_file, pipelines_file = files
     return {
         "pipeline": name,
-        "stages": list(spec.stages),
-        "params": pinnable(params).model_dump(mode="json"),
-        "project_root": str(project_root.resolve()),
-        "trials": [t.model_dump(mode="json") for t in expand_trials(params, spec.trials)],
-        "trial_stages": list(spec.trials.stages) if spec.trials else [],
-        "trials_at_once": spec.trials.parallel if spec.trials else 1,
-        "cycle_stages": list(spec.cycle or []),
         "profile": profile,
-        "pools": {str(k): v for k, v in spec.pools.items()},
-        "trials_pool": spec.trials.pool if spec.trials else None,
+        "overrides": [],
+        "params_file": params_file,
+        "pipelines_file": pipelines_file,
     }
 
 
-def serve_pipelines(
-    pipelines: dict[str, tuple[Pipeline, Params]], project_root: Path, profile: str | None = None
-) -> None:
-    """Serve in this process every pipeline without a work pool; register the others to their pool.
+def project_source(project_root: Path) -> GitRepository:
+    """Where a worker gets the project for a whole pipeline it runs: the commit history of the
+    project's ``origin`` remote, cloned at each run (commit and push params.yaml; no redeploy)."""
 
-    Parameters (the validated params) are pinned at deploy time: redeploy after editing params.yaml.
-    With a ``profile`` the deployments are named ``<pipeline>-<profile>``.
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=project_root, capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    url, branch = git("remote", "get-url", "origin"), git("rev-parse", "--abbrev-ref", "HEAD")
+    if not url:
+        raise ConfigError(
+            f"{project_root} has no git remote 'origin': a pipeline with a work_pool runs on a worker "
+            "that clones the project from it (`git remote add origin URL`, then push)"
+        )
+    return GitRepository(url=url, branch=branch if branch and branch != "HEAD" else None)
+
+
+def serve_pipelines(
+    pipelines: dict[str, Pipeline],
+    project_root: Path,
+    profile: str | None = None,
+    files: tuple[str, str] = ("params.yaml", "pipelines.yaml"),
+) -> None:
+    """Serve in this process every pipeline without a work pool; register the others to their pool,
+    whose workers clone the project from its ``origin`` remote at each run.
+
+    Deployments pin only the pipeline and the profile: a run reads the project's params.yaml and
+    pipelines.yaml as they are when it starts.  With a ``profile`` the deployments are named
+    ``<pipeline>-<profile>``.
     """
-    check_pools([spec.work_pool for spec, _ in pipelines.values() if spec.work_pool])
-    deploy_placed(list(dict.fromkeys(p for spec, _ in pipelines.values() for p in spec.placed_pools)))
+    check_pools([spec.work_pool for spec in pipelines.values() if spec.work_pool])
+    deploy_placed(list(dict.fromkeys(p for spec in pipelines.values() for p in spec.placed_pools)))
     served = []
-    for name, (spec, params) in pipelines.items():
-        parameters = _parameters(name, spec, params, project_root, profile)
+    for name, spec in pipelines.items():
+        parameters = _parameters(name, profile, files)
         deployment = f"{name}-{profile}" if profile else name
         if spec.work_pool:
-            # module entrypoint: workers run the installed ecogen/flows packages, wherever they are
-            pipeline_flow.deploy(
+            remote: RunnerDeployment = pipeline_flow.to_deployment(  # type: ignore[assignment]
                 name=deployment,
                 work_pool_name=spec.work_pool,
                 parameters=parameters,
                 schedules=_schedule(spec.schedule),
                 description=spec.description,
-                build=False,
-                push=False,
-                entrypoint_type=EntrypointType.MODULE_PATH,
-                print_next_steps=False,
+                entrypoint_type=EntrypointType.MODULE_PATH,  # the installed package runs it
             )
+            remote.storage = project_source(project_root)  # pull step: the project, cloned per run
+            remote.apply(work_pool_name=spec.work_pool)
         else:
             served.append(
                 pipeline_flow.to_deployment(

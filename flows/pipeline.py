@@ -17,16 +17,20 @@ from typing import Any, cast
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
+from prefect.runtime import deployment, flow_run
+from prefect.states import State
 
 from ecogen import pipeline as glue
 from ecogen import placement
-from ecogen.config.params import Params
+from ecogen.config import ConfigError
+from ecogen.config.load import resolve_run
 from ecogen.config.pipelines import StageName, Trial
 from ecogen.interrupts import is_stop
 from ecogen.parallel import at_once
 from ecogen.pipeline import RunContext
 from ecogen.stages.registry import is_edge_stage
-from flows.logs import log_to_prefect, wait_for
+from ecogen.tracking.resume import ResumeError
+from flows.logs import log_to_prefect, publish_summary, refused, wait_for
 from flows.stages import cloud_flow, edge_flow, prepare_flow
 
 
@@ -112,39 +116,49 @@ def cycle_flow(
 @flow(name="ecogen-pipeline", flow_run_name="{pipeline}", log_prints=True)
 def pipeline_flow(
     pipeline: str,
-    stages: list[StageName],
-    params: Params,
-    project_root: str,
-    trials: list[Trial] | None = None,
-    trial_stages: list[StageName] | None = None,
-    cycle_stages: list[StageName] | None = None,
     profile: str | None = None,
-    resume_run_id: str | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = False,
     reuse: bool = True,
-    trials_at_once: int = 1,
-    pools: dict[str, str] | None = None,
-    trials_pool: str | None = None,
-) -> dict[str, Any]:
-    """``pools``: stage → work pool of its placed flow runs; ``trials_pool``: the pool of the trials."""
+    trials_at_once: int | None = None,
+    params_file: str = "params.yaml",
+    pipelines_file: str = "pipelines.yaml",
+) -> dict[str, Any] | State:
+    """A pipeline of pipelines.yaml, configured as its files say *when it runs*: params.yaml, the
+    pipeline's overrides, the ``profile``, then ``overrides`` (``--set``-style ``KEY=VALUE``).
+    Files are read from the working directory (the project); a bad value fails the run at once
+    with one line.  ``resume``: continue the newest unfinished run of it (``ecogen run --resume``)."""
     log_to_prefect()
-    with glue.project_lock(Path(project_root), pipeline):  # one run per project at a time
-        cycles = params.relay.cycles if cycle_stages else 0
-        plan = glue.stage_plan(stages, trials or [], trial_stages or [], cycle_stages or [], cycles)
-        ctx = glue.start_pipeline(pipeline, params, Path(project_root), profile, resume_run_id, reuse, plan)
+    root = Path.cwd()
+    try:
+        cfg = resolve_run(root, pipeline, profile, overrides or [], params_file, pipelines_file)
+        resume_run_id = glue.resumable(cfg.name, cfg.params, root, profile) if resume else None
+    except (ConfigError, ResumeError) as err:
+        return refused(err)
+    spec = cfg.spec
+    trial_stages = spec.trials.stages if spec.trials else []
+    cycle_stages = spec.cycle or []
+    pools = {str(k): v for k, v in spec.pools.items()}
+    with glue.project_lock(root, cfg.name):  # one run per project at a time
+        cycles = cfg.params.relay.cycles if cycle_stages else 0
+        plan = glue.stage_plan(spec.stages, cfg.trials, trial_stages, cycle_stages, cycles)
+        source = f"prefect deployment {flow_run.flow_name}/{dep}" if (dep := deployment.name) else None
+        ctx = glue.start_pipeline(cfg.name, cfg.params, root, profile, resume_run_id, reuse, plan, source)
+        # on a work pool's worker: its stage runs are tagged with the worker, as placed ones are
+        ctx = ctx.model_copy(update={"worker": os.environ.get("PREFECT__WORKER_NAME")})
         try:
-            repeated = list(trial_stages or []) + list(cycle_stages or [])
-            ctx, metrics = _run_stages(ctx, [s for s in stages if s not in repeated], pools)
-            calls = [
-                partial(trial_flow, ctx, trial, list(trial_stages or []), trials_pool)
-                for trial in trials or []
-            ]
-            for trial, result in zip(trials or [], at_once(calls, trials_at_once), strict=True):
+            ctx, metrics = _run_stages(ctx, spec.shared_stages, pools)
+            pool = spec.trials.pool if spec.trials else None
+            calls = [partial(trial_flow, ctx, trial, trial_stages, pool) for trial in cfg.trials]
+            at_a_time = trials_at_once or (spec.trials.parallel if spec.trials else 1)
+            for trial, result in zip(cfg.trials, at_once(calls, at_a_time), strict=True):
                 metrics |= {f"{trial.name}.{k}": v for k, v in result.items()}
             for k in range(cycles):
-                result = cycle_flow(ctx, k, list(cycle_stages or []), pools)
+                result = cycle_flow(ctx, k, cycle_stages, pools)
                 metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
         except BaseException as exc:
             glue.finish_pipeline(ctx, failed=True, stopped=is_stop(exc))
             raise
         glue.finish_pipeline(ctx, metrics=metrics)
+    publish_summary(ctx.run_id, cfg.name)
     return {"run_id": ctx.run_id, "metrics": metrics}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ecogen.config.params import Params
-from ecogen.config.pipelines import Pipelines, Trial, Trials
+from ecogen.config.pipelines import Pipeline, Pipelines, Trial, Trials
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -150,3 +151,33 @@ def expand_trials(params: Params, trials: Trials | None, source: str = "pipeline
                 Trial(row=row, replicate=replicate, params=validate(Params, merged, f"{source}: row {row}"))
             )
     return out
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One pipeline run's configuration, resolved and validated: what `ecogen run` and a
+    deployment's flow run both start from."""
+
+    name: str
+    spec: Pipeline
+    params: Params
+    trials: list[Trial]
+
+
+def resolve_run(
+    root: Path,
+    pipeline: str | None,
+    profile: str | None = None,
+    assignments: Iterable[str] = (),
+    params_file: Path | str = "params.yaml",
+    pipelines_file: Path | str = "pipelines.yaml",
+) -> RunConfig:
+    """``root``'s params.yaml and pipelines.yaml as they are now, with the pipeline's overrides,
+    the profile and the ``--set`` assignments merged on; ConfigError in one line otherwise."""
+    specs = load_pipelines(root / pipelines_file)
+    name = pipeline or specs.default
+    if name not in specs.pipelines:
+        raise ConfigError(f"unknown pipeline {name!r}; defined: {', '.join(specs.pipelines)}")
+    spec = specs.pipelines[name]
+    params = load_params(root / params_file, spec.overrides, assignments, profile_overrides(specs, profile))
+    return RunConfig(name, spec, params, expand_trials(params, spec.trials, str(pipelines_file)))

@@ -59,11 +59,14 @@ def params_hash(flat: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(dict(flat), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def source_tags(project_root: Path, pipeline: str, flat_params: Mapping[str, str]) -> dict[str, str]:
-    """The tags MLflow shows as a run's source, user and commit, and the params' hash."""
+def source_tags(
+    project_root: Path, pipeline: str, flat_params: Mapping[str, str], source: str | None = None
+) -> dict[str, str]:
+    """The tags MLflow shows as a run's source (``source``, e.g. the Prefect deployment that
+    started it, or ``ecogen run PIPELINE``), user and commit, and the params' hash."""
     tags = {
-        MLFLOW_SOURCE_NAME: f"ecogen run {pipeline}",
-        MLFLOW_SOURCE_TYPE: "LOCAL",
+        MLFLOW_SOURCE_NAME: source or f"ecogen run {pipeline}",
+        MLFLOW_SOURCE_TYPE: "JOB" if source else "LOCAL",
         MLFLOW_USER: getpass.getuser(),
         PARAMS_HASH: params_hash(flat_params),
     }

@@ -78,6 +78,15 @@ def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
     return [*_table(rows), "", f"MLflow run {run_id} (experiment {exp}); to browse and compare runs:", *where]
 
 
+def summary_markdown(run_id: str) -> str:
+    """The closing summary as Markdown (a Prefect artifact): the table, then the run's links."""
+    lines = summary_lines(run_id, mlflow.get_tracking_uri())
+    end = lines.index("")
+    where = [line.strip() for line in lines[end + 2 :]]
+    links = [f"- [{w}]({w})" if w.startswith("http") else f"- `{w}`" for w in where]
+    return "\n".join(["```", *lines[:end], "```", "", lines[end + 1], "", *links]) + "\n"
+
+
 def log_summary(run_id: str) -> None:
     """The closing summary as the parent run's ``summary.txt`` artifact (what the terminal shows)."""
     uri = mlflow.get_tracking_uri()

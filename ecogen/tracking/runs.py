@@ -162,9 +162,14 @@ def run_profile(run: Run) -> str | None:
 
 
 def start_pipeline_run(
-    params: Params, pipeline: str, project_root: Path, tags: Mapping[str, str] | None = None
+    params: Params,
+    pipeline: str,
+    project_root: Path,
+    tags: Mapping[str, str] | None = None,
+    source: str | None = None,
 ) -> str:
-    """Create the parent run of one pipeline execution, with every parameter; returns its id."""
+    """Create the parent run of one pipeline execution, with every parameter; returns its id.
+    ``source``: what started it, as MLflow shows it (default ``ecogen run PIPELINE``)."""
     from ecogen.tracking.headline import source_tags
 
     client, exp_id = tracking_client(params, project_root)
@@ -173,7 +178,7 @@ def start_pipeline_run(
         KIND: "pipeline",
         PIPELINE: pipeline,
         DATA_VERSION: UNKNOWN_VERSION,
-        **source_tags(project_root, pipeline, flat),
+        **source_tags(project_root, pipeline, flat, source),
         **(tags or {}),
     }
     run = client.create_run(exp_id, run_name=pipeline, tags=run_tags)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import mlflow
 
 from ecogen.config import ConfigError
-from ecogen.config.params import Params, TrackingParams
+from ecogen.config.params import TrackingParams
 
 log = logging.getLogger("ecogen.tracking")
 
@@ -113,15 +113,14 @@ def has_credentials(uri: str | None) -> bool:
     return bool(uri) and redact_uri(uri) != uri  # type: ignore[arg-type]
 
 
-def pinnable(params: Params) -> Params:
-    """``params`` fit to be pinned into a deployment, where anyone who can read the Prefect server
-    can read them: a ``tracking.uri`` holding credentials is left out (the worker then resolves
+def handed_uri(uri: str) -> str | None:
+    """``uri`` fit to be handed to a worker as a flow run parameter, where anyone who can read the
+    Prefect server can read it: None when it holds credentials (the worker then resolves its own
     ``$MLFLOW_TRACKING_URI``, which is where the secret belongs)."""
-    if not has_credentials(params.tracking.uri):
-        return params
+    if not has_credentials(uri):
+        return uri
     log.warning(
-        "tracking.uri holds credentials: not pinned into the deployment; set MLFLOW_TRACKING_URI "
-        "on the worker instead (%s)",
-        redact_uri(params.tracking.uri or ""),
+        "the tracking URI holds credentials: not handed to workers; set MLFLOW_TRACKING_URI on them (%s)",
+        redact_uri(uri),
     )
-    return params.model_copy(update={"tracking": params.tracking.model_copy(update={"uri": None})})
+    return None

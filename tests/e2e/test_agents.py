@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import quick_overrides, sh
+from e2e_support import quick_overrides, read_yaml, sh, write_yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
@@ -114,3 +114,38 @@ def test_an_experiment_s_trials_run_on_both_workers_of_its_pool(agents: Services
     }
     for trial in fanned:
         assert (project / "runs" / "fanned" / "metrics" / "trials" / trial / "hfsl.json").is_file()
+
+
+def test_a_whole_pipeline_on_a_worker_clones_the_project_and_reads_its_params(
+    agents: Services, tmp_path: Path
+) -> None:
+    """A pipeline with a ``work_pool``: `ecogen deploy` registers it; the worker clones the project
+    from its git remote at each run, so what is committed and pushed is what runs."""
+    tiny = {"overrides": quick_overrides(), "work_pool": "gpu"}
+    project = make_project(tmp_path / "project", {"remote": quick(False, tiny)})
+    env = agents.env(project)
+    origin = tmp_path / "origin.git"  # the team's git server
+    sh(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
+    sh(["git", "remote", "add", "origin", str(origin)], project, env)
+    params = read_yaml(project / "params.yaml")
+    params["tracking"]["uri"] = agents.mlflow_uri  # a worker knows the servers from the project
+    params["inference"]["d2d_bandwidth_mbps"] = 66.0
+    write_yaml(project / "params.yaml", params)
+    sh(["git", "commit", "-qam", "track to the team's server"], project, env)
+    sh(["git", "push", "-q", "origin", "HEAD"], project, env)
+
+    out = sh(["ecogen", "deploy", "remote"], project, env, timeout=120, check=False)
+    assert out.returncode == 0, f"{out.stdout[-4000:]}\n{agents.tails()}"
+    run = ["prefect", "deployment", "run", "ecogen-pipeline/remote", "--watch", "--watch-timeout", "400"]
+    out = sh([*run, "--param", 'overrides=["hfsl.rounds=1"]'], project, env, timeout=420, check=False)
+    assert out.returncode == 0 and "Completed" in out.stdout, f"{out.stdout[-4000:]}\n{agents.tails()}"
+
+    client = MlflowClient(tracking_uri=agents.mlflow_uri)
+    [parent] = _runs(client, "remote", "pipeline")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["mlflow.source.name"] == "prefect deployment ecogen-pipeline/remote"
+    assert float(parent.data.params["inference.d2d_bandwidth_mbps"]) == 66.0  # the pushed file
+    assert int(parent.data.params["hfsl.rounds"]) == 1  # the run's override
+    workers = {r.data.tags["ecogen.worker"] for r in _runs(client, "remote", "stage")}
+    assert workers == {"machine-a-gpu"}
+    assert not (project / "runs" / "remote").exists()  # it ran there, not here

@@ -2,9 +2,12 @@
 
 A `prefect server start` subprocess (its database under the project's PREFECT_HOME), then
 `ecogen deploy e2etiny` serving a tiny pipeline from the project's pipelines.yaml; the test waits
-for the deployment, checks its schedule, runs it with `prefect deployment run --watch` and finds
-the finished pipeline run in the project's MLflow store.  Teardown stops `serve` before the
-server (with the server gone first, `serve` hangs) and kills whatever does not stop in time.
+for the deployment, checks its schedule and that it pins nothing but the pipeline, the profile
+and the files; edits params.yaml (no redeploy); runs it with `prefect deployment run --watch`
+and a run-time override, and finds the finished pipeline run in the project's MLflow store with
+both the edit and the override; a bad override fails at once, in one line.  Teardown stops
+`serve` before the server (with the server gone first, `serve` hangs) and kills whatever does
+not stop in time.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ pytestmark = pytest.mark.slow
 NAME = "e2etiny"
 PROFILE = "e2e"  # deployed with --profile: the deployment is named <pipeline>-<profile>
 DEPLOYMENT = f"ecogen-pipeline/{NAME}-{PROFILE}"
-PROFILE_LATENCY_MS = 7.0  # the profile's one change, found again in the deployment's params
+PROFILE_LATENCY_MS = 7.0  # the profile's one change, found again in the run's params
+EDITED_BANDWIDTH = 55.0  # params.yaml edited after deploying
+OVERRIDE_ROUNDS = 1  # a run-time override (the pipeline says 2)
 # Once a year, far from now: the only run of this test is the one it starts itself.
 SCHEDULE = {"cron": "0 3 1 1 *", "timezone": "Europe/Paris"}
 
@@ -105,23 +110,34 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
                 {**schedules[0], "cron": SCHEDULE["cron"], "timezone": SCHEDULE["timezone"]}
             ], schedules
             assert all(s.get("active", True) for s in shown["schedules"])
-            assert shown["parameters"]["pipeline"] == NAME
-            assert Path(shown["parameters"]["project_root"]) == project.resolve()
-            assert shown["parameters"]["params"]["hfsl"]["rounds"] == spec.overrides["hfsl"]["rounds"]
-            assert shown["parameters"]["params"]["inference"]["d2d_latency_ms"] == PROFILE_LATENCY_MS
+            # nothing but what names the run is pinned: the params are read when it runs
+            assert shown["parameters"] == {
+                "pipeline": NAME,
+                "profile": PROFILE,
+                "overrides": [],
+                "params_file": "params.yaml",
+                "pipelines_file": "pipelines.yaml",
+            }
+            # edited after deploying: the next run uses it, with no redeploy
+            edited = read_yaml(project / "params.yaml")
+            edited["inference"]["d2d_bandwidth_mbps"] = EDITED_BANDWIDTH
+            write_yaml(project / "params.yaml", edited)
 
-            out = sh(
-                ["prefect", "deployment", "run", DEPLOYMENT, "--watch", "--watch-timeout", "300"],
-                project,
-                env,
-                timeout=330,
-                check=False,
-            )
+            def deployment_run(*args: str) -> str:
+                cmd = ["prefect", "deployment", "run", DEPLOYMENT, *args, "--watch", "--watch-timeout", "300"]
+                out = sh(cmd, project, env, timeout=330, check=False)
+                return f"exit {out.returncode}\n{out.stdout}"
+
+            # a bad override: the run fails at once, saying what is wrong in one line
+            bad = deployment_run("--param", 'overrides=["hfsl.rounds=zero"]')
+            assert bad.startswith("exit 1"), bad[-3000:]
+
+            good = deployment_run("--param", f'overrides=["hfsl.rounds={OVERRIDE_ROUNDS}"]')
             tails = "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in logs)
-            assert out.returncode == 0, f"{out.stdout[-3000:]}\n{tails}"
-            assert "Completed" in out.stdout, out.stdout[-3000:]
+            assert good.startswith("exit 0"), f"{good[-3000:]}\n{tails}"
+            assert "Completed" in good, good[-3000:]
 
-            # the server agrees: one flow run of the deployment, COMPLETED (no scheduled run ran)
+            # the server agrees: the two runs of the deployment (no scheduled run ran)
             dep_id = shown["id"]
             r = httpx.post(
                 f"{api}/flow_runs/filter",
@@ -129,14 +145,41 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
                     "flow_runs": {
                         "deployment_id": {"any_": [dep_id]},
                         "state": {"type": {"not_any_": ["SCHEDULED"]}},
-                    }
+                    },
+                    "sort": "EXPECTED_START_TIME_ASC",
                 },
                 timeout=10,
                 trust_env=False,
             )
             r.raise_for_status()
-            states = [fr["state"]["type"] for fr in r.json()]
-            assert states == ["COMPLETED"], states
+            runs = r.json()
+            assert [fr["state"]["type"] for fr in runs] == ["FAILED", "COMPLETED"], runs
+            assert "hfsl.rounds: Input should be a valid integer" in runs[0]["state"]["message"]
+
+            def run_logs(run_id: str | None) -> list[str]:  # None: every run's (subflows too)
+                logs = {"flow_run_id": {"any_": [run_id]}} if run_id else {}
+                r = httpx.post(
+                    f"{api}/logs/filter", json={"logs": logs, "limit": 200}, timeout=10, trust_env=False
+                )
+                return [line["message"] for line in r.json()]
+
+            # one line says what is wrong, and no traceback: nothing was started
+            said = [m for m in run_logs(runs[0]["id"]) if "hfsl.rounds" in m]
+            assert said, run_logs(runs[0]["id"])
+            assert not [m for m in run_logs(runs[0]["id"]) if "Traceback" in m]
+            # EcoGen's own lines reached the Prefect UI: the run's, and its stage subflows'
+            assert any("params hash" in m for m in run_logs(runs[1]["id"]))
+            seen = run_logs(None)
+            assert any("stage 1/5: prepare" in m for m in seen), seen[:10]
+            assert any("data version" in m for m in seen), seen[:10]
+            artifacts = httpx.post(
+                f"{api}/artifacts/filter",
+                json={"artifacts": {"flow_run_id": {"any_": [runs[1]["id"]]}}},
+                timeout=10,
+                trust_env=False,
+            ).json()
+            assert [a["type"] for a in artifacts] == ["markdown"], artifacts
+            assert "MLflow run" in artifacts[0]["data"] and "infer" in artifacts[0]["data"]
         finally:
             stop(serve)  # serve first: it hangs when the server is already gone
             stop(server)
@@ -152,5 +195,10 @@ def test_deploy_serves_the_schedule_and_a_run_completes(tmp_path: Path, offline_
     )
     assert [r.info.status for r in runs] == ["FINISHED"], [(r.info.run_id, r.info.status) for r in runs]
     assert runs[0].data.tags["ecogen.profile"] == PROFILE
+    assert runs[0].data.tags["mlflow.source.name"] == f"prefect deployment {DEPLOYMENT}"
+    # the file as edited after deploying, the profile, and the run's own override
+    assert float(runs[0].data.params["inference.d2d_bandwidth_mbps"]) == EDITED_BANDWIDTH
+    assert float(runs[0].data.params["inference.d2d_latency_ms"]) == PROFILE_LATENCY_MS
+    assert int(runs[0].data.params["hfsl.rounds"]) == OVERRIDE_ROUNDS != spec.overrides["hfsl"]["rounds"]
     assert (project / "runs" / NAME / "metrics" / "infer.json").is_file()
     assert not (ROOT / "runs" / NAME).exists()

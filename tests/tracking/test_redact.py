@@ -1,10 +1,10 @@
-"""Credentials in tracking.uri never reach MLflow params or a deployment's parameters."""
+"""Credentials in tracking.uri never reach MLflow params or a placed flow run's parameters."""
 
 import pytest
 
 from ecogen.config.params import Params
 from ecogen.tracking.runs import flatten_params
-from ecogen.tracking.uri import has_credentials, pinnable, redact_uri
+from ecogen.tracking.uri import handed_uri, has_credentials, redact_uri
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,5 @@ def test_neither_the_logged_params_nor_a_deployment_hold_the_password() -> None:
     params = Params.model_validate({"tracking": {"uri": "postgresql://user:s3cret@db/mlflow"}})
     assert flatten_params(params)["tracking.uri"] == "postgresql://user:***@db/mlflow"
     assert "s3cret" not in str(flatten_params(params))
-    assert pinnable(params).tracking.uri is None
-    plain = Params.model_validate({"tracking": {"uri": "http://127.0.0.1:5000"}})
-    assert pinnable(plain) is plain
+    assert handed_uri("postgresql://user:s3cret@db/mlflow") is None
+    assert handed_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
