@@ -75,13 +75,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(args: list[str], cwd: Path, env: Mapping[str, str], log: IO[str]) -> subprocess.Popen[str]:
+def start_process(args: list[str], cwd: Path, env: Mapping[str, str], log: IO[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         args, cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
 
 
-def _stop(proc: subprocess.Popen[str], grace: float = 20) -> None:
+def stop_process(proc: subprocess.Popen[str], grace: float = 20) -> None:
     """SIGTERM, then SIGKILL: the process and the group it leads."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -98,7 +98,21 @@ def _stop(proc: subprocess.Popen[str], grace: float = 20) -> None:
     proc.wait(10)
 
 
-def _healthy(url: str) -> bool:
+def mlflow_server(store: Path, port: int) -> list[str]:
+    """The command of an `mlflow server` on 127.0.0.1 keeping runs and artifacts in ``store``,
+    its artifacts proxied over HTTP (``--artifacts-destination``)."""
+    return [
+        "mlflow", "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination", str(store / "artifacts"), "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
+def mlflow_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 0.5 GB and 2 processes, not 2.2 and 9
+
+
+def healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=3, trust_env=False).status_code == 200
     except httpx.HTTPError:
@@ -147,7 +161,7 @@ def services(root: Path, machines: Mapping[str, tuple[str, ...]] = MACHINES) -> 
         log = root / f"{name}.log"
         found.logs.append(log)
         with log.open("w") as f:
-            return _start(args, cwd, env, f)
+            return start_process(args, cwd, env, f)
 
     servers: list[subprocess.Popen[str]] = []
     workers: list[subprocess.Popen[str]] = []
@@ -163,18 +177,9 @@ def services(root: Path, machines: Mapping[str, tuple[str, ...]] = MACHINES) -> 
         )
         store = home / "mlflow"
         store.mkdir()
-        servers.append(
-            start(
-                "mlflow-server",
-                ["mlflow", "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-                 "--artifacts-destination", str(store / "artifacts"), "--host", "127.0.0.1",
-                 "--port", str(mlflow_port), "--workers", "1"],
-                home,
-                {**base, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            )
-        )  # fmt: skip
-        found.wait_for("the Prefect server", lambda: _healthy(f"{found.prefect_api}/health"), 90)
-        found.wait_for("the MLflow server", lambda: _healthy(f"{found.mlflow_uri}/health"), 90)
+        servers.append(start("mlflow-server", mlflow_server(store, mlflow_port), home, mlflow_env(base)))
+        found.wait_for("the Prefect server", lambda: healthy(f"{found.prefect_api}/health"), 90)
+        found.wait_for("the MLflow server", lambda: healthy(f"{found.mlflow_uri}/health"), 90)
         env = {**base, "PREFECT_API_URL": found.prefect_api}
         pools = list(dict.fromkeys(p for ps in machines.values() for p in ps))
         for pool in pools:
@@ -220,7 +225,7 @@ def services(root: Path, machines: Mapping[str, tuple[str, ...]] = MACHINES) -> 
         yield found
     finally:
         for proc in [*workers, *reversed(servers)]:  # workers before the servers they talk to
-            _stop(proc)
+            stop_process(proc)
 
 
 def make_project(folder: Path, pipelines: Mapping[str, Any]) -> Path:

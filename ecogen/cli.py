@@ -133,6 +133,18 @@ def _disk_full(err: BaseException) -> BaseException | None:
     return (named or found or [None])[0]
 
 
+def _tracking_lost(err: BaseException) -> str | None:
+    """The one line for a tracking server lost mid-run (None: another error); MLflow is loaded by
+    then, as a run only gets that far once its tracking store answered."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return None
+    from ecogen.tracking.uri import tracking_lost
+
+    return tracking_lost(err)
+
+
 def _fail_on_disk(err: BaseException, root: Path) -> typer.Exit:
     """Out of disk space: one line naming the file, exit 1 (the traceback to runs/.last-error.log
     when there is room for it)."""
@@ -161,7 +173,8 @@ def _check_tracking(cfg: Params, root: Path) -> None:
 class _ReadableLogs(logging.Filter):
     """What the terminal shows of Prefect's and MLflow's logs:
 
-    * a problem with the user's data, or a full disk, is said once, in one line, by the CLI —
+    * a problem with the user's data, a full disk or a tracking server gone is said once, in one
+      line, by the CLI —
       Prefect would log the exception with its traceback at every level (task, subflow, flow);
     * Prefect's "Finished in state Completed()" says which flow or task finished;
     * MLflow's warning about pickled models (the format is chosen on purpose, see
@@ -174,10 +187,13 @@ class _ReadableLogs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
-            if isinstance(record.exc_info[1], DataError) or _disk_full(record.exc_info[1]):
+            exc = record.exc_info[1]
+            if isinstance(exc, DataError) or _disk_full(exc) or _tracking_lost(exc):
                 return False
         message = record.getMessage()
         if any(name in message for name in ("DataError", "DataNotFound", *DISK_FULL)):
+            return False
+        if _tracking_lost(Exception(message)):
             return False
         if record.name in ("prefect.flow_runs", "prefect.task_runs") and message.startswith(
             "Finished in state"
@@ -196,6 +212,8 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpcore"):  # every Prefect API call, hundreds per experiment
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow's retries of a server that does not answer, a line each: the CLI says it once
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     _filter_user_errors()
 
 
@@ -321,6 +339,9 @@ def run(
     except DataError as err:
         raise _fail_on_data(err, root) from None
     except Exception as err:
+        if lost := _tracking_lost(err):
+            typer.echo(f"error: {lost}{_save_traceback(root)}", err=True)
+            raise typer.Exit(code=1) from None
         if (full := _disk_full(err)) is None:
             raise
         raise _fail_on_disk(full, root) from None

@@ -26,6 +26,11 @@ DEFAULTS = {
     # same run logged other losses. MKL's AVX2 path agreed in every process tried (34), for ~3 % of a
     # CPU training step. MKL reads this at its first call: set before any tensor op, it holds.
     "MKL_CBWR": "AVX2",
+    # A tracking server that stops answering: MLflow retries 7 times with backoff 2 (about 4
+    # minutes) before the stage fails.  4 retries with backoff 1 ride out a ~15 s blip and end a
+    # run whose server is gone in seconds, so it can be resumed (`ecogen run P --resume`).
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
 
 

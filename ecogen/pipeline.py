@@ -56,6 +56,7 @@ from ecogen.tracking.runs import (
     copy_results,
 )
 from ecogen.tracking.stage import StageRun
+from ecogen.tracking.uri import server_gone, tracking_lost
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
 from ecogen.workspace import Workspace
 
@@ -237,13 +238,25 @@ def finish_pipeline(
 def finish_pipeline_run(
     run_id: str, metrics: dict[str, float], failed: bool = False, stopped: bool = False
 ) -> None:
+    if (failed or stopped) and server_gone():  # it stays RUNNING there: what --resume continues
+        return
     try:
         log_headline(run_id, metrics)
         if not failed and not stopped:
             log_summary(run_id)
     except Exception:  # the run's status matters more than its summary
-        log.exception("could not log the headline metrics of run %s", run_id)
-    finish_run(run_id, "KILLED" if stopped else "FAILED" if failed else "FINISHED")
+        if failed or stopped:  # e.g. the tracking server is what failed: said once, by the caller
+            log.warning("could not log the headline metrics of run %s", run_id)
+        else:
+            log.exception("could not log the headline metrics of run %s", run_id)
+    try:
+        finish_run(run_id, "KILLED" if stopped else "FAILED" if failed else "FINISHED")
+    except Exception:
+        if not (failed or stopped):
+            raise
+        # a run that failed because its tracking server is gone cannot be marked so: it stays
+        # RUNNING there, which is what `--resume` continues
+        log.warning("could not mark run %s as ended in the tracking store", run_id)
 
 
 def _shared(ctx: RunContext, stage: StageName) -> bool:
@@ -384,7 +397,8 @@ def edge_task(ctx: RunContext, stage: StageName, stage_run_id: str, domain: str)
             result = run_edge(stage, ctx.params, ctx.workspace, domain)
         edge.log(result)
     except BaseException as exc:
-        finish_run(run_id, "KILLED" if is_stop(exc) else "FAILED")
+        if not tracking_lost(exc):
+            finish_run(run_id, "KILLED" if is_stop(exc) else "FAILED")
         raise
     finish_run(run_id, "FINISHED")
     return result

@@ -42,11 +42,19 @@ log = logging.getLogger("ecogen.progress")
 _LISTENERS: ContextVar[tuple[Listener, ...]] = ContextVar("ecogen_progress_listeners", default=())
 
 
+class ListenerFatal(RuntimeError):
+    """Raised by a listener whose failure must end the stage: what it writes to is gone (e.g. the
+    tracking server), so going on would train for nothing it could record."""
+
+
 def report(step: Step) -> None:
-    """Tell every listener of the current context; a listener's failure never stops training."""
+    """Tell every listener of the current context; a listener's failure never stops training,
+    unless it raises :class:`ListenerFatal`."""
     for listener in _LISTENERS.get():
         try:
             listener(step)
+        except ListenerFatal:
+            raise
         except Exception:  # a lost progress line or metric point is not worth a failed stage
             log.debug("progress listener failed", exc_info=True)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from ecogen.progress import Step
+from ecogen.progress import ListenerFatal, Step
 from ecogen.tracking.runs import EDGE, finish_run, start_child_run
+from ecogen.tracking.uri import tracking_lost
 
 
 @dataclass
@@ -35,7 +36,12 @@ class LiveMetrics:
         prefix = "mean_" if step.mean else ""
         now = int(time.time() * 1000)
         metrics = [Metric(f"{prefix}{k}", float(v), now, step.step) for k, v in step.metrics.items()]
-        MlflowClient().log_batch(self.run_id, metrics=metrics)
+        try:
+            MlflowClient().log_batch(self.run_id, metrics=metrics)
+        except Exception as exc:
+            if tracking_lost(exc):  # every later point would fail the same way: end the stage
+                raise ListenerFatal(str(exc)) from exc
+            raise
         with self._lock:
             self.logged.update(m.key for m in metrics)
 

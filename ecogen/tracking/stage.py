@@ -31,7 +31,7 @@ from ecogen.tracking.runs import (
     log_tags,
     start_child_run,
 )
-from ecogen.tracking.uri import use_tracking_uri
+from ecogen.tracking.uri import tracking_lost, use_tracking_uri
 from ecogen.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ def _close(handle: StageRun, meter: EnergyMeter | None, start: float, exc: BaseE
     handle.duration_s = time.perf_counter() - start
     handle.energy = meter.stop() if meter is not None else None
     status = "FINISHED" if exc is None else "KILLED" if is_stop(exc) else "FAILED"
+    if exc is not None and tracking_lost(exc):  # nothing more can be logged: --resume continues
+        return
     if exc is not None and handle.edges is not None:
         handle.edges.terminate(status)
     client = MlflowClient()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -61,6 +62,40 @@ def check_tracking(tracking: TrackingParams, project_root: Path, timeout: float 
                 f"tracking.uri {uri}: the folder {folder} does not exist; create it or fix the URI"
             )
     return uri
+
+
+LOST = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection")
+_gone = threading.Event()  # set once this process found its tracking server gone
+
+
+def server_gone() -> bool:
+    """Whether :func:`tracking_lost` found the tracking server gone in this process: what is
+    left to log about the failed run is skipped (each call would retry for ~15 s and fail)."""
+    return _gone.is_set()
+
+
+def tracking_lost(err: BaseException) -> str | None:
+    """One line when ``err`` (or what caused it) is the tracking server not answering mid-run:
+    it names the server and says how to go on; None for any other error."""
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    seen: set[int] = set()
+    texts = []
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    # MLflow names the URL it called: a Prefect server's loss is not the tracking server's
+    called = any(uri.rstrip("/") in text for text in texts)
+    if not called or not any(words in text for text in texts for words in LOST):
+        return None
+    _gone.set()
+    return (
+        f"the MLflow tracking server {redact_uri(uri)} stopped answering; the stages that "
+        "finished are kept: start it again, then run the same command with --resume"
+    )
 
 
 def use_tracking_uri(tracking: TrackingParams, project_root: Path) -> str:
