@@ -28,7 +28,7 @@ from ecogen.config import (
     load_pipelines,
     profile_overrides,
 )
-from ecogen.config.load import resolve_run
+from ecogen.config.load import parse_places, resolve_run
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
 from ecogen.interrupts import stop_on_sigterm
@@ -268,11 +268,22 @@ def run(
             "trials.parallel in pipelines.yaml).",
         ),
     ] = None,
+    place: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--place",
+            metavar="STAGE=POOL",
+            help="Run STAGE on the Prefect work pool POOL's workers (trials=POOL: an experiment's "
+            "trials), over pipelines.yaml's pools; repeatable. Needs PREFECT_API_URL and a "
+            "tracking server.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     root = Path.cwd()
     try:
-        run_cfg = resolve_run(root, pipeline, profile, set_ or [], params, pipelines)
+        places = parse_places(place or [])
+        run_cfg = resolve_run(root, pipeline, profile, set_ or [], params, pipelines, places)
     except ConfigError as err:
         raise _fail(err) from None
     name, spec, cfg = run_cfg.name, run_cfg.spec, run_cfg.params
@@ -331,6 +342,7 @@ def run(
                         trials_at_once=trials_at_once,
                         params_file=str(params),
                         pipelines_file=str(pipelines),
+                        places=places,
                     )
             finally:  # the run's last log lines reach the server before it stops
                 APILogWorker.drain_all(timeout=5)

@@ -276,10 +276,7 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     name = ctx.stage_label(stage)
     if name in ctx.plan:
         log.info("stage %d/%d: %s", ctx.plan.index(name) + 1, len(ctx.plan), name)
-    shared = _shared(ctx, stage)
-    trial = ctx.trial.name if ctx.trial is not None and stage in reuse.TRIAL_REUSABLE else None
-    if shared or trial:  # its outputs are about to change: nobody copies them meanwhile
-        reuse.forget(ctx.workdir, name if trial else stage)
+    forget_made(ctx, stage)  # its outputs are about to change: nobody copies them meanwhile
     try:
         with (
             track_stage(
@@ -298,10 +295,28 @@ def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
             yield run
     finally:
         drop_bars(name)  # a stage that failed leaves no bar behind while other trials go on
-    if shared:
-        reuse.remember(ctx.workdir, ctx.params, stage, run.run_id)
-    if trial:
-        reuse.remember_trial(ctx.workdir, ctx.params, stage, trial, run.run_id)
+    remember_made(ctx, stage, run.run_id)
+
+
+def _reusable_trial(ctx: RunContext, stage: StageName) -> str | None:
+    return ctx.trial.name if ctx.trial is not None and stage in reuse.TRIAL_REUSABLE else None
+
+
+def forget_made(ctx: RunContext, stage: StageName) -> None:
+    """Before ``stage`` runs (here or placed): its old outputs are no longer offered for reuse."""
+    if _reusable_trial(ctx, stage):
+        reuse.forget(ctx.workdir, ctx.stage_label(stage))
+    elif _shared(ctx, stage):
+        reuse.forget(ctx.workdir, stage)
+
+
+def remember_made(ctx: RunContext, stage: StageName, run_id: str) -> None:
+    """After ``stage`` made its outputs in ``ctx.workdir`` (stage run ``run_id``): offered for
+    reuse to later pipelines with the same params and code (:mod:`ecogen.reuse`)."""
+    if _shared(ctx, stage):
+        reuse.remember(ctx.workdir, ctx.params, stage, run_id)
+    if trial := _reusable_trial(ctx, stage):
+        reuse.remember_trial(ctx.workdir, ctx.params, stage, trial, run_id)
 
 
 def reused_stage(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[str, float]] | None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from ecogen.config import ConfigError
 from ecogen.config.pipelines import StageName
-from ecogen.pipeline import RunContext
+from ecogen.pipeline import RunContext, forget_made, remember_made
 from ecogen.tracking import exchange
+from ecogen.tracking.resume import finished_stage_run
 from ecogen.tracking.uri import handed_uri, redact_uri, resolve_tracking_uri, use_tracking_uri
 
 log = logging.getLogger("ecogen.placement")
@@ -56,9 +57,12 @@ def check_placeable(uri: str, prefect_api: str | None, pools: list[str]) -> None
         )
 
 
-def send_inputs(ctx: RunContext, label: str) -> None:
-    """Parent, before placing: the pipeline folder's files the store does not hold yet."""
+def send_inputs(ctx: RunContext, stages: list[StageName], label: str) -> None:
+    """Parent, before placing: the pipeline folder's files the store does not hold yet (and the
+    stages' old outputs no longer offered for reuse)."""
     use_tracking_uri(ctx.params.tracking, ctx.project_root)
+    for stage in stages:
+        forget_made(ctx, stage)
     exchange.send(ctx.run_id, ctx.workdir, f"{label} (inputs)")
 
 
@@ -88,10 +92,15 @@ def receive_outputs(ctx: RunContext, stages: list[StageName], label: str) -> dic
     stages' metrics as ``{stage.name: value}`` (what a stage run in this process returns)."""
     exchange.receive(ctx.run_id, ctx.workdir, f"{label} (outputs)")
     metrics: dict[str, float] = {}
+    trial = (ctx.trial.row, ctx.trial.replicate) if ctx.trial else None
     for stage in stages:
         path = ctx.workspace.metrics / f"{stage}.json"
-        if not path.is_file():
-            raise PlacedRunFailed(f"{label}: the placed run completed but sent no metrics/{stage}.json")
+        run = finished_stage_run(ctx.run_id, stage, ctx.params, trial, ctx.cycle)
+        if not path.is_file() or run is None:
+            raise PlacedRunFailed(
+                f"{label}: the placed run completed but {stage} has no finished run or metrics"
+            )
+        remember_made(ctx, stage, run.info.run_id)  # here, as a stage run in this process would
         written = json.loads(path.read_text())
         metrics |= {f"{stage}.{k}": float(v) for k, v in written.items() if v is not None and "/" not in k}
     return metrics

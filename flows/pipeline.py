@@ -83,7 +83,7 @@ def placed_flow(
 def place(ctx: RunContext, stages: list[StageName], pool: str) -> dict[str, float]:
     """Parent: the stages as a flow run of the pool's placed deployment; waits for it."""
     label = " + ".join(ctx.stage_label(s) for s in stages)
-    placement.send_inputs(ctx, label)
+    placement.send_inputs(ctx, stages, label)
     uri = placement.shared_tracking_uri(ctx)
     parameters = {"ctx": ctx, "stages": stages, "label": label, "tracking_uri": uri}
     run = run_deployment(
@@ -123,15 +123,17 @@ def pipeline_flow(
     trials_at_once: int | None = None,
     params_file: str = "params.yaml",
     pipelines_file: str = "pipelines.yaml",
+    places: dict[str, str] | None = None,
 ) -> dict[str, Any] | State:
     """A pipeline of pipelines.yaml, configured as its files say *when it runs*: params.yaml, the
     pipeline's overrides, the ``profile``, then ``overrides`` (``--set``-style ``KEY=VALUE``).
     Files are read from the working directory (the project); a bad value fails the run at once
-    with one line.  ``resume``: continue the newest unfinished run of it (``ecogen run --resume``)."""
+    with one line.  ``resume``: continue the newest unfinished run of it (``ecogen run --resume``);
+    ``places``: stage (or ``trials``) → the work pool it runs on, over pipelines.yaml's ``pools``."""
     log_to_prefect()
     root = Path.cwd()
     try:
-        cfg = resolve_run(root, pipeline, profile, overrides or [], params_file, pipelines_file)
+        cfg = resolve_run(root, pipeline, profile, overrides or [], params_file, pipelines_file, places)
         resume_run_id = glue.resumable(cfg.name, cfg.params, root, profile) if resume else None
     except (ConfigError, ResumeError) as err:
         return refused(err)

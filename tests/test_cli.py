@@ -205,3 +205,27 @@ def test_out_of_disk_space_is_one_line_naming_the_place(small_disk: Path) -> Non
         -3000:
     ]
     assert "Traceback" not in out.stderr and str(small_disk) in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--place", "pretrain"], {}, "expected STAGE=POOL"),
+        (["--place", "prepare=gpu"], {}, "prepare is not placed"),
+        (["--place", "relay=gpu"], {}, "does not run"),
+        (["--place", "trials=gpu"], {}, "has no trials"),
+        (["--place", "pretrain=gpu"], {}, "set PREFECT_API_URL"),
+        (["--place", "pretrain=gpu"], {"PREFECT_API_URL": "http://127.0.0.1:9/api"}, "share no disk"),
+    ],
+)
+def test_a_placement_that_cannot_work_is_one_line_exit_2_nothing_written(
+    project: Path, args: list[str], env: dict[str, str], words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = ecogen("run", "quick", *args, cwd=project)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and words in out.stderr, out.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["params.yaml", "pipelines.yaml"]

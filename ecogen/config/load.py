@@ -153,6 +153,32 @@ def expand_trials(params: Params, trials: Trials | None, source: str = "pipeline
     return out
 
 
+def parse_places(items: Iterable[str]) -> dict[str, str]:
+    """``["pretrain=gpu", "trials=edge"]`` → ``{"pretrain": "gpu", "trials": "edge"}``."""
+    places = {}
+    for item in items:
+        key, sep, pool = item.partition("=")
+        if not sep or not key.strip() or not pool.strip():
+            raise ConfigError(f"--place {item!r}: expected STAGE=POOL (or trials=POOL)")
+        places[key.strip()] = pool.strip()
+    return places
+
+
+def place(spec: Pipeline, places: Mapping[str, str], source: str) -> Pipeline:
+    """``spec`` with its stages (and, under the key ``trials``, its trials) placed on the work
+    pools ``places`` names, over what pipelines.yaml says; validated as pipelines.yaml is."""
+    if not places:
+        return spec
+    data = spec.model_dump(mode="json")
+    stages = {k: v for k, v in places.items() if k != "trials"}
+    data["pools"] = {**data["pools"], **stages}
+    if "trials" in places:
+        if data["trials"] is None:
+            raise ConfigError(f"{source}: --place trials=POOL, but the pipeline has no trials")
+        data["trials"]["pool"] = places["trials"]
+    return validate(Pipeline, data, f"{source} + --place")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One pipeline run's configuration, resolved and validated: what `ecogen run` and a
@@ -171,13 +197,15 @@ def resolve_run(
     assignments: Iterable[str] = (),
     params_file: Path | str = "params.yaml",
     pipelines_file: Path | str = "pipelines.yaml",
+    places: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """``root``'s params.yaml and pipelines.yaml as they are now, with the pipeline's overrides,
-    the profile and the ``--set`` assignments merged on; ConfigError in one line otherwise."""
+    the profile and the ``--set`` assignments merged on; ``places`` (stage or ``trials`` → work
+    pool) over the pipeline's own; ConfigError in one line otherwise."""
     specs = load_pipelines(root / pipelines_file)
     name = pipeline or specs.default
     if name not in specs.pipelines:
         raise ConfigError(f"unknown pipeline {name!r}; defined: {', '.join(specs.pipelines)}")
-    spec = specs.pipelines[name]
+    spec = place(specs.pipelines[name], places or {}, f"pipeline {name}")
     params = load_params(root / params_file, spec.overrides, assignments, profile_overrides(specs, profile))
     return RunConfig(name, spec, params, expand_trials(params, spec.trials, str(pipelines_file)))

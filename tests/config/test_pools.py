@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ecogen.config import Pipeline
+from ecogen.config import ConfigError, Pipeline
+from ecogen.config.load import parse_places, place
 
 STAGES = ["prepare", "pretrain", "finetune", "hfsl", "infer"]
 
@@ -51,3 +52,15 @@ def test_trials_go_to_the_trials_pool() -> None:
 def test_bad_placements_are_refused_with_the_reason(spec: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         _pipeline(**spec)
+
+
+def test_places_go_over_the_pipeline_s_pools() -> None:
+    trials = {"stages": ["hfsl"], "rows": {"a": {}}}
+    spec = _pipeline(stages=STAGES[:4], pools={"pretrain": "gpu"}, trials=trials)
+    placed = place(spec, parse_places(["pretrain=big", "finetune=edge", "trials=many"]), "pipeline p")
+    assert [placed.pool_of(s) for s in STAGES[:4]] == [None, "big", "edge", "many"]
+    assert place(spec, {}, "pipeline p") is spec
+    with pytest.raises(ConfigError, match=r"pipeline p \+ --place: .*hfsl.*trials.pool"):
+        place(spec, {"hfsl": "edge"}, "pipeline p")
+    with pytest.raises(ConfigError, match="expected STAGE=POOL"):
+        parse_places(["pretrain:gpu"])

@@ -10,6 +10,7 @@ tracking URI, no path; its flow runs work in temporary folders under it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,11 @@ def test_quick_placed_on_two_machines_equals_a_local_run(agents: Services, tmp_p
     for stage in STAGES:
         assert (project / "runs" / "placed" / "metrics" / f"{stage}.json").is_file()
     assert (project / "runs" / "placed" / "artifacts" / "fm.pt").is_file()
+    # what ran on a worker is offered for reuse here, as what ran in this process is
+    keys = json.loads((project / "runs" / "placed" / ".stage-keys.json").read_text())
+    assert {s: keys[s]["run_id"] for s in ("pretrain", "finetune")} == {
+        s: placed[s].info.run_id for s in ("pretrain", "finetune")
+    }
     # the machines hold nothing of the project: their flow runs worked in temporary folders
     for machine in MACHINES:
         assert not list((agents.root / machine).glob("**/params.yaml"))
@@ -91,9 +97,9 @@ def test_quick_placed_on_two_machines_equals_a_local_run(agents: Services, tmp_p
 def test_an_experiment_s_trials_run_on_both_workers_of_its_pool(agents: Services, tmp_path: Path) -> None:
     tiny = {"overrides": quick_overrides()}
     project = make_project(
-        tmp_path / "project", {"fanned": experiment("trials", 2, tiny), "inturn": experiment(None, 1, tiny)}
+        tmp_path / "project", {"fanned": experiment(None, 2, tiny), "inturn": experiment(None, 1, tiny)}
     )
-    _run(agents, project, "fanned")
+    _run(agents, project, "fanned", "--place", "trials=trials")  # as pipelines.yaml's trials.pool
     _run(agents, project, "inturn", "--no-reuse")
 
     client = MlflowClient(tracking_uri=agents.mlflow_uri)
@@ -112,8 +118,10 @@ def test_an_experiment_s_trials_run_on_both_workers_of_its_pool(agents: Services
     assert {t: _model_metrics(r) for t, r in fanned.items()} == {
         t: _model_metrics(r) for t, r in inturn.items()
     }
+    keys = json.loads((project / "runs" / "fanned" / ".stage-keys.json").read_text())
     for trial in fanned:
         assert (project / "runs" / "fanned" / "metrics" / "trials" / trial / "hfsl.json").is_file()
+        assert keys[f"hfsl[{trial}]"]["run_id"] == fanned[trial].info.run_id  # offered for reuse
 
 
 def test_a_whole_pipeline_on_a_worker_clones_the_project_and_reads_its_params(
