@@ -5,8 +5,9 @@ Starts, on 127.0.0.1 and under a temporary folder, what a team would run on its 
 empty folder of its own whose environment names the servers and nothing of the project) with one
 `prefect worker` per pool they serve.  Then, in a fresh copy of the project, it times:
 
-* ``trials``: a small experiment (two hfsl trials) run locally one trial at a time, against its
-  trials on two workers of the pool ``trials``, one thread each (``--limit 1``: a trial a worker);
+* ``trials``: a small experiment (four equal hfsl trials of about a minute, over shared stages
+  run beforehand) run locally one trial at a time — at one thread, and at torch's default —
+  against its trials on two workers of the pool ``trials``, one thread each (``--limit 1``);
 * ``placed``: `quick` run locally, against `quick` with pretrain on pool ``gpu`` (machine A) and
   finetune/hfsl/infer on pool ``edge`` (machine B).
 
@@ -52,9 +53,8 @@ QUIET = {
     "HF_HUB_OFFLINE": "1",
     "PYTHONUNBUFFERED": "1",
     "GIT_CONFIG_NOSYSTEM": "1",
-    "OMP_NUM_THREADS": "1",  # one thread per process: the 2-core machine is shared fairly
-    "MKL_NUM_THREADS": "1",
 }
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # a worker's flow runs: one thread each
 LEAKY = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
@@ -128,11 +128,13 @@ class Services:
     mlflow_uri: str
     logs: list[Path] = field(default_factory=list)
 
-    def env(self, project: Path, **extra: str) -> dict[str, str]:
-        """The environment of a project's ``ecogen`` commands: both servers named."""
-        return clean_env(
-            project, PREFECT_API_URL=self.prefect_api, MLFLOW_TRACKING_URI=self.mlflow_uri, **extra
-        )
+    def env(self, project: Path, threads: int | None = 1) -> dict[str, str]:
+        """The environment of a project's ``ecogen`` commands: both servers named; ``threads``:
+        torch's (OMP_NUM_THREADS; None: its default, the machine's cores)."""
+        env = clean_env(project, PREFECT_API_URL=self.prefect_api, MLFLOW_TRACKING_URI=self.mlflow_uri)
+        if threads is not None:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        return env
 
     def tails(self, chars: int = 3000) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}" for p in self.logs)
@@ -191,7 +193,9 @@ def services(root: Path, machines: Mapping[str, tuple[str, ...]] = MACHINES) -> 
             folder = root / machine
             folder.mkdir()
             # a second machine: its own empty folder, the servers' addresses and nothing else
-            menv = clean_env(folder, PREFECT_API_URL=found.prefect_api, PREFECT_WORKER_QUERY_SECONDS="1")
+            menv = clean_env(
+                folder, PREFECT_API_URL=found.prefect_api, PREFECT_WORKER_QUERY_SECONDS="1", **ONE_THREAD
+            )
             menv["PATH"] = f"{BIN}{os.pathsep}/usr/bin:/bin"
             for pool in served:
                 args = [
@@ -268,50 +272,107 @@ def experiment(pool: str | None, parallel: int, *more: Mapping[str, Any]) -> dic
     trials["rows"] = {"c1": {"hfsl": {"clusters": 1}}, "c2": {"hfsl": {"clusters": 2}}}
     if pool:
         trials["pool"] = pool
-    return quick(False, {"stages": ["prepare", "pretrain", "finetune", "hfsl"], "trials": trials}, *more)
+    return quick(False, {"stages": SHARED + ["hfsl"], "trials": trials}, *more)
 
 
-def ecogen_run(svc: Services, project: Path, pipeline: str, *args: str, timeout: float = 1200) -> float:
-    """Seconds `ecogen run PIPELINE` took; RuntimeError with its output if it failed."""
+SHARED = ["prepare", "pretrain", "finetune"]
+# The benchmark's experiment: four equal trials (hfsl, 2 clusters per edge, 40 rounds: about a
+# minute each at one thread) over small shared stages, so that the trials are what is compared.
+SMALL_SHARED = {
+    "data": {"test_per_domain": 300, "public_pool": 4000, "edge_labelled": 300, "samples_per_cluster": 400},
+    "model": {"dim": 32, "depth": 2, "heads": 2},
+    "pretrain": {"epochs": 5},
+    "peft": {"epochs": 10},
+    "hfsl": {"clusters": 2, "rounds": 40},
+}
+FOUR_TRIALS = {"stages": ["hfsl"], "replicates": 4, "parallel": 1, "rows": {"c2": {}}}
+
+
+def ecogen_run(svc: Services, project: Path, pipeline: str, *args: str, threads: int | None = None) -> float:
+    """Seconds `ecogen run PIPELINE` took (``threads``: OMP_NUM_THREADS, else torch's default);
+    RuntimeError with its output if it failed."""
+    env = svc.env(project, threads)
     start = time.perf_counter()
     out = subprocess.run(
-        ["ecogen", "run", pipeline, *args], cwd=project, env=svc.env(project),
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        ["ecogen", "run", pipeline, *args], cwd=project, env=env, capture_output=True, text=True, timeout=3600
+    )
     took = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(
             f"ecogen run {pipeline} exited {out.returncode}:\n"
             f"{out.stdout[-4000:]}{out.stderr[-4000:]}\n{svc.tails()}"
         )
-    print(f"  ecogen run {pipeline}: {took:.1f} s", file=sys.stderr)
+    print(
+        f"  ecogen run {pipeline} {' '.join(args)} (threads {threads or 'default'}): {took:.1f} s",
+        file=sys.stderr,
+    )
     return took
+
+
+def _stage_metrics(svc: Services, pipeline: str) -> dict[str, dict[str, float]]:
+    """Every stage run's model metrics (not its own time or energy), by stage label."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(svc.mlflow_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    query = f"tags.`ecogen.pipeline` = '{pipeline}' and tags.`ecogen.kind` = 'stage'"
+    own = ("duration", "energy", "emissions", "power", "latency", "_s", "_ms", "time")
+    return {
+        f"{r.data.tags['ecogen.stage']}[{r.data.tags.get('ecogen.trial', '')}]": {
+            k: v for k, v in r.data.metrics.items() if not any(o in k for o in own)
+        }
+        for r in client.search_runs(experiments, query, max_results=1000)
+    }
+
+
+def _experiment(svc: Services, root: Path, name: str, threads: int | None, *args: str) -> float:
+    """A fresh project whose shared stages ran once (not timed); then the experiment ``name``,
+    which reuses them, timed: what differs between the variants is how the trials run."""
+    spec = {"stages": [*SHARED, "hfsl"], "overrides": SMALL_SHARED, "trials": FOUR_TRIALS}
+    project = make_project(
+        root / name, {name: spec, f"{name}-base": {"stages": SHARED, "overrides": SMALL_SHARED}}
+    )
+    ecogen_run(svc, project, f"{name}-base", threads=threads)
+    return ecogen_run(svc, project, name, *args, threads=threads)
+
+
+def _quick(svc: Services, root: Path, name: str, placed: bool) -> float:
+    project = make_project(root / name, {name: quick(placed)})
+    return ecogen_run(svc, project, name, threads=1)
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ecogen-agents-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         svc = stack.enter_context(services(root))
-        project = make_project(
-            root / "project",
-            {
-                "x-local": experiment(None, 1),
-                "x-agents": experiment("trials", 2),
-                "q-local": quick(False),
-                "q-placed": quick(True),
-            },
-        )
-        print("warm-up (the servers' first runs and the OS file cache)", file=sys.stderr)
-        ecogen_run(svc, project, "q-local", "--no-reuse")
         times = {
-            name: ecogen_run(svc, project, name, "--no-reuse")
-            for name in ("x-local", "x-agents", "q-local", "q-placed")
+            # one trial at a time in one process: at one thread (each trial's share on a worker),
+            # and at torch's default (the machine's cores)
+            "trials_local_in_turn_1_thread": _experiment(svc, root, "x-local1", 1, "--trials-at-once", "1"),
+            "trials_local_in_turn_default_threads": _experiment(
+                svc, root, "x-local", None, "--trials-at-once", "1"
+            ),
+            # on the two workers of the pool `trials`, one thread each (their environment)
+            "trials_on_2_workers": _experiment(svc, root, "x-agents", 1, "--place", "trials=trials"),
+            "quick_local": _quick(svc, root, "q-local", placed=False),
+            "quick_placed": _quick(svc, root, "q-placed", placed=True),
         }
+        same = {
+            "trials": _stage_metrics(svc, "x-agents") == _stage_metrics(svc, "x-local1"),
+            "quick": _stage_metrics(svc, "q-placed") == _stage_metrics(svc, "q-local"),
+        }
+        t = times
         result = {
             "machine": f"{os.cpu_count()} cores",
-            "seconds": {k: round(v, 1) for k, v in times.items()},
-            "trials_on_2_workers_vs_local_in_turn": round(times["x-agents"] / times["x-local"], 2),
-            "placed_quick_vs_local_quick": round(times["q-placed"] / times["q-local"], 2),
+            "seconds": {k: round(v, 1) for k, v in t.items()},
+            "trials_on_2_workers_vs_local_in_turn_1_thread": round(
+                t["trials_on_2_workers"] / t["trials_local_in_turn_1_thread"], 2
+            ),
+            "trials_on_2_workers_vs_local_in_turn_default_threads": round(
+                t["trials_on_2_workers"] / t["trials_local_in_turn_default_threads"], 2
+            ),
+            "placed_quick_vs_local_quick": round(t["quick_placed"] / t["quick_local"], 2),
+            "same_metrics": same,
         }
         print(json.dumps(result, indent=2))
 

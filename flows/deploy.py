@@ -41,16 +41,15 @@ def deploy_placed(pools: list[str]) -> None:
         return
     check_pools(pools)
     for pool in pools:
-        # module entrypoint: workers run the installed ecogen/flows packages, wherever they are
-        placed_flow.deploy(
+        # module entrypoint: workers run the installed ecogen/flows packages, wherever they are;
+        # apply() registers it without the table flow.deploy prints
+        deployment: RunnerDeployment = placed_flow.to_deployment(  # type: ignore[assignment]
             name=pool,
             work_pool_name=pool,
             description=f"EcoGen stages placed on work pool {pool} (started by pipeline runs)",
-            build=False,
-            push=False,
             entrypoint_type=EntrypointType.MODULE_PATH,
-            print_next_steps=False,
         )
+        deployment.apply(work_pool_name=pool)
 
 
 def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:

@@ -16,6 +16,7 @@
 # RESTORE_DB (a carried mlflow.db.gz of an earlier call, e.g. .gpu-prev/mlflow.db.gz: table3's runs
 # for a second call that runs only baselines and the report),
 # TIMEOUT_report (60), BENCH (1: the benchmarks first; 0: none), TIMEOUT_drivers (90),
+# PLACED (1: `quick` with pre-training placed on a GPU worker, issue 21; 0: not), TIMEOUT_placed (150),
 # TIMEOUT_pretrain (60), BENCH_ACCELERATOR (cuda), BENCH_TINY (1: tiny model, a CPU smoke run),
 # SHARED_PREFECT (1: one Prefect server, started before the benchmarks, serves
 # every pipeline, instead of a temporary one per `ecogen run`), ECOGEN_ARGS (extra args for every `ecogen run`,
@@ -177,6 +178,44 @@ EOF
   cat "$OUTDIR/bench.json"
 }
 
+# Issue 21: pre-training placed on a GPU worker.  An `mlflow server` (artifact proxy) and a process
+# work pool `gpu` with one worker pinned to GPU 0 (CUDA_VISIBLE_DEVICES), started in an empty folder;
+# `ecogen run quick --place pretrain=gpu` from here; the stage runs' worker tags and the pretrain
+# run's accelerator go to placed.json.  Needs the shared Prefect server (SHARED_PREFECT=1).
+placed_gpu() {
+  [ -n "${PREFECT_API_URL:-}" ] || { echo "== placed: skipped (no shared Prefect server)"; return 0; }
+  local store=$STAGE/mlflow-placed machine=$STAGE/gpu-machine mlf wrk rc
+  mkdir -p "$store" "$machine"
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$PY" -m mlflow server --backend-store-uri "sqlite:///$store/mlflow.db" \
+    --artifacts-destination "$store/artifacts" --host 127.0.0.1 --port 5097 --workers 1 \
+    >"$STAGE/logs/mlflow-placed.log" 2>&1 &
+  mlf=$!
+  "$PY" -m prefect work-pool create gpu --type process >/dev/null 2>&1
+  (cd "$machine" && CUDA_VISIBLE_DEVICES=0 PREFECT_WORKER_QUERY_SECONDS=1 exec "$PY" -m prefect worker start \
+    --pool gpu --name gpu0 --type process >"$STAGE/logs/worker-gpu0.log" 2>&1) &
+  wrk=$!
+  until "$PY" -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:5097/health", timeout=2)' 2>/dev/null; do
+    sleep 1
+  done
+  MLFLOW_TRACKING_URI=http://127.0.0.1:5097 step placed-quick "${TIMEOUT_placed:-150}" "$PY" -m ecogen.cli run quick \
+    --place pretrain=gpu --set "data.root=$DATA_ROOT"
+  rc=$?
+  "$PY" - >"$STAGE/placed.json" <<'EOF'
+import json
+from mlflow import MlflowClient
+c = MlflowClient("http://127.0.0.1:5097")
+runs = c.search_runs([e.experiment_id for e in c.search_experiments()], "tags.`ecogen.kind` = 'stage'")
+print(json.dumps({r.data.tags["ecogen.stage"]: {"worker": r.data.tags.get("ecogen.worker"),
+      "accelerator": r.data.params.get("accelerator"), "duration_s": r.data.metrics.get("duration_s")}
+      for r in runs}, indent=2))
+EOF
+  cat "$STAGE/placed.json"
+  kill "$wrk" 2>/dev/null
+  sleep 2
+  kill "$mlf" 2>/dev/null
+  return "$rc"
+}
+
 main() {
   local status=0 rc p cap_var def mon="" extra=()
   echo "acceptance: $ROOT, pipelines: $PIPELINES, ECOGEN_ARGS: ${ECOGEN_ARGS:-}"
@@ -204,6 +243,7 @@ main() {
   [ "${SHARED_PREFECT:-1}" = 1 ] && start_prefect
   [ "${BENCH:-1}" = 1 ] && benchmarks
   [ -n "$PREFECT_PID" ] && wait_prefect
+  [ "${PLACED:-1}" = 1 ] && placed_gpu
 
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw,clocks.sm \

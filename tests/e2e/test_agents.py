@@ -142,6 +142,14 @@ def test_a_whole_pipeline_on_a_worker_clones_the_project_and_reads_its_params(
     sh(["git", "commit", "-qam", "track to the team's server"], project, env)
     sh(["git", "push", "-q", "origin", "HEAD"], project, env)
 
+    # a pool that does not exist is one line, and nothing is registered
+    pipelines = read_yaml(project / "pipelines.yaml")
+    pipelines["pipelines"]["nowhere"] = {**pipelines["pipelines"]["remote"], "work_pool": "nowhere"}
+    write_yaml(project / "pipelines.yaml", pipelines)
+    out = sh(["ecogen", "deploy", "nowhere"], project, env, timeout=120, check=False, merge_stderr=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "work pool 'nowhere' does not exist" in out.stderr and "prefect work-pool create" in out.stderr
+
     out = sh(["ecogen", "deploy", "remote"], project, env, timeout=120, check=False)
     assert out.returncode == 0, f"{out.stdout[-4000:]}\n{agents.tails()}"
     run = ["prefect", "deployment", "run", "ecogen-pipeline/remote", "--watch", "--watch-timeout", "400"]
