@@ -168,6 +168,13 @@ class HfslParams(Section):
     # | fedprox — the file names in ecogen/federated/strategies/
     method: str = "ecogen"
     clusters: PositiveInt = 3  # client clusters per edge (prepare writes this many)
+    # Clusters of each edge drawn to take part in a round (null: every cluster, every round), drawn
+    # anew each round from the edge's seed (ecogen/federated/participation.py).  A count rather
+    # than Flower's fraction_fit: fraction_fit × clusters, floored at min_fit_clients, is a count
+    # each round anyway, and a count states a round's cost (time, memory, bytes follow it, not
+    # hfsl.clusters) without rounding.  Only the drawn clusters' data are read and only they get a
+    # model copy; faults strike among them; the edge's own participant takes part in every round.
+    clusters_per_round: PositiveInt | None = None
     devices_per_cluster: int = Field(3, ge=3)  # start (embedding), ≥1 middle (blocks), end (head)
     # How blocks are shared among the middle devices: "balanced" (contiguous ranges as equal as
     # possible, extra blocks to the first devices) or "front" (every middle device one block, the
@@ -287,6 +294,18 @@ class HfslParams(Section):
             raise ValueError("give attack and attackers (> 0) together, or neither")
         if self.attackers > self.clusters:
             raise ValueError(f"attackers ({self.attackers}) exceeds clusters ({self.clusters})")
+        if self.clusters_per_round is not None:
+            if self.clusters_per_round > self.clusters:
+                raise ValueError(
+                    f"clusters_per_round ({self.clusters_per_round}) exceeds clusters ({self.clusters})"
+                )
+            if self.clusters_per_round < self.clusters and not federated:
+                keeps = "keeps a model per cluster" if self.method == "local" else "pools all clusters' data"
+                raise ValueError(
+                    f"clusters_per_round ({self.clusters_per_round} of {self.clusters}) samples the clusters "
+                    f"that train each round, but method {self.method} {keeps}: give clusters_per_round "
+                    "null (every cluster) or a federated method"
+                )
         return self
 
 

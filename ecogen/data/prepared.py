@@ -11,6 +11,10 @@ Unlabelled client samples carry ``y = -1`` in their split, so no stage can peek 
 should not have.  The full labels sit in a separate file that only the centralized oracle
 baseline reads (it is defined as the learner that has every label).  Images stay uint8 on disk
 (small, exact); :func:`to_float` maps them into [-1, 1].
+
+A cluster's split can also be handed round unread, as a :class:`SplitFile`: with many clusters
+per edge and few taking part in a round (``hfsl.clusters_per_round``), a cluster's images are
+read only in the rounds it takes part in, and dropped after.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -51,6 +56,42 @@ class Split:
     @property
     def labelled(self) -> Tensor:  # bool (N,)
         return self.y != UNLABELLED
+
+    def load(self) -> Split:  # already in memory (see SplitSource)
+        return self
+
+    def labels(self) -> Tensor:
+        return self.y
+
+
+class SplitSource(Protocol):
+    """A split that may not have been read yet: its size, its labels (y, no image) and, read
+    when asked for, its images.  A :class:`Split` is one already in memory."""
+
+    def __len__(self) -> int: ...
+
+    def load(self) -> Split: ...
+
+    def labels(self) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """A split on disk, read each time :meth:`load` is called (the caller keeps it as long as it
+    needs it); :meth:`labels` maps the file and reads the labels only."""
+
+    path: Path
+    size: int | None = None  # images, when known without opening the file (meta.json's counts)
+
+    def __len__(self) -> int:
+        return self.size if self.size is not None else len(self.labels())
+
+    def load(self) -> Split:
+        return load_split(self.path)
+
+    def labels(self) -> Tensor:
+        # mmap: only the pages of y are read, not the images'
+        return torch.load(self.path, weights_only=True, mmap=True)["y"].clone()
 
 
 def to_float(x: Tensor) -> Tensor:
@@ -101,13 +142,25 @@ class PreparedData:
 
     def clusters(self, domain: str, count: int | None = None) -> list[Split]:
         """The first ``count`` clusters (all of them by default)."""
+        return [self.cluster(domain, k) for k in range(self._count(count))]
+
+    def cluster_files(self, domain: str, count: int | None = None) -> list[SplitFile]:
+        """The first ``count`` clusters (all of them by default), unread: each is read when loaded."""
+        count = self._count(count)
+        sizes = self.meta.counts
+        return [
+            SplitFile(self.root / domain / f"cluster_{k}.pt", sizes.get(f"{domain}/cluster_{k}"))
+            for k in range(count)
+        ]
+
+    def _count(self, count: int | None) -> int:
         count = self.meta.clusters if count is None else count
         if count > self.meta.clusters:
             raise DataError(
                 f"{count} clusters asked for but the prepared data has {self.meta.clusters}: "
                 "rerun prepare with hfsl.clusters at least that large"
             )
-        return [self.cluster(domain, k) for k in range(count)]
+        return count
 
     def oracle_labels(self, domain: str, k: int) -> Tensor:
         """Every label of cluster ``k``, hidden ones included — for the centralized oracle only."""

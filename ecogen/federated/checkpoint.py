@@ -3,9 +3,11 @@ continues from round k when its stage runs again (``ecogen run P --resume``).
 
 After every round the loop writes, atomically, everything a round reads from the rounds before:
 each edge's aggregated modules and server-optimiser moments, each participant's tunable modules
-(participants that keep their own model between rounds, as ``local`` does, need them), and the
-per-round accuracy, bytes and compute so far.  Each round's client seeds are derived from the
-round number, so continuing from a checkpoint trains what the uninterrupted run would have.
+(participants that keep their own model between rounds, as ``local`` does, need them; where
+rounds draw their clusters, ``hfsl.clusters_per_round``, there are none to keep: a drawn cluster
+starts from the edge's modules), and the per-round accuracy, bytes and compute so far.  Each
+round's client seeds are derived from the round number, and so are the clusters a round draws,
+so continuing from a checkpoint trains what the uninterrupted run would have.
 
 A checkpoint is used only by a run that starts from the same place: its fingerprint covers the
 HFSL params, the edges (names, seeds, starting modules) and their participants' data sizes; any
@@ -31,10 +33,11 @@ log = logging.getLogger("ecogen.hfsl")
 History = dict[str, dict[str, list[Any]]]  # kind → edge name → one entry per finished round
 
 
-def fingerprint(cfg: HfslParams, edges: list[EdgeServer]) -> str:
+def fingerprint(cfg: HfslParams, edges: list[EdgeServer], sizes: list[list[int]]) -> str:
+    """``sizes``: per edge, the data sizes of its participants (every cluster, then the edge's own)."""
     h = hashlib.sha256(cfg.model_dump_json().encode())
-    for e in edges:
-        h.update(f"{e.name}/{e.seed}/{[len(c.data) for c in e.clients]}".encode())
+    for e, n in zip(edges, sizes, strict=True):
+        h.update(f"{e.name}/{e.seed}/{n}".encode())
         for key in sorted(e.state):
             h.update(key.encode())
             h.update(e.state[key].detach().cpu().contiguous().numpy().tobytes())

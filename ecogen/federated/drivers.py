@@ -33,12 +33,14 @@ from ecogen.split.stacked_semi_supervised import StackedBatches, StackedSemiSupe
 from ecogen.training.pseudo_label import class_prior
 from ecogen.training.trainer import make_trainer
 
-Task = tuple[EdgeServer, int, ClusterClient]  # (edge, participant index, participant)
+Task = tuple[EdgeServer, int, ClusterClient]  # (edge, participant's number (EdgeServer.number), participant)
 Done = tuple[str, int, int]  # (edge name, steps, images)
 
 
 def seed_of(edge: EdgeServer, r: int, k: int) -> int:
-    return edge.seed + 1000 * r + k
+    # participant k's seed in round r; an edge that draws its rounds' clusters may have thousands,
+    # so its rounds lie a (prime) million apart, and no two (round, cluster) pairs share a seed
+    return edge.seed + (1_000_003 if edge.numbers else 1000) * r + k
 
 
 def span_of(r: int, rounds: int) -> tuple[float, float]:

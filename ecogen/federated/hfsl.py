@@ -18,11 +18,20 @@ Levers (``HfslParams``): ``local_steps`` fixes each participant's client steps p
 rounds (it holds the whole model, so nothing it does crosses a link); ``server_optimizer`` steps
 along the averaged update with FedAvgM or FedAdam (:mod:`ecogen.federated.server_opt`);
 ``lora_aggregation: frozen_a`` is FFA-LoRA; method ``fedprox`` is FedProx.
+
+Many clusters, few a round (``clusters_per_round``, :mod:`ecogen.federated.participation`): an
+edge whose rounds draw their clusters builds the drawn clusters' clients — their data read, a
+copy of the edge's model each — at the round's start and drops them at its end, so a round's
+time, memory and bytes follow the clusters drawn, not the clusters there are.  Faults strike
+among the drawn; the edge averages over those that upload, and the cloud weighs each edge by
+the examples of its round's participants.  Where every cluster takes part, each cluster's client
+is built once and kept for the run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +40,10 @@ from typing import Any
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
-from ecogen.data.prepared import Split
+from ecogen.data.prepared import Split, SplitSource
 from ecogen.environment import cores
 from ecogen.federated import checkpoint as rounds
-from ecogen.federated import faults
+from ecogen.federated import faults, participation
 from ecogen.federated.drivers import fit_batched, fit_serial
 from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
@@ -53,7 +62,7 @@ class EdgeJob:
 
     name: str
     model: nn.Module
-    clusters: list[Split]
+    clusters: Sequence[SplitSource]  # each read when its client is built (every cluster: at the start)
     evaluate: Evaluate
     seed: int
     channel: Channel = field(default_factory=Channel)
@@ -77,6 +86,9 @@ class HfslOutcome:
     clusters_aggregated: list[int] = field(default_factory=list)
     # segments run by a device standing in for an offline one, per round (dropout_policy hand_over)
     handed_over: list[int] = field(default_factory=list)
+    # clusters that trained, per round: those drawn (clusters_per_round; else every cluster) less
+    # those a device dropout kept out; the edge's own participant not counted
+    clusters_trained: list[int] = field(default_factory=list)
 
 
 def run_hfsl_edges(
@@ -92,29 +104,42 @@ def run_hfsl_edges(
     cluster).  ``checkpoint``: a file written after every round, from which a rerun of the same
     run continues (:mod:`ecogen.federated.checkpoint`)."""
     strategy = strategy or strategy_for(cfg)
+    # edges whose rounds draw their clusters get their clients round by round; the others, now
+    drawing = [participation.samples(cfg, len(j.clusters)) for j in jobs]
     edges = [
         EdgeServer(
-            j.name, j.model, clients_of(j.model, j.clusters, j.own, strategy), j.evaluate, j.seed, j.channel
+            j.name,
+            j.model,
+            [] if draws else clients_of(j.model, j.clusters, j.own, strategy),
+            j.evaluate,
+            j.seed,
+            j.channel,
         )
-        for j in jobs
+        for j, draws in zip(jobs, drawing, strict=True)
     ]
     accuracy: dict[str, list[float]] = {e.name: [] for e in edges}
     per_round: dict[str, list[dict[str, int]]] = {e.name: [] for e in edges}
     compute: dict[str, list[tuple[int, int]]] = {e.name: [] for e in edges}
     aggregated: dict[str, list[int]] = {e.name: [] for e in edges}
     handed: dict[str, list[int]] = {e.name: [] for e in edges}
-    stamp = rounds.fingerprint(cfg, edges)
+    trained: dict[str, list[int]] = {e.name: [] for e in edges}
+    sizes = [[len(d) for d in j.clusters] + ([len(j.own)] if j.own is not None else []) for j in jobs]
+    stamp = rounds.fingerprint(cfg, edges, sizes)
     first = 0
     if (resumed := rounds.restore(checkpoint, stamp, edges)) is not None:
         first, histories = resumed
         accuracy, per_round, compute = histories["accuracy"], histories["bytes"], histories["compute"]
         aggregated = histories["aggregated"]
         handed = histories.get("handed_over", {e.name: [0] * first for e in edges})
-    tasks = [(e, k, c) for e in edges for k, c in enumerate(e.clients)]
-    workers = workers or max(1, min(len(tasks), cores()))
+        trained = histories.get("clusters_trained", {e.name: [0] * first for e in edges})
+    # participants a round trains, over every edge
+    size = sum(participation.per_round(cfg, len(j.clusters)) + (j.own is not None) for j in jobs)
+    workers = workers or max(1, min(size, cores()))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
         for r in range(first, cfg.rounds):
-            for e in edges:
+            for e, j, draws in zip(edges, jobs, drawing, strict=True):
+                if draws:
+                    _enlist(e, j, r, cfg, strategy)
                 e.channel.ledger.reset()
                 # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
                 devices = [0 if c.at_edge else len(c.segments) for c in e.clients]
@@ -127,7 +152,7 @@ def run_hfsl_edges(
                 handed[e.name].append(sum(h != i for c in e.clients for i, h in enumerate(c.hosts)))
                 if strategy.deliver(r):
                     e.broadcast()
-            active = [(e, k, c) for e, k, c in tasks if e.takes_part(k)]
+            active = [(e, e.number(k), c) for e in edges for k, c in enumerate(e.clients) if e.takes_part(k)]
             if cfg.driver == "batched":
                 done = fit_batched(active, strategy, accelerator, r)
             else:
@@ -140,6 +165,7 @@ def run_hfsl_edges(
                     e.takes_part(k) and not e.is_late(k) for k, c in enumerate(e.clients) if not c.at_edge
                 ]
                 aggregated[e.name].append(sum(counted))
+                trained[e.name].append(sum(e.takes_part(k) for k, c in enumerate(e.clients) if not c.at_edge))
                 accuracy[e.name].append(strategy.evaluate(e))
                 per_round[e.name].append(e.channel.ledger.snapshot())
                 round_bytes = per_round[e.name][-1]
@@ -155,6 +181,10 @@ def run_hfsl_edges(
                     accuracy[e.name][-1],
                     e.channel.ledger.by_link(),
                 )
+            for e, draws in zip(edges, drawing, strict=True):
+                if draws:  # the round's clients go: their data, model copies and optimiser states
+                    e.clients, e.numbers = [], []
+            active = []  # nor does the round's list of them keep them
             if checkpoint is not None:
                 history: dict[str, dict[str, list[Any]]] = {
                     "accuracy": accuracy,
@@ -162,6 +192,7 @@ def run_hfsl_edges(
                     "compute": compute,
                     "aggregated": aggregated,
                     "handed_over": handed,
+                    "clusters_trained": trained,
                 }
                 rounds.save(checkpoint, stamp, r, edges, history)
     rounds.clear(checkpoint)
@@ -180,14 +211,24 @@ def run_hfsl_edges(
             strategy.cluster_models(e),
             aggregated[e.name],
             handed[e.name],
+            trained[e.name],
         )
         for e in edges
     }
 
 
+def _enlist(e: EdgeServer, job: EdgeJob, r: int, cfg: HfslParams, strategy: Strategy) -> None:
+    """Round ``r``'s participants of an edge that draws them: the drawn clusters, read now, each
+    with a copy of the edge's model (its modules arrive with the round's delivery), and the
+    edge's own participant."""
+    chosen = participation.drawn(e.seed, r, len(job.clusters), cfg)
+    e.clients = clients_of(e.model, [job.clusters[i] for i in chosen], job.own, strategy)
+    e.numbers = chosen + ([len(job.clusters)] if job.own is not None else [])
+
+
 def run_hfsl(
     edge_model: nn.Module,
-    clusters: list[Split],
+    clusters: Sequence[SplitSource],
     cfg: HfslParams,
     evaluate: Evaluate,
     accelerator: str,

@@ -171,10 +171,18 @@ class EdgeServer:
     # (ecogen.federated.faults); empty: all take part, none is late
     present: list[bool] = field(default_factory=list)
     late: list[bool] = field(default_factory=list)
+    # where rounds draw their clusters (hfsl.clusters_per_round), ``clients`` are this round's and
+    # ``numbers`` their clusters' numbers in the edge's population (the edge's own participant: one
+    # past the last); empty: ``clients`` are every cluster, numbered by position
+    numbers: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.state:
             self.state = tunable_state(self.model)
+
+    def number(self, k: int) -> int:
+        """The cluster number of ``clients[k]``: what its seeds, and whether it attacks, follow."""
+        return self.numbers[k] if self.numbers else k
 
     def takes_part(self, k: int) -> bool:
         return not self.present or self.present[k]

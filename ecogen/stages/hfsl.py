@@ -1,17 +1,21 @@
 """Client-cluster stage: HFSL (or a baseline) of every edge's model on its clusters' data.
 
 All edges run in one call so the cloud can aggregate across them every ``hfsl.cloud_every``
-rounds; inside, the clusters of every edge train in parallel threads.
+rounds; inside, the clusters of every edge train in parallel threads.  Clusters are handed to
+the rounds unread (:class:`~ecogen.data.prepared.SplitFile`): a cluster's images are read when
+it takes part, which, with ``hfsl.clusters_per_round``, is in the rounds that draw it only; the
+cluster-mix metrics read the clusters' labels alone.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams, Params
-from ecogen.data.prepared import PreparedData, Split
+from ecogen.data.prepared import UNLABELLED, PreparedData, Split, SplitFile, SplitSource
 from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
 from ecogen.federated.strategies import strategy_for
@@ -37,7 +41,8 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     starts: dict[str, float] = {}
     mixes: dict[str, float] = {}
     tests: dict[str, Split] = {}
-    own_clusters: dict[str, list[Split]] = {}  # each cluster's data, read once
+    own_clusters: dict[str, list[SplitFile]] = {}  # each cluster's data, unread
+    priors: dict[str, list[Tensor]] = {}  # each cluster's labelled class mix
     for domain in params.data.domains:
         seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
         edge = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", edge_seed(params, domain))
@@ -47,10 +52,11 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
         def accuracy(m: nn.Module, test: Split = test) -> float:
             return evaluate(m, test, params.inference.batch_size, params.accelerator)
 
-        own_clusters[domain] = data.clusters(domain, h.clusters)
+        own_clusters[domain] = data.cluster_files(domain, h.clusters)
         clusters, own = strategy.participants(data, domain, own_clusters[domain])
         starts[domain] = accuracy(model)
-        mixes[domain] = cluster_mix_accuracy(model, own_clusters[domain], test, params)
+        priors[domain] = cluster_priors(own_clusters[domain], base_vit(model).cfg.num_classes)
+        mixes[domain] = cluster_mix_accuracy(model, priors[domain], test, params)
         log.info(
             "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
             domain,
@@ -71,25 +77,30 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     ]
     for job, child in zip(jobs, children, strict=True):
         # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
-        clusters = own_clusters[job.name]
+        mixed = priors[job.name]
         child.metrics["accuracy_cluster_mix_start"] = mixes[job.name]
         models = outcomes[job.name].cluster_models
         if not models:  # one model serves every cluster
-            mix = cluster_mix_accuracy(job.model, clusters, tests[job.name], params)
+            mix = cluster_mix_accuracy(job.model, mixed, tests[job.name], params)
         else:  # each cluster is served by its own model
-            pairs = zip(models, clusters, strict=True)
+            pairs = zip(models, mixed, strict=True)
             mix = mean([cluster_mix_accuracy(m, [c], tests[job.name], params) for m, c in pairs])
         child.metrics["accuracy_cluster_mix"] = mix
     return combine("hfsl", children)
 
 
-def cluster_mix_accuracy(model: nn.Module, clusters: list[Split], test: Split, params: Params) -> float:
+def cluster_priors(clusters: Sequence[SplitSource], classes: int) -> list[Tensor]:
+    """The class mix of each cluster's labelled images (its labels read, not its images)."""
+    return [class_prior(c.labels(), classes) for c in clusters]
+
+
+def cluster_mix_accuracy(model: nn.Module, priors: list[Tensor], test: Split, params: Params) -> float:
     """Mean over the clusters of the accuracy on the edge's test set re-weighted to the class mix of
-    the cluster's labelled images: what each cluster's users, who ask about their own classes, see
-    from ``model``."""
+    the cluster's labelled images (``priors``, :func:`cluster_priors`): what each cluster's users,
+    who ask about their own classes, see from ``model``."""
     classes = base_vit(model).cfg.num_classes
     per_class = class_accuracy(model, test, params.inference.batch_size, params.accelerator, classes)
-    return mean([mix_accuracy(per_class, class_prior(c.y, classes)) for c in clusters])
+    return mean([mix_accuracy(per_class, prior) for prior in priors])
 
 
 def _edge_result(
@@ -109,7 +120,8 @@ def _edge_result(
         return [float(sum(v for k, v in r.items() if k.startswith(prefix))) for r in out.bytes_per_round]
 
     edge_client, d2d, cloud = link("edge_client/"), link("d2d/"), link("cloud_edge/")
-    fedavg_full = 2 * h.clusters * full  # down + up of the whole model per cluster per round
+    # down + up of the whole model per cluster that takes part per round
+    fedavg_full = 2 * (h.clusters_per_round or h.clusters) * full
     clusters = job.clusters
     return StageResult(
         name=f"edge-{domain}",
@@ -129,6 +141,7 @@ def _edge_result(
             "client_images_per_round": mean([float(v) for v in out.images_per_round]),
             "clusters_aggregated_per_round": mean([float(v) for v in out.clusters_aggregated]),
             "segments_handed_over_per_round": mean([float(v) for v in out.handed_over]),
+            "clusters_trained_per_round": mean([float(v) for v in out.clusters_trained]),
             **_privacy(h),
         },
         history={
@@ -136,13 +149,14 @@ def _edge_result(
             "bytes_d2d": d2d,
             "bytes_edge_client": edge_client,
             "client_images": [float(v) for v in out.images_per_round],
+            "clusters_trained": [float(v) for v in out.clusters_trained],
         },
         params={
             "domain": domain,
             "method": h.method,
             "block_ranges": str(out.block_ranges),
             "client_images": sum(len(c) for c in clusters),
-            "client_labelled": sum(int(c.labelled.sum()) for c in clusters),
+            "client_labelled": sum(int((c.labels() != UNLABELLED).sum()) for c in clusters),
         },
         models={f"edge-{domain}-hfsl": ModelArtifact(model, example_input(test), [path])},
     )

@@ -138,3 +138,14 @@ def test_cloud_step_averages_edges_every_cloud_every_rounds(workspace: Workspace
         for d in DOMAINS
     ]
     assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])  # both edges hold the cloud's average
+
+
+def test_a_round_that_draws_two_of_three_clusters_trains_and_pays_for_two(workspace: Workspace) -> None:
+    result = hfsl(_params(clusters_per_round=2), Workspace(workspace.root, trial="drawn"))
+    for child in result.children:
+        m = child.metrics
+        assert child.history["clusters_trained"] == [2.0] and m["clusters_trained_per_round"] == 2.0
+        # down + up of the tunable modules, two clusters (the edge's own participant uses no link)
+        assert m["edge_client_bytes_per_round"] == 2 * 2 * m["tunable_bytes"]
+        assert m["fedavg_full_bytes_per_round"] == 2 * 2 * m["full_model_bytes"]
+    assert result.history["mean_clusters_trained"] == [2.0]

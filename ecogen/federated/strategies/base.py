@@ -19,7 +19,7 @@ with the same client loss (:class:`~ecogen.split.semi_supervised.SplitSemiSuperv
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,7 +28,7 @@ from peft import PeftModel
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
-from ecogen.data.prepared import PreparedData, Split
+from ecogen.data.prepared import PreparedData, Split, SplitSource
 from ecogen.federated import faults
 from ecogen.federated.aggregate import aggregate
 from ecogen.federated.roles import ClusterClient, EdgeServer, cloud_average
@@ -70,10 +70,10 @@ class Strategy:
         return model
 
     def participants(
-        self, data: PreparedData, domain: str, clusters: list[Split]
-    ) -> tuple[list[Split], Split | None]:
-        """Who trains on what, given the edge's ``clusters`` as prepared: here the clusters, and the
-        edge's labelled set when the edge joins its rounds."""
+        self, data: PreparedData, domain: str, clusters: Sequence[SplitSource]
+    ) -> tuple[Sequence[SplitSource], Split | None]:
+        """Who trains on what, given the edge's ``clusters`` as prepared (unread until they take
+        part): here the clusters, and the edge's labelled set when the edge joins its rounds."""
         return clusters, data.edge(domain) if self.cfg.edge_joins else None
 
     def local_steps(self) -> int | None:
@@ -135,10 +135,10 @@ class Strategy:
             n = trained_examples(c.data, cfg)
             if e.is_late(k) or n <= 0:
                 continue
-            if cfg.attack != "none" and k < cfg.attackers and not c.at_edge:
+            if cfg.attack != "none" and e.number(k) < cfg.attackers and not c.at_edge:
                 state = faults.attacked(state, e.state, cfg)
             elif sigma and not c.at_edge:  # the edge's own update never leaves the edge
-                g = torch.Generator().manual_seed(e.seed * 1_000_003 + r * 7919 + k)
+                g = torch.Generator().manual_seed(e.seed * 1_000_003 + r * 7919 + e.number(k))
                 state = privacy.privatize(state, e.state, cfg.clip_norm, sigma, g)
             out.append((state, n))
         return out
@@ -166,12 +166,13 @@ class Strategy:
 
 
 def clients_of(
-    edge_model: nn.Module, clusters: list[Split], own: Split | None, strategy: Strategy
+    edge_model: nn.Module, clusters: Sequence[SplitSource], own: Split | None, strategy: Strategy
 ) -> list[ClusterClient]:
-    """The participants of one edge: a client per cluster, and the edge's own when it joins."""
+    """The participants of one edge: a client per cluster (its data read now), and the edge's own
+    when it joins."""
     cfg = strategy.cfg
     out = [
-        ClusterClient.of(edge_model, d, cfg.devices_per_cluster, strategy.split, cfg.allocation)
+        ClusterClient.of(edge_model, d.load(), cfg.devices_per_cluster, strategy.split, cfg.allocation)
         for d in clusters
     ]
     if own is not None:

@@ -1,11 +1,15 @@
 """Local only: every cluster gets the edge's modules once and keeps training its own model; no
-aggregation, no edge participant.  Accuracy is the mean over the clusters' models."""
+aggregation, no edge participant.  Accuracy is the mean over the clusters' models.  A model per
+cluster is what drawing a few clusters a round avoids, so ``hfsl.clusters_per_round`` is refused
+with this method (params validation)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
-from ecogen.data.prepared import PreparedData, Split
+from ecogen.data.prepared import PreparedData, Split, SplitSource
 from ecogen.federated.roles import EdgeServer
 from ecogen.federated.strategies.base import Strategy
 
@@ -14,8 +18,8 @@ class Local(Strategy):
     title = "Local only (no federation)"
 
     def participants(
-        self, data: PreparedData, domain: str, clusters: list[Split]
-    ) -> tuple[list[Split], Split | None]:
+        self, data: PreparedData, domain: str, clusters: Sequence[SplitSource]
+    ) -> tuple[Sequence[SplitSource], Split | None]:
         return clusters, None  # no rounds for the edge to join
 
     def deliver(self, r: int) -> bool:

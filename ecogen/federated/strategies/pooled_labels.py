@@ -1,12 +1,16 @@
 """Central training on exactly the labels the federation holds (the clusters' labelled images and,
 when the edge joins, the edge's), at the federation's client compute: one learner, PEFT modules.
-What labels-only HFSL would reach if federation and splitting cost nothing."""
+What labels-only HFSL would reach if federation and splitting cost nothing.  It pools every
+cluster's data, so it has no rounds' clusters to draw: ``hfsl.clusters_per_round`` is refused
+with it (and with ``centralized``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from ecogen.data.prepared import PreparedData, Split
+from ecogen.data.prepared import PreparedData, Split, SplitSource
 from ecogen.federated.roles import EdgeServer
 from ecogen.federated.strategies.base import Strategy
 from ecogen.peft.tunable import tunable_state
@@ -37,8 +41,8 @@ class PooledLabels(Strategy):
     oracle = False  # pool every true label of the clusters' images, not only the held ones
 
     def participants(
-        self, data: PreparedData, domain: str, clusters: list[Split]
-    ) -> tuple[list[Split], Split | None]:
+        self, data: PreparedData, domain: str, clusters: Sequence[SplitSource]
+    ) -> tuple[Sequence[SplitSource], Split | None]:
         cfg = self.cfg
         return [pooled_clusters(data, domain, cfg.clusters, self.oracle, cfg.edge_joins)], None
 
