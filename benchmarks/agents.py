@@ -19,6 +19,7 @@ stdout, progress on stderr::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -341,37 +342,49 @@ def _quick(svc: Services, root: Path, name: str, placed: bool) -> float:
     return ecogen_run(svc, project, name, threads=1)
 
 
-def main() -> None:
+MEASURES = ("trials_local_in_turn_1_thread", "trials_local_in_turn_default_threads", "trials_on_2_workers",
+            "quick_local", "quick_placed")  # fmt: skip
+
+
+def _measure(svc: Services, root: Path, name: str) -> float:
+    if name == "trials_local_in_turn_1_thread":  # one trial at a time, each at one thread
+        return _experiment(svc, root, "x-local1", 1, "--trials-at-once", "1")
+    if name == "trials_local_in_turn_default_threads":  # ... at torch's default (the machine's cores)
+        return _experiment(svc, root, "x-local", None, "--trials-at-once", "1")
+    if name == "trials_on_2_workers":  # two in flight, one per worker of `trials`, one thread each
+        return _experiment(svc, root, "x-agents", 1, "--place", "trials=trials", "--trials-at-once", "2")
+    if name == "quick_local":
+        return _quick(svc, root, "q-local", placed=False)
+    return _quick(svc, root, "q-placed", placed=True)
+
+
+def _ratio(t: Mapping[str, float], a: str, b: str) -> float | None:
+    return round(t[a] / t[b], 2) if a in t and b in t else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=MEASURES, default=list(MEASURES), help="what to measure")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ecogen-agents-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         svc = stack.enter_context(services(root))
-        times = {
-            # one trial at a time in one process: at one thread (each trial's share on a worker),
-            # and at torch's default (the machine's cores)
-            "trials_local_in_turn_1_thread": _experiment(svc, root, "x-local1", 1, "--trials-at-once", "1"),
-            "trials_local_in_turn_default_threads": _experiment(
-                svc, root, "x-local", None, "--trials-at-once", "1"
-            ),
-            # on the two workers of the pool `trials`, one thread each (their environment)
-            "trials_on_2_workers": _experiment(svc, root, "x-agents", 1, "--place", "trials=trials"),
-            "quick_local": _quick(svc, root, "q-local", placed=False),
-            "quick_placed": _quick(svc, root, "q-placed", placed=True),
-        }
-        same = {
-            "trials": _stage_metrics(svc, "x-agents") == _stage_metrics(svc, "x-local1"),
-            "quick": _stage_metrics(svc, "q-placed") == _stage_metrics(svc, "q-local"),
-        }
-        t = times
+        t = {name: _measure(svc, root, name) for name in args.only}
+        same = {}
+        if {"trials_on_2_workers", "trials_local_in_turn_1_thread"} <= set(t):
+            same["trials"] = _stage_metrics(svc, "x-agents") == _stage_metrics(svc, "x-local1")
+        if {"quick_placed", "quick_local"} <= set(t):
+            same["quick"] = _stage_metrics(svc, "q-placed") == _stage_metrics(svc, "q-local")
         result = {
             "machine": f"{os.cpu_count()} cores",
             "seconds": {k: round(v, 1) for k, v in t.items()},
-            "trials_on_2_workers_vs_local_in_turn_1_thread": round(
-                t["trials_on_2_workers"] / t["trials_local_in_turn_1_thread"], 2
+            "trials_on_2_workers_vs_local_in_turn_1_thread": _ratio(
+                t, "trials_on_2_workers", "trials_local_in_turn_1_thread"
             ),
-            "trials_on_2_workers_vs_local_in_turn_default_threads": round(
-                t["trials_on_2_workers"] / t["trials_local_in_turn_default_threads"], 2
+            "trials_on_2_workers_vs_local_in_turn_default_threads": _ratio(
+                t, "trials_on_2_workers", "trials_local_in_turn_default_threads"
             ),
-            "placed_quick_vs_local_quick": round(t["quick_placed"] / t["quick_local"], 2),
+            "placed_quick_vs_local_quick": _ratio(t, "quick_placed", "quick_local"),
             "same_metrics": same,
         }
         print(json.dumps(result, indent=2))

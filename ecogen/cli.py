@@ -133,6 +133,11 @@ def _disk_full(err: BaseException) -> BaseException | None:
     return (named or found or [None])[0]
 
 
+def _placed_failed(err: BaseException) -> bool:
+    """A stage placed on a work pool failed there (:class:`ecogen.placement.PlacedRunFailed`)."""
+    return type(err).__name__ == "PlacedRunFailed"
+
+
 def _tracking_lost(err: BaseException) -> str | None:
     """The one line for a tracking server lost mid-run (None: another error); MLflow is loaded by
     then, as a run only gets that far once its tracking store answered."""
@@ -173,8 +178,8 @@ def _check_tracking(cfg: Params, root: Path) -> None:
 class _ReadableLogs(logging.Filter):
     """What the terminal shows of Prefect's and MLflow's logs:
 
-    * a problem with the user's data, a full disk or a tracking server gone is said once, in one
-      line, by the CLI —
+    * a problem with the user's data, a full disk, a tracking server gone or a stage that failed on
+      a worker is said once, in one line, by the CLI —
       Prefect would log the exception with its traceback at every level (task, subflow, flow);
     * Prefect's "Finished in state Completed()" says which flow or task finished;
     * MLflow's warning about pickled models (the format is chosen on purpose, see
@@ -188,7 +193,7 @@ class _ReadableLogs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            if isinstance(exc, DataError) or _disk_full(exc) or _tracking_lost(exc):
+            if isinstance(exc, DataError) or _disk_full(exc) or _tracking_lost(exc) or _placed_failed(exc):
                 return False
         message = record.getMessage()
         if any(name in message for name in ("DataError", "DataNotFound", *DISK_FULL)):
@@ -353,6 +358,9 @@ def run(
     except Exception as err:
         if lost := _tracking_lost(err):
             typer.echo(f"error: {lost}{_save_traceback(root)}", err=True)
+            raise typer.Exit(code=1) from None
+        if _placed_failed(err):  # its traceback is in the worker's flow run (Prefect UI, Logs)
+            typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
             raise typer.Exit(code=1) from None
         if (full := _disk_full(err)) is None:
             raise

@@ -165,3 +165,21 @@ def test_a_whole_pipeline_on_a_worker_clones_the_project_and_reads_its_params(
     workers = {r.data.tags["ecogen.worker"] for r in _runs(client, "remote", "stage")}
     assert workers == {"machine-a-gpu"}
     assert not (project / "runs" / "remote").exists()  # it ran there, not here
+
+
+def test_a_stage_that_fails_on_its_worker_ends_the_run_in_one_line(agents: Services, tmp_path: Path) -> None:
+    """Pre-training asks for CUDA on a worker that has none: it fails there; here, one line names
+    the placed run and its pool, exit 1, and the parent run is FAILED."""
+    tiny = {"overrides": quick_overrides()}
+    project = make_project(tmp_path / "project", {"broken": quick(False, tiny)})
+    args = ["ecogen", "run", "broken", "--place", "pretrain=gpu", "--set", "accelerator=cuda"]
+    out = sh(args, project, agents.env(project), timeout=300, check=False, merge_stderr=False)
+    assert out.returncode == 1, f"{out.stdout[-3000:]}{out.stderr[-3000:]}"
+    said = "error: pretrain on work pool gpu: flow run pretrain ended Failed"
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith(said) and "CUDA" in lines[-1], out.stderr[-3000:]
+    assert sum(line.startswith("error:") for line in lines) == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr[-3000:]
+    client = MlflowClient(tracking_uri=agents.mlflow_uri)
+    [parent] = _runs(client, "broken", "pipeline")
+    assert parent.info.status == "FAILED"
