@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 from prefect import serve
 from prefect.client.orchestration import get_client
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
@@ -26,6 +27,11 @@ def check_pools(pools: list[str]) -> None:
         for pool in pools:
             try:
                 client.read_work_pool(pool)
+            except (httpx.HTTPError, OSError) as err:
+                raise ConfigError(
+                    f"the Prefect server {api} does not answer ({type(err).__name__}): start it "
+                    "(`prefect server start`) or point PREFECT_API_URL at the one the workers poll"
+                ) from None
             except ObjectNotFound:
                 raise ConfigError(
                     f"work pool {pool!r} does not exist on {api}: create it with "
