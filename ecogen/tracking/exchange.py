@@ -38,6 +38,7 @@ LOCAL_ONLY = (".ecogen-run.json", ".stage-keys.json", ".rounds.pt", ".gitignore"
 LOCAL_DIRS = ("emissions",)
 
 _lock = threading.Lock()
+_indexes: dict[tuple[str, str], dict[str, str]] = {}  # (run, index path) → its {path: md5}, as read
 
 
 def digest(path: Path) -> str:
@@ -64,11 +65,12 @@ def current(client: MlflowClient, run_id: str) -> dict[str, str]:
     """``{path: md5}`` of the content the store holds now (the newest index naming each path)."""
     merged: dict[str, str] = {}
     indexes = sorted(a.path for a in client.list_artifacts(run_id, INDEX) if not a.is_dir)
-    if not indexes:
-        return merged
     with tempfile.TemporaryDirectory() as tmp:
         for index in indexes:
-            merged.update(json.loads(Path(client.download_artifacts(run_id, index, tmp)).read_text()))
+            if (run_id, index) not in _indexes:  # an index never changes once written: read it once
+                path = Path(client.download_artifacts(run_id, index, tmp))
+                _indexes[(run_id, index)] = json.loads(path.read_text())
+            merged.update(_indexes[(run_id, index)])
     return merged
 
 

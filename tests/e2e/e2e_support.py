@@ -12,17 +12,18 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import yaml
 
+from benchmarks.agents import free_port as free_port  # re-exported for the e2e tests
+from benchmarks.agents import start_process
 from ecogen.config.load import deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,17 +147,8 @@ def run_tiny(
     return sh(["ecogen", "run", pipeline, *sets], project, env, timeout=timeout)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(args: list[str], cwd: Path, env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:
-    # its own session: a process group holding exactly what this command spawns
-    return subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+# its own session: a process group holding exactly what the command spawns
+start = start_process
 
 
 def stop(proc: subprocess.Popen[str] | None, grace: float = 20) -> None:
