@@ -74,6 +74,7 @@ class RunContext(BaseModel):
     pipeline: str
     params: Params
     project_root: Path
+    profile: str | None = None  # the pipelines.yaml profile applied (None: as written)
     workdir: Path
     run_id: str
     data_version: str | None = None
@@ -162,6 +163,7 @@ def start_pipeline(
         resumed=resumed,
         reuse=reuse,
         plan=plan,
+        profile=profile,
     )
 
 

@@ -54,8 +54,27 @@ class Workspace:
         return base / "edges" / domain
 
     def warm_start(self, domain: str) -> Path | None:
-        """The modules an edge re-adapts from after a redelivery (none before the first relay)."""
-        return self._cycle(self.cycle - 1) / "hfsl" / domain / "tunable.pt" if self.cycle else None
+        """The modules an edge re-adapts from: after a redelivery, its previous ones (none before
+        the first relay); in a stream, the champion's when one is served."""
+        if self.cycle:
+            return self._cycle(self.cycle - 1) / "hfsl" / domain / "tunable.pt"
+        return self.champion(domain) if self.champion(domain).is_file() else None
+
+    @property
+    def served(self) -> Path:  # a stream's served models, fetched from the registry before a run
+        return self.root / "served"
+
+    def champion(self, domain: str) -> Path:
+        """The tunable modules the edge serves now (the registry's champion), if any."""
+        return self.served / "champion" / domain / "tunable.pt"
+
+    def first(self, domain: str) -> Path:
+        """The edge's first registered modules (the stream's frozen reference), if any."""
+        return self.served / "first" / domain / "tunable.pt"
+
+    @property
+    def gate(self) -> Path:  # the gate's decision per edge (<domain>.json)
+        return self.artifacts / "gate"
 
     @property
     def relay(self) -> Path:  # the relayed FM (fm.pt) and the naive relay's model

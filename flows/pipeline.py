@@ -14,14 +14,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment, flow_run
-from prefect.states import State
+from prefect.states import Completed, State
 
 from ecogen import pipeline as glue
-from ecogen import placement
+from ecogen import placement, served
 from ecogen.config import ConfigError
 from ecogen.config.load import resolve_run
 from ecogen.config.pipelines import StageName, Trial
@@ -46,6 +46,8 @@ def _run_stages(
         i += 1
         if (done := glue.completed_stage(ctx, stage)) is not None:  # only in a resumed run
             metrics |= {f"{stage}.{k}": v for k, v in done.items()}
+            continue
+        if served.served_stage(ctx, stage) is not None:  # a stream's champion FM, delivered
             continue
         if (reused := glue.reused_stage(ctx, stage)) is not None:  # made by another pipeline
             ctx, done = reused
@@ -135,20 +137,27 @@ def pipeline_flow(
     try:
         cfg = resolve_run(root, pipeline, profile, overrides or [], params_file, pipelines_file, places)
         resume_run_id = glue.resumable(cfg.name, cfg.params, root, profile) if resume else None
+        # a stream takes in its next increment, or has nothing to do
+        params = served.resolve_increment(cfg.params, cfg.name, root, profile)
     except (ConfigError, ResumeError) as err:
         return refused(err)
+    except served.NothingToDo as why:
+        get_run_logger().info("%s: %s", cfg.name, why)
+        return Completed(message=str(why))
     spec = cfg.spec
     trial_stages = spec.trials.stages if spec.trials else []
     cycle_stages = spec.cycle or []
     pools = {str(k): v for k, v in spec.pools.items()}
     with glue.project_lock(root, cfg.name):  # one run per project at a time
-        cycles = cfg.params.relay.cycles if cycle_stages else 0
+        cycles = params.relay.cycles if cycle_stages else 0
         plan = glue.stage_plan(spec.stages, cfg.trials, trial_stages, cycle_stages, cycles)
         source = f"prefect deployment {flow_run.flow_name}/{dep}" if (dep := deployment.name) else None
-        ctx = glue.start_pipeline(cfg.name, cfg.params, root, profile, resume_run_id, reuse, plan, source)
+        ctx = glue.start_pipeline(cfg.name, params, root, profile, resume_run_id, reuse, plan, source)
         # on a work pool's worker: its stage runs are tagged with the worker, as placed ones are
         ctx = ctx.model_copy(update={"worker": os.environ.get("PREFECT__WORKER_NAME")})
         try:
+            if params.stream.increments is not None:
+                ctx = served.fetch_served(ctx)
             ctx, metrics = _run_stages(ctx, spec.shared_stages, pools)
             pool = spec.trials.pool if spec.trials else None
             calls = [partial(trial_flow, ctx, trial, trial_stages, pool) for trial in cfg.trials]
@@ -158,6 +167,8 @@ def pipeline_flow(
             for k in range(cycles):
                 result = cycle_flow(ctx, k, cycle_stages, pools)
                 metrics |= {f"cycle{k}.{key}": v for key, v in result.items()}
+            if params.stream.increments is not None:
+                metrics |= served.settle(ctx)  # the gate's decisions into the registry
         except BaseException as exc:
             glue.finish_pipeline(ctx, failed=True, stopped=is_stop(exc))
             raise

@@ -349,6 +349,55 @@ class EnergyParams(Section):
     country_iso_code: str = Field("FRA", min_length=3, max_length=3)
 
 
+class StreamParams(Section):
+    """A pipeline that keeps learning (``ecogen/stream/``): the clients' data arrives in increments,
+    each run takes in the next one, starts from the models the edges serve (the registry's
+    ``champion``) and promotes its result only when the gate passes it.
+
+    ``increments`` null: no stream, all data at once (every other pipeline).
+    """
+
+    increments: int | None = Field(None, ge=2)  # N: each cluster's and edge's data cut into N parts
+    # The increment this run takes in (0…N-1); null: the one after the last taken in (read from
+    # the tracking store).  Taking in one already taken in is a no-op.
+    increment: int | None = Field(None, ge=0)
+    # Non-stationarity: from increment `shift_at` on, every new image (clients', edge's and the
+    # increment's test slice) also goes through `shift` (a domain transform), as when a camera
+    # or a sensor changes; null: a stationary stream.
+    shift_at: int | None = Field(None, ge=1)
+    shift: DomainName = "noise"
+    test_per_increment: PositiveInt = 300  # each increment's own test images per edge (held out)
+    # How a run starts: continuous (warm: the champion's modules, `warm_rounds` of HFSL on all
+    # data so far), retrain (cold: a fresh edge fine-tune and `hfsl.rounds` on all data so far)
+    mode: Literal["continuous", "retrain"] = "continuous"
+    warm_rounds: PositiveInt = 4
+    # The gate: promoted when the challenger beats the champion by `promote_margin` (accuracy) on the
+    # newest increment's test slice and loses at most `max_forgetting` on the fixed held-out test set
+    promote_margin: float = Field(0.0, ge=0.0, lt=1.0)
+    max_forgetting: float = Field(0.01, ge=0.0, lt=1.0)
+    # Drift: a classifier two-sample test on the FM's features of the newest increment's client images
+    # against the first increment's (cross-validated ROC AUC; 0.5: indistinguishable)
+    drift_threshold: float = Field(0.75, gt=0.5, le=1.0)
+    drift_samples: PositiveInt = 400  # images per side
+    # The response to drift beyond the threshold: finetune (the edge re-fine-tunes the champion's
+    # modules on its labelled images so far before HFSL) or none (logged and said only)
+    on_drift: Literal["finetune", "none"] = "finetune"
+
+    @model_validator(mode="after")
+    def _within_stream(self) -> StreamParams:
+        if self.increments is None:
+            if self.increment is not None or self.shift_at is not None:
+                raise ValueError("stream.increment and stream.shift_at need stream.increments")
+            return self
+        for key in ("increment", "shift_at"):
+            value = getattr(self, key)
+            if value is not None and value >= self.increments:
+                raise ValueError(
+                    f"stream.{key} ({value}) must be below stream.increments ({self.increments})"
+                )
+        return self
+
+
 class TrackingParams(Section):
     experiment: str = Field("ecogen", min_length=1)
     # None: MLFLOW_TRACKING_URI if set, else sqlite:///<project>/mlflow.db
@@ -371,6 +420,7 @@ class Params(Section):
     relay: RelayParams = RelayParams()
     inference: InferenceParams = InferenceParams()
     energy: EnergyParams = EnergyParams()
+    stream: StreamParams = StreamParams()
     tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
@@ -381,6 +431,19 @@ class Params(Section):
                 f"model.patch_size {self.model.patch_size} does not divide the {side}×{side} images of "
                 f"data.source {self.data.source}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _stream_fits_data(self) -> Params:
+        n = self.stream.increments
+        if n is not None:
+            d = self.data
+            if d.samples_per_cluster < n or d.edge_labelled < n:
+                raise ValueError(
+                    f"stream.increments ({n}) cuts each cluster's samples_per_cluster "
+                    f"({d.samples_per_cluster}) and the edge's edge_labelled ({d.edge_labelled}): "
+                    "each needs at least one image per increment"
+                )
         return self
 
     @model_validator(mode="after")

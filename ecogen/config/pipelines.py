@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from ecogen.config.params import Params
 
-StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "relay", "infer"]
+StageName = Literal["prepare", "pretrain", "finetune", "hfsl", "relay", "gate", "infer"]
 NO_PROFILE = "none"  # what runs made without a profile are tagged, and `ecogen report --profile` names them
 DVC_PIPELINE = "dvc"  # the pipeline tag of what `dvc repro` runs (dvc.yaml on the project root)
 
-STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
+STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "gate", "infer")
 
 # A pipeline or profile name becomes a folder (runs/NAME/) and an MLflow tag: a plain word, never
 # a path (no '/', '..', leading '.' or '-'), at most 64 characters

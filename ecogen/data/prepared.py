@@ -6,6 +6,10 @@
     data/<domain>/edge.pt                {"x", "y"}                           edge's labelled set
     data/<domain>/cluster_<k>.pt         {"x", "y"}  y = -1 where unlabelled  client cluster k
     data/<domain>/oracle_labels.pt       {"cluster_<k>": int64 (N,)}          every client label
+    data/<domain>/increments/<j>/test.pt {"x", "y"}                           a stream's increment j, held out
+
+In a stream (``stream.increments``), edge and cluster splits hold the increments taken in so far,
+in order; ``meta.json``'s ``stream`` says where each increment's rows are.
 
 Unlabelled client samples carry ``y = -1`` in their split, so no stage can peek at labels it
 should not have.  The full labels sit in a separate file that only the centralized oracle
@@ -22,12 +26,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from ecogen.data.errors import DataError, DataNotFound
+from ecogen.stream.increments import StreamState
 
 UNLABELLED = -1
 ORACLE_LABELS = "oracle_labels.pt"
@@ -43,6 +48,9 @@ class DataMeta:
     domains: list[str]
     clusters: int  # client clusters per edge
     counts: dict[str, int]  # split name → number of images, for the record
+    # A stream's increments in this data (ecogen.stream.increments.StreamState's fields); None:
+    # all data at once
+    stream: dict[str, Any] | None = None
 
 
 @dataclass
@@ -161,6 +169,14 @@ class PreparedData:
                 "rerun prepare with hfsl.clusters at least that large"
             )
         return count
+
+    @property
+    def stream(self) -> StreamState | None:
+        return StreamState(**self.meta.stream) if self.meta.stream else None
+
+    def increment_test(self, domain: str, increment: int) -> Split:
+        """A stream's held-out test images of ``increment``, as they look in that increment."""
+        return load_split(self.root / domain / "increments" / str(increment) / "test.pt")
 
     def oracle_labels(self, domain: str, k: int) -> Tensor:
         """Every label of cluster ``k``, hidden ones included — for the centralized oracle only."""

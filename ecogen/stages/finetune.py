@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 import torch
+from torch import Tensor, nn
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData
+from ecogen.data.seeding import derive_seed
 from ecogen.models.checkpoint import load_fm
-from ecogen.models.vit import parameter_count
+from ecogen.models.vit import ViT, parameter_count
 from ecogen.peft.edge import build_edge_model, load_edge_model, save_tunable
 from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
 from ecogen.relay.routing import PROTOTYPES, class_prototypes
 from ecogen.stages.common import edge_seed, example_input
 from ecogen.stages.result import ModelArtifact, StageResult
+from ecogen.stream.drift import drift_score, sample
 from ecogen.training.classifier import ClassifierModule, evaluate
 from ecogen.training.trainer import History, loader, make_trainer
 from ecogen.workspace import Workspace
@@ -32,8 +36,13 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     # the edge's style prototypes (class means of the delivered FM's token features), for the
     # relay's routing: computed here, where the images are; only the means ever leave the edge
     prototypes = class_prototypes(fm.encoder, train)
-    # after a redelivery the edge re-adapts its previous modules to the new FM (warm start)
+    # after a redelivery the edge re-adapts its previous modules to the new FM (warm start); in a
+    # stream it starts from the modules it serves, re-tuned only when its images drifted
     model = load_edge_model(fm, p, warm, seed) if warm is not None else build_edge_model(fm, p, seed)
+    drift = stream_drift(params, data, fm.encoder, domain)
+    served = ws.champion(domain).is_file() and ws.cycle is None
+    if served and not (drift.get("drift") and params.stream.on_drift == "finetune"):
+        return _served(params, ws, domain, model, prototypes, drift)
     log.info(
         "finetune[%s]: %s on %d labelled images, %d epochs%s",
         domain,
@@ -65,6 +74,8 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         name=f"edge-{domain}",
         metrics={
             **before,
+            **drift,
+            **({"finetuned": 1.0} if params.stream.increments else {}),
             "accuracy": accuracy,
             "trainable_params": float(trainable),
             "total_params": float(total),
@@ -76,4 +87,49 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         history={k: v for k, v in history.series.items()},
         params={"domain": domain, "peft_method": p.method, "labelled_images": len(train)},
         models={f"edge-{domain}": ModelArtifact(model, example_input(test), [path])},
+    )
+
+
+def stream_drift(params: Params, data: PreparedData, encoder: ViT, domain: str) -> dict[str, float]:
+    """In a stream past its first increment: the drift score of the newest client images against
+    the first increment's (:mod:`ecogen.stream.drift`), and whether it crossed the threshold."""
+    state = data.stream
+    if state is None or state.newest == 0:
+        return {}
+    clusters = data.clusters(domain, params.hfsl.clusters)
+    first = torch.cat([c.x[state.rows(state.cluster, 0)] for c in clusters])
+    newest = torch.cat([c.x[state.rows(state.cluster, state.newest)] for c in clusters])
+    s = params.stream
+    seed = derive_seed(edge_seed(params, domain), "drift", state.newest)
+    score = drift_score(
+        encoder, sample(first, s.drift_samples, seed), sample(newest, s.drift_samples, seed + 1), seed
+    )
+    drifted = score >= s.drift_threshold
+    log.info(
+        "finetune[%s]: drift %.3f on increment %d (threshold %.2f)%s",
+        domain,
+        score,
+        state.newest,
+        s.drift_threshold,
+        f": DRIFT, response {s.on_drift}" if drifted else "",
+    )
+    return {"drift_score": score, "drift": float(drifted)}
+
+
+def _served(
+    params: Params, ws: Workspace, domain: str, model: nn.Module, prototypes: Tensor, drift: dict[str, float]
+) -> StageResult:
+    """The edge keeps the modules it serves (no drift, or no response to it): they are the
+    starting point of HFSL, unchanged."""
+    test = PreparedData(ws.data).test(domain)
+    accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
+    path = ws.edge(domain) / "tunable.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ws.champion(domain), path)
+    torch.save(prototypes, ws.edge(domain) / PROTOTYPES)
+    log.info("finetune[%s]: the served modules kept (accuracy %.4f), not re-tuned", domain, accuracy)
+    return StageResult(
+        name=f"edge-{domain}",
+        metrics={**drift, "finetuned": 0.0, "accuracy": accuracy},
+        params={"domain": domain, "peft_method": params.peft.method, "warm_start": "champion"},
     )

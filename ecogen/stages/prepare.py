@@ -11,13 +11,14 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ecogen.config.params import Params
+from ecogen.config.params import Params, StreamParams
 from ecogen.data.domains import apply_domain
 from ecogen.data.partition import DomainIndices, Partition, PartitionSpec, label_skew, partition
 from ecogen.data.pools import SourceImages
@@ -25,6 +26,8 @@ from ecogen.data.prepared import ORACLE_LABELS, UNLABELLED, DataMeta, Split, sav
 from ecogen.data.seeding import derive_seed
 from ecogen.data.sources import load_source
 from ecogen.stages.result import StageResult
+from ecogen.stream import ingest
+from ecogen.stream.increments import StreamState
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.data")
@@ -57,7 +60,22 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
         len(source.class_names),
     )
     transforms = params.data.transforms
-    counts = _write_atomically(ws.data, lambda tmp: _write(tmp, source, part, params.seed, spec, transforms))
+    stream = params.stream if params.stream.increments else None
+    tests = None
+    if stream is not None:
+        used = np.concatenate([dom.test for dom in part.domains])
+        test_domain = None if source.test.domain is None else source.test.domain.numpy()
+        seed = derive_seed(params.seed, "stream", "tests")
+        tests = ingest.draw_tests(used, len(source.test), len(spec.domains), stream, seed, test_domain)
+        log.info(
+            "stream: increment %d of %d taken in%s",
+            ingest.taken(stream) - 1,
+            stream.increments,
+            f" (shifted by {stream.shift} from increment {stream.shift_at})" if stream.shift_at else "",
+        )
+    counts = _write_atomically(
+        ws.data, lambda tmp: _write(tmp, source, part, params.seed, spec, transforms, stream, tests)
+    )
     log.info("prepared data written to %s (label skew %.3f)", ws.data, skew)
 
     metrics: dict[str, float] = {
@@ -65,7 +83,7 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
         "images_test": sum(v for k, v in counts.items() if k.endswith("/test")),
         "images_edge": sum(v for k, v in counts.items() if k.endswith("/edge")),
         "images_client": sum(v for k, v in counts.items() if "/cluster_" in k),
-        "images_client_labelled": len(spec.domains) * spec.clusters * spec.labelled_per_cluster,
+        "images_client_labelled": counts["labelled"],
         "label_skew": skew,
     }
     return StageResult(
@@ -119,21 +137,41 @@ def _write(
     seed: int,
     spec: PartitionSpec,
     transforms: Mapping[str, str],
+    stream: StreamParams | None = None,
+    stream_tests: list[np.ndarray] | None = None,
 ) -> dict[str, int]:
-    """Write every split under ``root``; returns split name → number of images."""
-    counts: dict[str, int] = {}
+    """Write every split under ``root``; returns split name → number of images (and ``labelled``:
+    the clients' labelled images).  A ``stream`` writes the increments taken in so far and each
+    one's test slice (``stream_tests``: test-pool indices per domain, :func:`ingest.draw_tests`)."""
+    counts: dict[str, int] = {"labelled": 0}
+    state: StreamState | None = None
 
     def keep(split: Split, name: str) -> None:
         save_split(split, root / f"{name}.pt")
         counts[name] = len(split)
 
     for d, dom in enumerate(part.domains):
-        for name, split in _domain_splits(source, dom, d, seed, transforms).items():
-            keep(split, f"{dom.name}/{name}")
+        splits = _domain_splits(source, dom, d, seed, transforms)
         oracle = {
             f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone()
             for k, c in enumerate(dom.clusters)
         }
+        if stream is not None and stream_tests is not None:
+            splits, state = ingest.cut(splits, stream, derive_seed(seed, "stream", d))
+            oracle = {k: v[: len(splits[k])].clone() for k, v in oracle.items()}
+            idx = torch.from_numpy(stream_tests[d])
+            styled = _transform(
+                source, dom.name, source.test.x[idx], derive_seed(seed, "domain", d, "increments"), transforms
+            )
+            slices = ingest.increment_tests(
+                Split(styled, source.test.y[idx].clone()), stream, derive_seed(seed, "stream", d, "tests")
+            )
+            for j, split in enumerate(slices):
+                keep(split, f"{dom.name}/increments/{j}/test")
+        for name, split in splits.items():
+            keep(split, f"{dom.name}/{name}")
+            if name.startswith("cluster_"):
+                counts["labelled"] += int(split.labelled.sum())
         torch.save(oracle, root / dom.name / ORACLE_LABELS)
         log.info(
             "domain %s: test %d, edge %d, %d clusters written",
@@ -160,7 +198,8 @@ def _write(
             class_names=list(source.class_names),
             domains=list(spec.domains),
             clusters=spec.clusters,
-            counts=dict(sorted(counts.items())),
+            counts=dict(sorted((k, v) for k, v in counts.items() if k != "labelled")),
+            stream=asdict(state) if state is not None else None,
         ),
         root,
     )

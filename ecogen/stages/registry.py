@@ -31,6 +31,7 @@ CLOUD_STAGES: dict[str, str] = {
     "pretrain": "ecogen.stages.pretrain:pretrain",
     "hfsl": "ecogen.stages.hfsl:hfsl",
     "relay": "ecogen.stages.relay:relay",
+    "gate": "ecogen.stages.gate:gate",
 }
 EDGE_STAGES: dict[str, str] = {
     "finetune": "ecogen.stages.finetune:finetune_edge",

@@ -9,6 +9,7 @@ from statistics import mean
 import mlflow
 from mlflow import MlflowClient
 
+from ecogen.config.pipelines import STAGE_ORDER
 from ecogen.reporting.summary import DASH, format_bytes
 from ecogen.tracking.headline import SAVED_VIEW, runs_table_page, view_id
 from ecogen.tracking.runs import KIND, PIPELINE, STAGE
@@ -39,7 +40,7 @@ def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
         if r.data.tags.get(KIND) == "stage":
             by_stage[r.data.tags.get(STAGE, r.info.run_name or "?")].append(r)
     rows = [["stage", "runs", "time (s)", "accuracy", "energy (kWh)", "edge↔client / round"]]
-    order = ("prepare", "pretrain", "finetune", "hfsl", "relay", "infer")
+    order = STAGE_ORDER
     for stage in sorted(by_stage, key=lambda s: order.index(s) if s in order else len(order)):
         runs = by_stage[stage]
         acc = [r.data.metrics[k] for r in runs for k in ACCURACY if k in r.data.metrics][: len(runs)]
