@@ -1,4 +1,4 @@
-"""The ``ecogen`` command: run, stage, validate, deploy.
+"""The ``ecogen`` command: run, stage, validate, deploy, report, promote, rollback.
 
 Configuration is parsed and validated before anything else happens; a bad file or ``--set``
 prints one line naming the key and exits with status 2, having written nothing.  Heavy imports
@@ -308,6 +308,14 @@ def run(
             check_placeable(uri, os.environ.get("PREFECT_API_URL"), spec.placed_pools)
         except ConfigError as err:
             raise _fail(err) from None
+    if cfg.stream.increments is not None:  # a stream with nothing to take in: said, nothing run
+        from ecogen.served import NothingToDo, resolve_increment
+
+        try:
+            resolve_increment(cfg, name, root, profile)
+        except NothingToDo as why:
+            typer.echo(f"{name}: {why}")
+            return
     if resume:  # said here, in one line, before a server starts; the flow finds the same run
         from ecogen.pipeline import ResumeError, resumable
 
@@ -477,6 +485,62 @@ def deploy(
         )
     except ConfigError as err:  # e.g. a work pool that does not exist
         raise _fail(err) from None
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Argument(
+        help="A registered model, e.g. stream.edge-identity (`<pipeline>.edge-<domain>`, `<pipeline>.fm`).",
+        metavar="MODEL",
+    ),
+]
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", help="Why: recorded on the model versions.", metavar="TEXT")
+]
+
+
+def _registry_client(params: Path) -> Any:
+    try:
+        cfg = load_params(params)
+    except ConfigError as err:
+        raise _fail(err) from None
+    _check_tracking(cfg, Path.cwd())
+    from ecogen.tracking.runs import tracking_client
+
+    return tracking_client(cfg, Path.cwd())[0]
+
+
+@app.command(cls=_Command)
+def promote(
+    model: ModelOpt,
+    version: Annotated[int, typer.Argument(help="The version to serve.", metavar="VERSION", min=1)],
+    reason: ReasonOpt,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Serve VERSION of MODEL: move its `champion` alias there by hand, the reason recorded."""
+    client = _registry_client(params)
+    from ecogen.tracking.registry import RegistryError
+    from ecogen.tracking.registry import promote as set_champion
+
+    try:
+        set_champion(client, model, version, f"by hand: {reason}")
+    except RegistryError as err:
+        raise _fail(err) from None
+    typer.echo(f"{model}: champion is version {version}")
+
+
+@app.command(cls=_Command)
+def rollback(model: ModelOpt, reason: ReasonOpt, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Serve the version MODEL served before its champion: the `champion` alias moved back one."""
+    client = _registry_client(params)
+    from ecogen.tracking.registry import RegistryError
+    from ecogen.tracking.registry import rollback as roll_back
+
+    try:
+        back = roll_back(client, model, f"by hand: {reason}")
+    except RegistryError as err:
+        raise _fail(err) from None
+    typer.echo(f"{model}: champion is version {back} again")
 
 
 ReportOutOpt = Annotated[

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.client.orchestration import get_client
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.exceptions import ObjectNotFound
@@ -67,6 +68,12 @@ def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
     return [Interval(spec.interval_seconds, timezone=spec.timezone)]
 
 
+# One run of a pipeline deployment at a time: a run triggered (or scheduled) while the previous
+# one still goes waits in the queue (Prefect's deployment concurrency limit), so a stream never
+# takes in an increment twice nor two at once; the project lock (ecogen/runlock.py) backs it up.
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
 def _parameters(name: str, profile: str | None, files: tuple[str, str]) -> dict[str, object]:
     """What a deployment pins: the pipeline, the profile and which files configure it.  Their
     contents are read when a run starts; ``overrides`` (``KEY=VALUE``, as ``--set``) are given
@@ -123,6 +130,7 @@ def serve_pipelines(
                 work_pool_name=spec.work_pool,
                 parameters=parameters,
                 schedules=_schedule(spec.schedule),
+                concurrency_limit=ONE_AT_A_TIME,
                 description=spec.description,
                 entrypoint_type=EntrypointType.MODULE_PATH,  # the installed package runs it
             )
@@ -134,6 +142,7 @@ def serve_pipelines(
                     name=deployment,
                     parameters=parameters,
                     schedules=_schedule(spec.schedule),
+                    concurrency_limit=ONE_AT_A_TIME,
                     description=spec.description,
                     entrypoint_type=EntrypointType.MODULE_PATH,
                 )
