@@ -550,7 +550,8 @@ ReportPipelineOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--pipeline",
-        help="Pipeline to report (repeatable; default: table3, baselines, hfsl-study and cycles).",
+        help="Pipeline to report (repeatable; default: table3, baselines, hfsl-study, faults and cycles; "
+        "stream: the stream experiment).",
         metavar="NAME",
     ),
 ]

@@ -16,17 +16,18 @@ import shutil
 from pathlib import Path
 
 from ecogen.config.params import Params
-from ecogen.config.pipelines import NO_PROFILE, StageName
+from ecogen.config.pipelines import StageName
 from ecogen.pipeline import RunContext, _stage
 from ecogen.stages.gate import decisions
 from ecogen.stages.result import StageResult
 from ecogen.tracking import registry
 from ecogen.tracking.registry import INCREMENT
-from ecogen.tracking.runs import KIND, PIPELINE, PROFILE, quote, search_all, tracking_client
+from ecogen.tracking.runs import KIND, PIPELINE, quote, search_all, tracking_client
 
 log = logging.getLogger("ecogen.stream")
 
 STARTED_FROM = "ecogen.started_from"  # pipeline runs: the registered versions the run started from
+LINEAGE = "ecogen.stream"  # pipeline runs: the stream they belong to (:func:`lineage`)
 SERVED_FM = "fm.pt"
 
 
@@ -34,12 +35,23 @@ class NothingToDo(Exception):
     """The increment asked for is in already, or every increment is: the run does nothing."""
 
 
+def lineage(pipeline: str, profile: str | None, params: Params) -> str:
+    """The stream a run belongs to, and the prefix of its registered models: the pipeline (and
+    profile), plus the mode and the seed where they are not the defaults (an experiment's rows and
+    seeds are streams of their own), e.g. ``stream``, ``stream-cpu``, ``stream-retrain-s2``."""
+    name = registry.prefix(pipeline, profile)
+    if params.stream.mode != "continuous":
+        name += f"-{params.stream.mode}"
+    return name + (f"-s{params.seed}" if params.seed else "")
+
+
 def taken(params: Params, pipeline: str, root: Path, profile: str | None) -> dict[int, str]:
-    """Increment → the FINISHED pipeline run (of this pipeline and profile) that took it in."""
+    """Increment → the FINISHED pipeline run of this stream (:func:`lineage`) that took it in."""
     client, exp = tracking_client(params, root)
+    stream = quote(lineage(pipeline, profile, params))
     query = (
         f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = {quote(pipeline)} "
-        f"AND tags.`{PROFILE}` = {quote(profile or NO_PROFILE)} AND attributes.status = 'FINISHED'"
+        f"AND tags.`{LINEAGE}` = {stream} AND attributes.status = 'FINISHED'"
     )
     runs = search_all(client, exp, query)
     return {int(r.data.tags[INCREMENT]): r.info.run_id for r in runs if INCREMENT in r.data.tags}
@@ -66,23 +78,26 @@ def resolve_increment(params: Params, pipeline: str, root: Path, profile: str | 
 
 
 def _names(ctx: RunContext) -> tuple[str, dict[str, str]]:
-    fm = registry.fm_model(ctx.pipeline, ctx.profile)
-    return fm, {d: registry.edge_model(ctx.pipeline, ctx.profile, d) for d in ctx.params.data.domains}
+    stream = lineage(ctx.pipeline, ctx.profile, ctx.params)
+    return f"{stream}.fm", {d: f"{stream}.edge-{d}" for d in ctx.params.data.domains}
 
 
 def fetch_served(ctx: RunContext) -> RunContext:
-    """The champions into ``runs/P/served/`` (continuous mode; retrain starts cold), the first
-    versions beside them (the frozen reference the gate scores); recorded on the pipeline run."""
+    """The champions into ``runs/P/served/`` — the FM's, and in continuous mode the edges' (retrain
+    fine-tunes them afresh) — and the edges' first versions beside them (the frozen reference the
+    gate scores); what it started from is recorded on the pipeline run."""
     ws, s = ctx.workspace, ctx.params.stream
     shutil.rmtree(ws.served, ignore_errors=True)
     client = registry.client()
     client.set_tag(ctx.run_id, INCREMENT, str(s.increment))
+    client.set_tag(ctx.run_id, LINEAGE, lineage(ctx.pipeline, ctx.profile, ctx.params))
     fm_name, edges = _names(ctx)
     fm = registry.champion(client, fm_name)
     started: list[str] = []
-    if fm is not None and s.mode == "continuous":
+    if fm is not None:
         registry.fetch_file(fm, SERVED_FM, ws.served / SERVED_FM)
         started.append(f"{fm_name}@v{fm.version}")
+    if fm is not None and s.mode == "continuous":
         for domain, name in edges.items():
             if (version := registry.champion(client, name)) is not None:
                 registry.fetch_file(version, "tunable.pt", ws.champion(domain))
@@ -104,11 +119,7 @@ def served_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | None:
     with _stage(ctx, stage) as run:
         ctx.workspace.fm.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(served, ctx.workspace.fm)
-        run.log(
-            StageResult(
-                name=stage, params={"warm_from": f"{registry.fm_model(ctx.pipeline, ctx.profile)}@champion"}
-            )
-        )
+        run.log(StageResult(name=stage, params={"warm_from": f"{_names(ctx)[0]}@champion"}))
     log.info("pretrain: the served FM delivered, not pre-trained again")
     return {}
 

@@ -69,6 +69,17 @@ def _gate_edge(
     }
     if champion is not None:
         metrics |= {"champion_fixed": champion.fixed, "champion_newest": champion.newest}
+    # what the edge serves after this run: the challenger if promoted, else the champion it kept
+    kept = ws.champion(domain) if champion is not None and not decision.promote else made
+    served = challenger if kept == made else champion
+    assert served is not None
+    metrics |= {
+        "served_fixed": served.fixed,
+        "served_newest": served.newest,
+        "served_first_increment": metrics["challenger_first_increment"]
+        if kept == made
+        else accuracy(kept, data.increment_test(domain, 0) if state else fixed),
+    }
     if ws.first(domain).is_file():  # the stream's frozen reference: its first modules, never updated
         frozen = scores(ws.first(domain))
         metrics |= {"frozen_fixed": frozen.fixed, "frozen_newest": frozen.newest}

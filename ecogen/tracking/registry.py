@@ -1,8 +1,9 @@
 """The served models in MLflow's Model Registry: one registered model per edge and one for the FM.
 
-Names: ``<pipeline>.edge-<domain>`` and ``<pipeline>.fm`` (``<pipeline>-<profile>`` with a
-profile).  Every stream run registers each edge's challenger as a new version, tagged with the
-increment, the run and the gate's decision; the ``champion`` alias is what the edge serves and
+Names: ``<stream>.edge-<domain>`` and ``<stream>.fm``, where the stream is the pipeline
+(``<pipeline>-<profile>`` with a profile; see :func:`ecogen.served.lineage`).  Every stream run
+registers each edge's challenger as a new version, tagged with the increment, the run and the
+gate's decision; the ``champion`` alias is what the edge serves and
 what the next run starts from.  Moving the alias (the gate, ``ecogen promote``, ``ecogen
 rollback``) records why on the version (``ecogen.promoted`` / ``ecogen.demoted``) and keeps the
 alias's history on the registered model (``ecogen.champions``), which rollback walks back.
@@ -41,14 +42,6 @@ def client() -> MlflowClient:
 
 def prefix(pipeline: str, profile: str | None) -> str:
     return pipeline if profile in (None, NO_PROFILE) else f"{pipeline}-{profile}"
-
-
-def edge_model(pipeline: str, profile: str | None, domain: str) -> str:
-    return f"{prefix(pipeline, profile)}.edge-{domain}"
-
-
-def fm_model(pipeline: str, profile: str | None) -> str:
-    return f"{prefix(pipeline, profile)}.fm"
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:

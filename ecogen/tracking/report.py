@@ -34,6 +34,7 @@ from ecogen.reporting.cycles import (
     EDGE_ACCURACY,
     Cycle,
 )
+from ecogen.reporting.stream import StreamPoint, stream_checks, stream_csv, stream_markdown
 from ecogen.reporting.summary import (
     BASELINES_PIPELINE,
     FAULTS_PIPELINE,
@@ -61,6 +62,7 @@ from ecogen.tracking.runs import (
     search_all,
     tracking_client,
 )
+from ecogen.tracking.stream_report import STREAM_PIPELINE, load_stream
 
 DEFAULT_PIPELINES = (TABLE3_PIPELINE, BASELINES_PIPELINE, STUDY_PIPELINE, FAULTS_PIPELINE, CYCLES_PIPELINE)
 CHAIN_PIPELINE = "default"  # the plain chain (no trials): its hfsl stage run feeds one target
@@ -333,10 +335,12 @@ def render(
     report_run: str | None = None,
     profile: str | None = None,
     chain: PipelineTrials | None = None,
+    stream: Sequence[StreamPoint] | None = None,
 ) -> tuple[Path, list[TargetCheck]]:
     """Write report.md, the CSV/JSON files and the figures under ``out_dir``.
 
-    ``chain``: the default pipeline's hfsl stage (:func:`load_chain`), a source only when found.
+    ``chain``: the default pipeline's hfsl stage (:func:`load_chain`), a source only when found;
+    ``stream``: the stream experiment's points (:func:`load_stream`), when it was asked for.
     Returns the path of report.md and the target checks it states.
     """
     rows = {name: p.rows for name, p in loaded.items() if name != CYCLES_PIPELINE}
@@ -353,6 +357,8 @@ def render(
         wall_times=wall_times,
         faults=rows.get(FAULTS_PIPELINE),
     )
+    if stream is not None:
+        checks += stream_checks(stream)
     generated = datetime.now(timezone.utc)
     sources = [p.source for p in loaded.values()] + ([found_chain.source] if found_chain else [])
     parts = [tables.header_markdown(generated, experiment, sources, profile)]
@@ -367,6 +373,8 @@ def render(
             parts.append(tables.study_markdown(pipeline.rows, pipeline=name))
         else:
             parts.append(tables.baselines_markdown(pipeline.rows, pipeline=name))
+    if stream is not None:
+        parts.append(stream_markdown(stream))
     parts.append(tables.targets_markdown(checks))
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -375,6 +383,8 @@ def render(
     tables.bytes_csv(baselines, out_dir / "bytes.csv")
     tables.study_csv(rows.get(STUDY_PIPELINE), out_dir / "study.csv")
     tables.cycles_csv(cycles, out_dir / "relay_cycles.csv")
+    if stream is not None:
+        stream_csv(stream, out_dir / "stream.csv")
     sections: dict[str, Any] = {}
     if CYCLES_PIPELINE in loaded:
         sections[CYCLES_PIPELINE] = tables.cycles_json(cycles)
@@ -404,7 +414,9 @@ def build_report(
     """
     client, exp_id = tracking_client(params, project_root)
     experiment = params.tracking.experiment
-    loaded = {name: load(client, exp_id, name, profile) for name in dict.fromkeys(pipelines) if name != chain}
+    named = [n for n in dict.fromkeys(pipelines) if n not in (chain, STREAM_PIPELINE)]
+    loaded = {name: load(client, exp_id, name, profile) for name in named}
+    stream = load_stream(client, exp_id, STREAM_PIPELINE, profile) if STREAM_PIPELINE in pipelines else None
     chain_trials = load_chain(client, exp_id, chain, profile) if chain else None
     used = [*loaded.values(), *([chain_trials] if chain_trials else [])]
     run_ids = {p.source.pipeline: p.source.run_id for p in used if p.source.run_id}
@@ -414,7 +426,7 @@ def build_report(
     try:
         log_tags(client, run_id, {f"{SOURCES}.{n}": rid for n, rid in run_ids.items()})
         path, checks = render(
-            loaded, experiment, out_dir, report_run=run_id, profile=profile, chain=chain_trials
+            loaded, experiment, out_dir, report_run=run_id, profile=profile, chain=chain_trials, stream=stream
         )
         _log_target_metrics(client, run_id, checks)
         client.log_artifacts(run_id, str(out_dir))

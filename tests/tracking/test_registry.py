@@ -31,8 +31,8 @@ def _version(client: MlflowClient, tmp_path: Path, name: str, payload: str) -> s
 
 
 def test_champion_moves_with_reasons_and_rolls_back(client: MlflowClient, tmp_path: Path):
-    name = registry.edge_model("stream", None, "identity")
-    assert name == "stream.edge-identity" and registry.edge_model("stream", "cpu", "x") == "stream-cpu.edge-x"
+    name = "stream.edge-identity"
+    assert registry.prefix("stream", None) == "stream" and registry.prefix("stream", "cpu") == "stream-cpu"
     assert registry.champion(client, name) is None
     v1, v2, v3 = (_version(client, tmp_path, name, f"v{i}") for i in (1, 2, 3))
     assert registry.champion(client, name) is None  # registered, not served

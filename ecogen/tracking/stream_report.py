@@ -1,0 +1,52 @@
+"""The stream experiment's points (:mod:`ecogen.reporting.stream`) from the tracking store alone:
+one per FINISHED run of a stream pipeline, read from its gate, finetune and hfsl stage runs."""
+
+from __future__ import annotations
+
+import json
+
+from mlflow import MlflowClient
+
+from ecogen.config.pipelines import NO_PROFILE
+from ecogen.reporting.stream import StreamPoint
+from ecogen.tracking.registry import INCREMENT
+from ecogen.tracking.runs import KIND, PIPELINE, PROFILE, STAGE, quote, search_all
+
+STREAM_PIPELINE = "stream"
+
+
+def load_stream(
+    client: MlflowClient, exp_id: str, pipeline: str = STREAM_PIPELINE, profile: str | None = None
+) -> list[StreamPoint]:
+    query = f"tags.`{KIND}` = 'pipeline' AND tags.`{PIPELINE}` = {quote(pipeline)}"
+    query += " AND attributes.status = 'FINISHED'"
+    if profile is not None:
+        query += f" AND tags.`{PROFILE}` = {quote(profile or NO_PROFILE)}"
+    points: dict[tuple[str, int, int], StreamPoint] = {}
+    for run in sorted(search_all(client, exp_id, query), key=lambda r: r.info.start_time):
+        if INCREMENT not in run.data.tags:
+            continue
+        stages = {
+            r.data.tags.get(STAGE): r.data.metrics
+            for r in search_all(client, exp_id, f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+            if r.data.tags.get(KIND) == "stage"
+        }
+        gate, finetune, hfsl = (stages.get(s, {}) for s in ("gate", "finetune", "hfsl"))
+        if "mean_served_newest" not in gate:
+            continue
+        p = run.data.params
+        point = StreamPoint(
+            mode=p.get("stream.mode", "continuous"),
+            seed=int(p.get("seed", "0")),
+            increment=int(run.data.tags[INCREMENT]),
+            served_newest=gate["mean_served_newest"],
+            served_first=gate["mean_served_first_increment"],
+            frozen_newest=gate.get("mean_frozen_newest"),
+            drift_score=finetune.get("mean_drift_score"),
+            drift_share=finetune.get("mean_drift"),
+            promoted=gate.get("mean_promoted", 0.0),
+            compute_s=finetune.get("duration_s", 0.0) + hfsl.get("duration_s", 0.0),
+            shift_at=json.loads(p.get("stream.shift_at", "null")),
+        )
+        points[(point.mode, point.seed, point.increment)] = point  # the newest run of each
+    return sorted(points.values(), key=lambda q: (q.mode, q.seed, q.increment))
