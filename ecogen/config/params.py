@@ -376,7 +376,7 @@ class StreamParams(Section):
     promote_margin: float = Field(0.0, ge=0.0, lt=1.0)
     max_forgetting: float = Field(0.01, ge=0.0, lt=1.0)
     # Drift: a classifier two-sample test on the FM's features of the newest increment's client images
-    # against the first increment's (cross-validated ROC AUC; 0.5: indistinguishable)
+    # against the increment before's (cross-validated ROC AUC; 0.5: indistinguishable)
     drift_threshold: float = Field(0.75, gt=0.5, le=1.0)
     drift_samples: PositiveInt = 400  # images per side
     # The response to drift beyond the threshold: finetune (the edge re-fine-tunes the champion's

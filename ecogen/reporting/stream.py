@@ -101,7 +101,7 @@ def stream_markdown(points: Sequence[StreamPoint]) -> str:
         "## Stream: continuous vs retrain vs frozen\n\n"
         "Accuracy of the served model on the newest increment's test slice, mean ± std over seeds "
         f"{seeds} (each seed its own data draw and FM). Frozen: the stream's first model. Drift: the "
-        "cross-validated ROC AUC of telling the newest client images from the first increment's on the "
+        "cross-validated ROC AUC of telling the newest client images from the increment before's on the "
         "FM's features (mean over edges); edges drifted: the share over the threshold. Compute: wall "
         "time of the edge fine-tune and HFSL stages.\n\n" + _table(head, body)
     )

@@ -92,24 +92,26 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
 
 def stream_drift(params: Params, data: PreparedData, encoder: ViT, domain: str) -> dict[str, float]:
     """In a stream past its first increment: the drift score of the newest client images against
-    the first increment's (:mod:`ecogen.stream.drift`), and whether it crossed the threshold."""
+    the increment before's (:mod:`ecogen.stream.drift`: a change detector, so a shift is flagged
+    when it arrives, not again at every later increment), and whether it crossed the threshold."""
     state = data.stream
     if state is None or state.newest == 0:
         return {}
     clusters = data.clusters(domain, params.hfsl.clusters)
-    first = torch.cat([c.x[state.rows(state.cluster, 0)] for c in clusters])
+    before = torch.cat([c.x[state.rows(state.cluster, state.newest - 1)] for c in clusters])
     newest = torch.cat([c.x[state.rows(state.cluster, state.newest)] for c in clusters])
     s = params.stream
     seed = derive_seed(edge_seed(params, domain), "drift", state.newest)
     score = drift_score(
-        encoder, sample(first, s.drift_samples, seed), sample(newest, s.drift_samples, seed + 1), seed
+        encoder, sample(before, s.drift_samples, seed), sample(newest, s.drift_samples, seed + 1), seed
     )
     drifted = score >= s.drift_threshold
     log.info(
-        "finetune[%s]: drift %.3f on increment %d (threshold %.2f)%s",
+        "finetune[%s]: drift %.3f on increment %d against %d (threshold %.2f)%s",
         domain,
         score,
         state.newest,
+        state.newest - 1,
         s.drift_threshold,
         f": DRIFT, response {s.on_drift}" if drifted else "",
     )

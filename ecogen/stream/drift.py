@@ -1,7 +1,7 @@
 """Drift on what an edge sees: can the FM's features tell the newest images from the first ones?
 
 A classifier two-sample test (Lopez-Paz & Oquab, 2017, arXiv 1610.06545): a logistic regression
-(scikit-learn) learns to tell the first increment's client images from the newest increment's,
+(scikit-learn) learns to tell the increment before's client images from the newest increment's,
 from the FM encoder's token features (:func:`~ecogen.relay.routing.style_features`, which keep
 where things sit, so a rotation shows).  Its cross-validated ROC AUC is the drift score: about
 0.5 when the two are alike, towards 1 when they differ.  No label is needed, and the images never

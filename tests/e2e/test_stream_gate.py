@@ -21,6 +21,9 @@ SETS = [
     "--set=hfsl.rounds=2",
     "--set=stream.warm_rounds=3",
     "--set=data.public_pool=2000",
+    "--set=model.dim=32",
+    "--set=model.depth=2",
+    "--set=model.heads=2",
     "--set=data.domains=[identity, invert]",
 ]
 DOMAINS = ["identity", "invert"]
