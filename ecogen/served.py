@@ -21,13 +21,11 @@ from ecogen.pipeline import RunContext, _stage
 from ecogen.stages.gate import decisions
 from ecogen.stages.result import StageResult
 from ecogen.tracking import registry
-from ecogen.tracking.registry import INCREMENT
+from ecogen.tracking.registry import INCREMENT, LINEAGE, STARTED_FROM
 from ecogen.tracking.runs import KIND, PIPELINE, quote, search_all, tracking_client
 
 log = logging.getLogger("ecogen.stream")
 
-STARTED_FROM = "ecogen.started_from"  # pipeline runs: the registered versions the run started from
-LINEAGE = "ecogen.stream"  # pipeline runs: the stream they belong to (:func:`lineage`)
 SERVED_FM = "fm.pt"
 
 

@@ -34,7 +34,17 @@ TOTALS = {
     "emissions_kg_co2eq": "total_emissions_kg_co2eq",
 }
 # from the stages' own metrics (``stage.metric`` or ``trial.stage.metric``)
-HEADLINE = ("mean_accuracy", "mean_edge_client_bytes_per_round", "mean_d2d_bytes_per_round", "fm_accuracy")
+HEADLINE = (
+    "mean_accuracy",
+    "mean_edge_client_bytes_per_round",
+    "mean_d2d_bytes_per_round",
+    "fm_accuracy",
+    # a stream run's: what is served after its gate, and per edge the version registered and
+    # whether it was promoted (gate.<domain>.version / .promoted)
+    "mean_served_newest",
+    "version",
+    "promoted",
+)
 
 # The MLflow UI's runs table shows only Source, Models and Dataset until a user ticks columns,
 # and keeps that choice in the browser; an experiment's saved views (the "Views" menu; a link

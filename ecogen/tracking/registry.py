@@ -29,6 +29,8 @@ PROMOTED = "ecogen.promoted"  # model-version tags: when and why the alias came 
 DEMOTED = "ecogen.demoted"
 DECISION = "ecogen.gate"  # model-version tag: the gate's decision on this challenger
 INCREMENT = "ecogen.increment"  # pipeline runs and model versions: the increment taken in
+STARTED_FROM = "ecogen.started_from"  # pipeline runs: the registered versions the run started from
+LINEAGE = "ecogen.stream"  # pipeline runs: the stream they belong to (ecogen.served.lineage)
 
 
 class RegistryError(RuntimeError):

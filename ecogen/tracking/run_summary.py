@@ -8,11 +8,13 @@ from statistics import mean
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from ecogen.config.pipelines import STAGE_ORDER
 from ecogen.reporting.summary import DASH, format_bytes
 from ecogen.tracking.headline import SAVED_VIEW, runs_table_page, view_id
-from ecogen.tracking.runs import KIND, PIPELINE, STAGE
+from ecogen.tracking.registry import INCREMENT, STARTED_FROM
+from ecogen.tracking.runs import EDGE, KIND, PIPELINE, STAGE
 from ecogen.tracking.uri import redact_uri
 
 ACCURACY = ("mean_accuracy", "fm_mean_accuracy")
@@ -76,7 +78,46 @@ def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
             f"  mlflow ui --backend-store-uri {redact_uri(tracking_uri)} --host 127.0.0.1 --port 5000",
             *(f"  http://127.0.0.1:5000/{page}" for page in pages),
         ]
-    return [*_table(rows), "", f"MLflow run {run_id} (experiment {exp}); to browse and compare runs:", *where]
+    said = [*_table(rows), *stream_lines(parent, by_stage, client)]
+    return [*said, "", f"MLflow run {run_id} (experiment {exp}); to browse and compare runs:", *where]
+
+
+def stream_lines(parent: Run, by_stage: dict[str, list[Run]], client: MlflowClient) -> list[str]:
+    """A stream run's increment, what it started from, each edge's drift and the gate's decisions."""
+    tags, params, metrics = parent.data.tags, parent.data.params, parent.data.metrics
+    if INCREMENT not in tags:
+        return []
+    lines = [f"stream: increment {tags[INCREMENT]} taken in, started from {tags.get(STARTED_FROM, DASH)}"]
+    threshold = float(params.get("stream.drift_threshold", "nan"))
+    finetune = by_stage.get("finetune", [])
+    edges = (
+        client.search_runs(
+            [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{finetune[0].info.run_id}'"
+        )
+        if finetune
+        else []
+    )
+    scores = sorted(
+        (r.data.tags.get(EDGE, "?"), r.data.metrics["drift_score"])
+        for r in edges
+        if "drift_score" in r.data.metrics
+    )
+    drifted = [edge for edge, score in scores if score >= threshold]
+    if scores:
+        said = ", ".join(f"{edge} {score:.3f}" for edge, score in scores)
+        lines.append(f"drift (threshold {threshold:.2f}): {said}")
+    if drifted:
+        response = params.get("stream.on_drift", "none")
+        then = "re-fine-tuned before HFSL" if response == "finetune" else "no response (stream.on_drift none)"
+        lines.append(f"DRIFT on {', '.join(drifted)}: {then}")
+    decided = sorted(k.split(".")[1] for k in metrics if k.startswith("gate.") and k.endswith(".promoted"))
+    for domain in decided:
+        version = int(metrics[f"gate.{domain}.version"])
+        verdict = (
+            "promoted to champion" if metrics[f"gate.{domain}.promoted"] else "rejected, the champion stays"
+        )
+        lines.append(f"gate: edge-{domain} version {version} {verdict}")
+    return lines
 
 
 def summary_markdown(run_id: str) -> str:

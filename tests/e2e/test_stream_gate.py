@@ -62,6 +62,10 @@ def test_a_failed_run_and_a_worse_challenger_leave_the_champion(tmp_path: Path, 
 
     out = _ecogen(project, "run", "stream", *SETS, patch="corrupt-labels")
     assert "increment 1 of 6" in out  # the failed run took none in
+    # the closing summary says what came in, from what it started and what the gate decided
+    assert "stream: increment 1 taken in, started from stream.fm@v1, stream.edge-identity@v1" in out
+    assert "drift (threshold 0.75): edge-identity " in out
+    assert "gate: edge-identity version 2 rejected, the champion stays" in out
     assert _registry(client) == {"stream.fm": (1, 1), **{f"stream.edge-{d}": (2, 1) for d in DOMAINS}}
     for domain in DOMAINS:
         v2 = client.get_model_version(f"stream.edge-{domain}", "2")
