@@ -15,7 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from ecogen.config.params import Params
+from ecogen.config.params import Params, StreamParams
 from ecogen.config.pipelines import StageName
 from ecogen.pipeline import RunContext, _stage
 from ecogen.stages.gate import decisions
@@ -76,8 +76,12 @@ def resolve_increment(params: Params, pipeline: str, root: Path, profile: str | 
 
 
 def _names(ctx: RunContext) -> tuple[str, dict[str, str]]:
+    """The registered FM and edge models of this run's stream.  The FM is the same whatever the
+    mode (it is pre-trained once per pipeline, profile and seed), so retraining and continuous
+    streams of one seed share it, as a fair comparison of the edges needs."""
     stream = lineage(ctx.pipeline, ctx.profile, ctx.params)
-    return f"{stream}.fm", {d: f"{stream}.edge-{d}" for d in ctx.params.data.domains}
+    fm = lineage(ctx.pipeline, ctx.profile, ctx.params.model_copy(update={"stream": StreamParams()}))
+    return f"{fm}.fm", {d: f"{stream}.edge-{d}" for d in ctx.params.data.domains}
 
 
 def fetch_served(ctx: RunContext) -> RunContext:
