@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecogen.config.params import ModelParams, Params
-from ecogen.data.prepared import DataMeta, Split, to_float
+from ecogen.data.prepared import DataMeta, Split
 from ecogen.models.vit import ViTConfig
 
 
@@ -40,7 +40,8 @@ def edge_seed(params: Params, domain: str) -> int:
 
 
 def example_input(split: Split, n: int = 2) -> np.ndarray:
-    return to_float(split.x[:n]).numpy().astype(np.float32)
+    """The first ``n`` images, raw (uint8 (n, C, H, W)): what a logged model takes."""
+    return split.x[:n].numpy()
 
 
 def mean(values: list[float]) -> float:

@@ -10,6 +10,7 @@ import torch
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData, Split, to_float
 from ecogen.models.checkpoint import save_fm
+from ecogen.models.export import PooledFeatures
 from ecogen.models.vit import MaskedAutoencoder, ViT, parameter_count
 from ecogen.peft.tunable import module_bytes
 from ecogen.plots import reconstruction_grid
@@ -55,6 +56,7 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
         },
         history={"mae_loss": history.series["mae_loss"]},
         params={"image_size": cfg.image_size, "num_patches": cfg.num_patches, "lr_effective": p.scaled_lr()},
-        models={"fm": ModelArtifact(mae.encoder, example, [ws.fm])},
+        # the FM's head is never trained: users get what it is for, features
+        models={"fm": ModelArtifact(PooledFeatures(mae.encoder), example, [ws.fm], output="features")},
         artifacts=[grid],
     )

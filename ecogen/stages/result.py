@@ -11,15 +11,19 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from ecogen.models.export import ModelOutput
+
 
 @dataclass
 class ModelArtifact:
-    """A model to log: the module itself, an input example for its signature, and side files
-    (e.g. the tunable-module state that is all an edge ever ships)."""
+    """A model to log: the module (it takes (B, C, H, W) floats in [-1, 1]), raw images for its
+    input example, side files (e.g. the tunable-module state that is all an edge ever ships), and
+    what the logged model returns: softmax over the module's logits, or its output as is."""
 
     module: nn.Module
-    input_example: np.ndarray  # float32 batch, e.g. (2, C, H, W)
+    input_example: np.ndarray  # uint8 images as prepared, e.g. (2, C, H, W)
     extra_files: list[Path] = field(default_factory=list)
+    output: ModelOutput = "probabilities"
 
 
 @dataclass

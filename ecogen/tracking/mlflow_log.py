@@ -1,42 +1,71 @@
 """``log_result``: a :class:`StageResult` into an MLflow run, children as nested runs.
 
-Models are logged with ``mlflow.pytorch.log_model`` in the ``pickle`` serialization format:
+Every model is logged as an MLflow pyfunc that a user can take away: it loads with
+``mlflow.pyfunc.load_model`` (or ``mlflow models serve``) where EcoGen is not installed, and takes
+raw images as users have them, uint8 0-255 ``(N, C, H, W)``.  A logged model holds:
 
-* MLflow 3's default, ``pt2`` (``torch.export``), fails on every peft-wrapped model: ``PeftModel``
-  has a ``forward(*args, **kwargs)`` signature that export cannot match to the input example.
-  The plain ViT exports fine, but one format for all models is easier to load back.
-* ``pickle`` loads back as the real class (``ViT`` with its split segments, ``PeftModel`` with
-  its adapters), not a flat ``GraphModule``, and logs in ~0.1 s instead of ~2 s.
-* The price: unpickling runs code, so load only models from a tracking store you trust, and
-  ``ecogen`` must be importable where a model is loaded.  ``serialization_format="pt2"`` remains
-  available (a peft model is then exported through its base model, adapters injected).
+* ``artifacts/model.pt2``: the module exported with ``torch.export``
+  (:func:`ecogen.models.export.export_raw_images`), its preprocessing (``x / 127.5 - 1``)
+  included; a peft model is exported with its LoRA merged into the weights.  Classifiers return
+  class probabilities, the pre-trained FM (``fm``) pooled features.
+* ``image_model.py``: the pyfunc (:mod:`ecogen.tracking.image_model`, numpy, torch and
+  mlflow only), logged as "models from code" so no Python object is pickled.
+* ``artifacts/<file name>``: each of ``ModelArtifact.extra_files`` (an edge's ``tunable.pt``,
+  the FM checkpoint ``fm.pt``): ``mlflow.artifacts.download_artifacts(model_uri)`` returns the
+  model's folder, with an edge's tunable modules in ``artifacts/tunable.pt``.
+* a signature that says so: input uint8 ``(-1, C, H, W)``, output float32 ``probabilities``
+  ``(-1, classes)`` or ``features`` ``(-1, dim)``, with an input example of raw images.
 
-The LoggedModel is created explicitly in the run's experiment and passed to ``log_model`` by id,
-with ``run_id=``: no fluent active run is involved, so edges may log from parallel threads.
+Models were pickled with ``mlflow.pytorch`` before (issue 22, item 4): loading them needed
+``ecogen`` importable and trust in the store (unpickling runs code), and they took floats in
+[-1, 1] without saying so (raw images scored 0.115).  Exporting is slower to log: a tiny ViT
+took about 0.6 s a model against 0.06 s pickled (2 cores; about half is ``torch.export``, a
+quarter MLflow loading the model back to check its serving example), and a process's first
+export takes ~3 s more.  ``torch.jit.trace`` would be a little faster, but torch deprecates
+``trace``, ``save`` and ``load`` in favour of ``torch.export``.  MLflow checks input against the
+signature's rank, so ``(N, H, W)`` images need their channel axis (``x[:, None]``) through
+``predict``; the python model itself (``unwrap_python_model().predict``) adds it.
 
-``pip_requirements`` is given explicitly: inferring it takes 8–10 s per model and would pin the
-local ``torch==…+cpu`` build label.
+The LoggedModel is created explicitly in the run's experiment and passed to ``Model.log`` by id,
+with ``run_id=`` (``mlflow.pyfunc.log_model`` takes none; it calls ``Model.log``): no fluent
+active run is involved, so edges may log from parallel threads.
+
+``pip_requirements`` is given explicitly (``torch>=`` the running minor version, which an
+exported program needs, and numpy): inferring it takes 8–10 s per model and would pin the local
+``torch==…+cpu`` build label.
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
-from typing import Literal
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 
+import mlflow.pyfunc
+import numpy as np
+import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from mlflow.models import Model, ModelSignature
+from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
+from ecogen.models.export import export_raw_images
 from ecogen.stages.result import ModelArtifact, StageResult
 from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_params, start_child_run
 
-MODEL_PIP_REQUIREMENTS = ["torch", "peft"]
-SerializationFormat = Literal["pickle", "pt2"]
+# an older torch cannot be counted on to read a program this one exported
+MODEL_PIP_REQUIREMENTS = ["torch>=" + ".".join(torch.__version__.split(".")[:2]), "numpy"]
+# the pyfunc's code, logged into every model; it reads the exported program under the key PROGRAM
+IMAGE_MODEL_CODE = Path(__file__).with_name("image_model.py")
+PROGRAM = "program"  # the same key as in image_model.py, which ecogen never imports (see there)
 
-# log_model resolves state that is process-wide in MLflow (tracking URI, last logged model id);
-# edges logging in parallel threads take turns.
+# Model.log resolves state that is process-wide in MLflow (tracking URI, last logged model id), and
+# torch.export traces through process-wide state too; edges logging in parallel threads take turns.
 _MODEL_LOCK = threading.Lock()
 
 
@@ -44,7 +73,6 @@ def log_result(
     run_id: str,
     result: StageResult,
     data_version: str | None,
-    serialization_format: SerializationFormat = "pickle",
     logged: Collection[str] = (),
     existing: Mapping[str, tuple[str, Collection[str]]] | None = None,
 ) -> list[str]:
@@ -72,7 +100,7 @@ def log_result(
         else:
             client.log_artifact(run_id, str(path))
     for name, model in result.models.items():
-        log_model(run_id, name, model, data_version, serialization_format)
+        log_model(run_id, name, model, data_version)
 
     created: list[str] = []
     for child in result.children:
@@ -82,7 +110,7 @@ def log_result(
             child_id = start_child_run(run_id, child.name, "edge", data_version, {EDGE: child.name})
             child_logged = ()
         try:
-            below = log_result(child_id, child, data_version, serialization_format, logged=child_logged)
+            below = log_result(child_id, child, data_version, logged=child_logged)
             created += [child_id, *below]
         except BaseException:
             finish_run(child_id, "FAILED")
@@ -91,47 +119,67 @@ def log_result(
     return created
 
 
-def log_model(
-    run_id: str,
-    name: str,
-    model: ModelArtifact,
-    data_version: str | None,
-    serialization_format: SerializationFormat = "pickle",
-) -> str:
-    """Log one model as an MLflow logged model of ``run_id``; returns its ``models:/`` URI.
+def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | None = None) -> str:
+    """Log one model as an MLflow logged model of ``run_id``, in the format the module docstring
+    describes; returns its ``models:/`` URI (to register, or to load with ``mlflow.pyfunc``).
 
-    The LoggedModel is created here, in the run's experiment: left to ``log_model``, it would go
+    The LoggedModel is created here, in the run's experiment: left to ``Model.log``, it would go
     to the fluent "active" experiment (Default, ``0``) whenever no fluent run is active.
     """
+    artifacts = {p.name: str(p) for p in model.extra_files}
+    if len(artifacts) < len(model.extra_files) or PROGRAM in artifacts:
+        raise ValueError(f"extra files of model {name!r} need distinct names, none {PROGRAM!r}")
     client = MlflowClient()
     run = client.get_run(run_id)
-    logged = client.create_logged_model(
-        experiment_id=run.info.experiment_id,
-        name=name,
-        source_run_id=run_id,
-        tags={DATA_VERSION: data_version} if data_version else None,
-        params=run.data.params,  # as log_model does itself: the run's params describe the model
-    )
-    module = model.module
-    get_base_model = getattr(module, "get_base_model", None)  # a peft.PeftModel
-    if serialization_format == "pt2" and callable(get_base_model):
-        # torch.export cannot trace PeftModel.forward(*args, **kwargs); the base model with the
-        # adapters injected computes the same function.
-        module = get_base_model()
-    import mlflow.pytorch  # here: it imports Lightning (for autologging), 4 s `ecogen stage prepare` skips
-
-    with _MODEL_LOCK:
-        info = mlflow.pytorch.log_model(
-            module,
+    with _MODEL_LOCK, _quiet("mlflow.pyfunc"), tempfile.TemporaryDirectory() as tmp:
+        # exported before the LoggedModel is made: a module that does not export leaves none behind
+        program = export_raw_images(model.module, model.output, model.input_example)
+        path = Path(tmp) / "model.pt2"
+        torch.export.save(program, path)
+        logged = client.create_logged_model(
+            experiment_id=run.info.experiment_id,
+            name=name,
+            source_run_id=run_id,
+            tags={DATA_VERSION: data_version} if data_version else None,
+            params=run.data.params,  # as Model.log does itself: the run's params describe the model
+        )
+        info = Model.log(
+            artifact_path=None,
+            flavor=mlflow.pyfunc,
             name=name,
             model_id=logged.model_id,
             run_id=run_id,  # links the model as an output of the run; no fluent run needed
+            python_model=str(IMAGE_MODEL_CODE),
+            artifacts={PROGRAM: str(path), **artifacts},
+            signature=_signature(program, model),
             input_example=model.input_example,
-            extra_files=[str(p) for p in model.extra_files] or None,
             pip_requirements=MODEL_PIP_REQUIREMENTS,
-            serialization_format=serialization_format,
         )
     return info.model_uri
+
+
+def _signature(program: torch.export.ExportedProgram, model: ModelArtifact) -> ModelSignature:
+    """uint8 images in, the program's output on the input example (its width) out, named."""
+    example = model.input_example
+    with torch.inference_mode():
+        out = program.module()(torch.from_numpy(example))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *example.shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out.shape[1:]), model.output)]),
+    )
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """INFO lines of ``logger`` dropped while inside: MLflow says, once a model, that it checks the
+    input example against the signature (inside the lock: no other thread logs a model)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _log_metrics(client: MlflowClient, run_id: str, result: StageResult, logged: Collection[str]) -> None:

@@ -103,7 +103,7 @@ def test_progress_is_one_line_per_stage_step_and_no_line_repeats(tree: RunTree) 
     assert not repeated, repeated
     finished = [line for line in out.splitlines() if "Finished in state" in line]
     assert finished and all(re.search(r"prefect\.\w+: \S+: Finished in state", f) for f in finished), finished
-    assert len(re.findall(r"mlflow\.pytorch: .*[Pp]ickle", out)) <= 1  # MLflow's pickle warning, once
+    assert not re.search(r"mlflow\.\w+: .*[Pp]ickle", out)  # models are exported: nothing pickled
     assert "Error logging to API" not in out  # the run's logs reached Prefect before its server stopped
 
 
@@ -251,8 +251,7 @@ def test_the_data_was_pushed_to_the_dvc_remote(tree: RunTree) -> None:
 
 def test_models_are_logged_for_the_fm_and_every_edge_and_load_back(tree: RunTree) -> None:
     import mlflow
-    import mlflow.pytorch
-    import torch
+    import numpy as np
 
     models = tree.client.search_logged_models([tree.experiment_id])
     by_name = {m.name: m for m in models}
@@ -268,11 +267,9 @@ def test_models_are_logged_for_the_fm_and_every_edge_and_load_back(tree: RunTree
         assert source.data.tags.get("ecogen.kind") == "edge", name
 
     mlflow.set_tracking_uri(sqlite_uri(tree.project))  # models:/ URIs resolve through the store
-    batch = torch.rand(5, *IMAGE_SHAPE)
-    for name in ("fm", f"edge-{tree.domains[0]}-hfsl"):
-        model = mlflow.pytorch.load_model(f"models:/{by_name[name].model_id}")
-        model.eval()
-        with torch.no_grad():
-            logits = model(batch)
-        assert tuple(logits.shape) == (5, NUM_CLASSES), name
-        assert torch.isfinite(logits).all(), name
+    batch = np.random.default_rng(0).integers(0, 256, (5, *IMAGE_SHAPE), dtype=np.uint8)  # raw images
+    dim = int(tree.parent.data.params["model.dim"])  # the FM returns features of this width
+    for name, width in (("fm", dim), (f"edge-{tree.domains[0]}-hfsl", NUM_CLASSES)):
+        out = mlflow.pyfunc.load_model(f"models:/{by_name[name].model_id}").predict(batch)
+        assert out.shape == (5, width) and np.isfinite(out).all(), name
+    np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)  # the edge's class probabilities
