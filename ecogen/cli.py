@@ -181,14 +181,8 @@ class _ReadableLogs(logging.Filter):
     * a problem with the user's data, a full disk, a tracking server gone or a stage that failed on
       a worker is said once, in one line, by the CLI —
       Prefect would log the exception with its traceback at every level (task, subflow, flow);
-    * Prefect's "Finished in state Completed()" says which flow or task finished;
-    * MLflow's warning about pickled models (the format is chosen on purpose, see
-      ecogen/tracking/mlflow_log.py) is shown once, not once per logged model.
+    * Prefect's "Finished in state Completed()" says which flow or task finished.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
@@ -206,10 +200,6 @@ class _ReadableLogs(logging.Filter):
             run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
             if run:
                 record.msg, record.args = f"{run}: {message}", ()
-        if record.name == "mlflow.pytorch" and "Pickle" in message:
-            if "pickle" in self.seen:
-                return False
-            self.seen.add("pickle")
         return True
 
 

@@ -1,1 +1,1 @@
-"""Models: the one ViT file (ecogen.models.vit)."""
+"""Models: the one ViT file (ecogen.models.vit), its checkpoints, and its export for serving."""

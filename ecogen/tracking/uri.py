@@ -101,7 +101,7 @@ def tracking_lost(err: BaseException) -> str | None:
 def use_tracking_uri(tracking: TrackingParams, project_root: Path) -> str:
     """Resolve the URI and make it MLflow's current one; returns it.
 
-    ``mlflow.pytorch.log_model`` only reads the process-wide URI, so it has to be set; MLflow also
+    MLflow's model logging (``Model.log``) only reads the process-wide URI, so it has to be set; MLflow also
     exports it as ``MLFLOW_TRACKING_URI`` so subprocesses (e.g. `dvc repro` stages) log to the
     same store.
     """
