@@ -11,6 +11,7 @@ moves nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -18,7 +19,6 @@ from pathlib import Path
 from ecogen.config.params import Params, StreamParams
 from ecogen.config.pipelines import StageName
 from ecogen.pipeline import RunContext, _stage
-from ecogen.stages.gate import decisions
 from ecogen.stages.result import StageResult
 from ecogen.tracking import registry
 from ecogen.tracking.registry import INCREMENT, LINEAGE, STARTED_FROM
@@ -129,7 +129,7 @@ def served_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | None:
 def settle(ctx: RunContext) -> dict[str, float]:
     """After the gate: the FM registered and served if none is; every edge's challenger registered,
     the champion alias moved where the gate promoted it.  Returns ``gate.<domain>.*`` metrics."""
-    made = decisions(ctx.workspace)
+    made = {p.stem: json.loads(p.read_text()) for p in sorted(ctx.workspace.gate.glob("*.json"))}
     if not made:
         return {}
     client = registry.client()

@@ -94,8 +94,3 @@ def _gate_edge(
     verdict = "PROMOTE" if decision.promote else "keep the champion"
     log.info("gate[%s]: %s — %s", domain, verdict, decision.reason)
     return StageResult(name=f"edge-{domain}", metrics=metrics, params={"gate_reason": decision.reason[:500]})
-
-
-def decisions(ws: Workspace) -> dict[str, dict[str, object]]:
-    """The gate's decision per edge, as :func:`gate` wrote them."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted(ws.gate.glob("*.json"))}

@@ -2,7 +2,8 @@
 
 Scores are accuracies on the fixed held-out test set (``fixed``: the older data, never shifted)
 and on the newest increment's test slice (``newest``).  The challenger is promoted when it beats
-the champion on the newest slice by at least ``margin`` and loses at most ``max_forgetting`` on
+the champion on the newest slice by more than ``margin`` (a tie is not better) and loses at most
+``max_forgetting`` on
 the fixed set; with no champion yet it is promoted as the first.  A pure function: the caller
 registers the challenger either way and moves the alias only when told to.
 """
@@ -34,7 +35,7 @@ def decide(challenger: Scores, champion: Scores | None, margin: float, max_forge
         f"newest increment {c.newest:.4f} vs {s.newest:.4f} ({gain:+.4f}, margin {margin:.4f}); "
         f"held-out {c.fixed:.4f} vs {s.fixed:.4f} ({-loss:+.4f}, forgetting allowed {max_forgetting:.4f})"
     )
-    if gain < margin:
+    if gain <= margin:
         return Decision(False, f"not better on the newest increment: {said}")
     if loss > max_forgetting:
         return Decision(False, f"forgets the older data: {said}")

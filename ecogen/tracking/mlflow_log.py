@@ -44,19 +44,19 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow.pyfunc
 import numpy as np
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric
-from mlflow.models import Model, ModelSignature
-from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
-from ecogen.models.export import export_raw_images
 from ecogen.stages.result import ModelArtifact, StageResult
 from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_params, start_child_run
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
 
 # an older torch cannot be counted on to read a program this one exported
 MODEL_PIP_REQUIREMENTS = ["torch>=" + ".".join(torch.__version__.split(".")[:2]), "numpy"]
@@ -131,6 +131,13 @@ def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | 
         raise ValueError(f"extra files of model {name!r} need distinct names, none {PROGRAM!r}")
     client = MlflowClient()
     run = client.get_run(run_id)
+    # imported here: mlflow.pyfunc and the exporter take seconds that a process logging no model
+    # (`ecogen stage prepare`, what `dvc repro` runs per stage) would pay at every start
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    from ecogen.models.export import export_raw_images
+
     with _MODEL_LOCK, _quiet("mlflow.pyfunc"), tempfile.TemporaryDirectory() as tmp:
         # exported before the LoggedModel is made: a module that does not export leaves none behind
         program = export_raw_images(model.module, model.output, model.input_example)
@@ -159,6 +166,9 @@ def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | 
 
 
 def _signature(program: torch.export.ExportedProgram, model: ModelArtifact) -> ModelSignature:
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
     """uint8 images in, the program's output on the input example (its width) out, named."""
     example = model.input_example
     with torch.inference_mode():

@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.reporting.stream import StreamPoint
+from ecogen.stream.increments import bounds
 from ecogen.tracking.registry import INCREMENT
 from ecogen.tracking.runs import KIND, PIPELINE, PROFILE, STAGE, quote, search_all
 
@@ -26,19 +27,23 @@ def load_stream(
     for run in sorted(search_all(client, exp_id, query), key=lambda r: r.info.start_time):
         if INCREMENT not in run.data.tags:
             continue
-        stages = {
-            r.data.tags.get(STAGE): r.data.metrics
-            for r in search_all(client, exp_id, f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
-            if r.data.tags.get(KIND) == "stage"
-        }
+        children = search_all(client, exp_id, f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+        staged = [r for r in children if r.data.tags.get(KIND) == "stage"]
+        stages = {r.data.tags.get(STAGE): r.data.metrics for r in staged}
+        ids = {r.info.run_id: r.data.tags.get(STAGE) for r in staged}
         gate, finetune, hfsl = (stages.get(s, {}) for s in ("gate", "finetune", "hfsl"))
         if "mean_served_newest" not in gate:
             continue
         p = run.data.params
+        increment = int(run.data.tags[INCREMENT])
+        hfsl_id = next((r for r, m in ids.items() if m == "hfsl"), None)
+        rounds = len(client.get_metric_history(hfsl_id, "mean_accuracy")) if hfsl_id else 0
+        edge_images = bounds(int(p["data.edge_labelled"]), int(p["stream.increments"]))[increment + 1]
+        retuned = finetune.get("mean_finetuned", 1.0) * int(p["peft.epochs"]) * edge_images
         point = StreamPoint(
             mode=p.get("stream.mode", "continuous"),
             seed=int(p.get("seed", "0")),
-            increment=int(run.data.tags[INCREMENT]),
+            increment=increment,
             served_newest=gate["mean_served_newest"],
             served_first=gate["mean_served_first_increment"],
             frozen_newest=gate.get("mean_frozen_newest"),
@@ -46,6 +51,8 @@ def load_stream(
             drift_share=finetune.get("mean_drift"),
             promoted=gate.get("mean_promoted", 0.0),
             compute_s=finetune.get("duration_s", 0.0) + hfsl.get("duration_s", 0.0),
+            # images trained on per edge: HFSL's (all participants, all rounds) + the fine-tune's
+            compute_images=hfsl.get("mean_client_images_per_round", 0.0) * rounds + retuned,
             shift_at=json.loads(p.get("stream.shift_at", "null")),
         )
         points[(point.mode, point.seed, point.increment)] = point  # the newest run of each

@@ -8,7 +8,7 @@ from ecogen.reporting.stream import StreamPoint, stream_checks, stream_markdown
 def _point(mode: str, seed: int, k: int, acc: float, **kw: float | None) -> StreamPoint:
     base = dict(
         served_first=0.80, frozen_newest=0.80 if k < 3 else 0.60, drift_score=None if k == 0 else 0.5,
-        drift_share=None if k == 0 else 0.0, promoted=1.0, compute_s=2.0, shift_at=3,
+        drift_share=None if k == 0 else 0.0, promoted=1.0, compute_s=2.0, shift_at=3, compute_images=2.0,
     )  # fmt: skip
     return StreamPoint(mode=mode, seed=seed, increment=k, served_newest=acc, **{**base, **kw})  # type: ignore[arg-type]
 
@@ -23,14 +23,16 @@ def _stream(cont_end: float = 0.75, drift_before: float = 0.0, first_end: float 
                 drift = {"drift_share": drift_before}
             end = {"served_first": first_end} if k == 4 else {}
             points.append(_point("continuous", seed, k, cont_end if k == 4 else 0.8, **drift, **end))
-            points.append(_point("retrain", seed, k, 0.75 if k == 4 else 0.8, compute_s=10.0))
+            points.append(
+                _point("retrain", seed, k, 0.75 if k == 4 else 0.8, compute_s=10.0, compute_images=10.0)
+            )
     return points
 
 
 def test_all_targets_pass_on_a_good_stream():
     checks = {c.key: c for c in stream_checks(_stream())}
     assert [c.status for c in checks.values()] == ["PASS"] * 4
-    assert "compute 0.20×" in checks["stream_vs_retrain"].measured
+    assert "images trained 0.20×" in checks["stream_vs_retrain"].measured
     table = stream_markdown(_stream())
     assert "| 3 (shift) | 0.8000 ± 0.0000 | 0.8000 ± 0.0000 | 0.6000 ± 0.0000 |" in table
 

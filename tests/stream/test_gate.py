@@ -17,6 +17,7 @@ def test_better_on_the_newest_increment_is_promoted():
 def test_within_the_margin_is_not_promoted():
     d = decide(Scores(fixed=0.80, newest=0.71), Scores(fixed=0.80, newest=0.70), 0.02, 0.01)
     assert not d.promote and "not better on the newest increment" in d.reason
+    assert not decide(Scores(0.8, 0.7), Scores(0.8, 0.7), 0.0, 0.01).promote  # a tie is not better
 
 
 def test_forgetting_the_older_data_is_not_promoted():
