@@ -371,6 +371,9 @@ class StreamParams(Section):
     # data so far), retrain (cold: a fresh edge fine-tune and `hfsl.rounds` on all data so far)
     mode: Literal["continuous", "retrain"] = "continuous"
     warm_rounds: PositiveInt = 4
+    # Epochs the edge re-tunes the served modules on its labelled images so far at every warm
+    # increment (0: kept as served unless drift; a drift re-tunes them for peft.epochs)
+    retune_epochs: int = Field(0, ge=0)
     # The gate: promoted when the challenger beats the champion by `promote_margin` (accuracy) on the
     # newest increment's test slice and loses at most `max_forgetting` on the fixed held-out test set
     promote_margin: float = Field(0.0, ge=0.0, lt=1.0)

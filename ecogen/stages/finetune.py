@@ -41,14 +41,17 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     model = load_edge_model(fm, p, warm, seed) if warm is not None else build_edge_model(fm, p, seed)
     drift = stream_drift(params, data, fm.encoder, domain)
     served = ws.champion(domain).is_file() and ws.cycle is None
+    epochs = p.epochs
     if served and not (drift.get("drift") and params.stream.on_drift == "finetune"):
-        return _served(params, ws, domain, model, prototypes, drift)
+        if not params.stream.retune_epochs:
+            return _served(params, ws, domain, model, prototypes, drift)
+        epochs = params.stream.retune_epochs  # the served modules, re-tuned on the labels so far
     log.info(
         "finetune[%s]: %s on %d labelled images, %d epochs%s",
         domain,
         p.method,
         len(train),
-        p.epochs,
+        epochs,
         f", warm start from {warm}" if warm is not None else "",
     )
     test = data.test(domain)
@@ -57,7 +60,7 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         acc = evaluate(model, test, params.inference.batch_size, params.accelerator)
         before["accuracy_redelivered"] = acc
     history = History("finetune", domain, len(params.data.domains))
-    trainer = make_trainer(params.accelerator, p.epochs, [history])
+    trainer = make_trainer(params.accelerator, epochs, [history])
     trainer.fit(
         ClassifierModule(model, lr=p.lr, augment_seed=seed),
         loader(train, p.batch_size, shuffle=True, seed=seed),

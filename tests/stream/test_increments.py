@@ -32,5 +32,7 @@ def test_stream_settings_are_validated():
         StreamParams(increments=6, shift_at=6)
     with pytest.raises(ValidationError, match="greater than or equal to 2"):
         StreamParams(increments=1)
+    with pytest.raises(ValidationError, match="retune_epochs"):
+        StreamParams(increments=2, retune_epochs=-1)
     with pytest.raises(ValidationError, match="each needs at least one image per increment"):
         Params.model_validate({"data": {"edge_labelled": 3}, "stream": {"increments": 4}})
