@@ -377,7 +377,11 @@ class StreamParams(Section):
     # The gate: promoted when the challenger beats the champion by `promote_margin` (accuracy) on the
     # newest increment's test slice and loses at most `max_forgetting` on the fixed held-out test set
     promote_margin: float = Field(0.0, ge=0.0, lt=1.0)
-    max_forgetting: float = Field(0.01, ge=0.0, lt=1.0)
+    # 0.05 from the stream study (docs/stream.md, 3 seeds): at 0.01 the gate rejected most
+    # challengers after a shift (they learn it at 1.5-13 points of the unshifted set) and the
+    # edges kept serving the old model; at 0.05 +8 to +17 points on the shifted increments, and
+    # the first increment's accuracy still ends above where it started
+    max_forgetting: float = Field(0.05, ge=0.0, lt=1.0)
     # Drift: a classifier two-sample test on the FM's features of the newest increment's client images
     # against the increment before's (cross-validated ROC AUC; 0.5: indistinguishable)
     drift_threshold: float = Field(0.75, gt=0.5, le=1.0)
