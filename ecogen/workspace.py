@@ -64,6 +64,10 @@ class Workspace:
     def served(self) -> Path:  # a stream's served models, fetched from the registry before a run
         return self.root / "served"
 
+    def drifted(self, domain: str) -> Path:
+        """A marker the finetune stage leaves when the edge's images drifted and it re-tuned."""
+        return self.edge(domain) / "drifted"
+
     def champion(self, domain: str) -> Path:
         """The tunable modules the edge serves now (the registry's champion), if any."""
         return self.served / "champion" / domain / "tunable.pt"

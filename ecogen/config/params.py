@@ -371,6 +371,9 @@ class StreamParams(Section):
     # data so far), retrain (cold: a fresh edge fine-tune and `hfsl.rounds` on all data so far)
     mode: Literal["continuous", "retrain"] = "continuous"
     warm_rounds: PositiveInt = 4
+    # HFSL rounds of a warm run in which an edge's images drifted (it re-fine-tuned): a shift is
+    # new to the served modules, so they may need a cold run's rounds (null: warm_rounds)
+    drift_rounds: PositiveInt | None = None
     # Epochs the edge re-tunes the served modules on its labelled images so far at every warm
     # increment (0: kept as served unless drift; a drift re-tunes them for peft.epochs)
     retune_epochs: int = Field(0, ge=0)
@@ -389,6 +392,10 @@ class StreamParams(Section):
     # The response to drift beyond the threshold: finetune (the edge re-fine-tunes the champion's
     # modules on its labelled images so far before HFSL) or none (logged and said only)
     on_drift: Literal["finetune", "none"] = "finetune"
+
+    def warm_rounds_for(self, drifted: bool) -> int:
+        """HFSL rounds of a warm-started run: `drift_rounds` after a drift when set."""
+        return self.drift_rounds if drifted and self.drift_rounds else self.warm_rounds
 
     @model_validator(mode="after")
     def _within_stream(self) -> StreamParams:

@@ -42,7 +42,9 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     drift = stream_drift(params, data, fm.encoder, domain)
     served = ws.champion(domain).is_file() and ws.cycle is None
     epochs = p.epochs
-    if served and not (drift.get("drift") and params.stream.on_drift == "finetune"):
+    drifted = bool(drift.get("drift")) and params.stream.on_drift == "finetune"
+    ws.drifted(domain).unlink(missing_ok=True)
+    if served and not drifted:
         if not params.stream.retune_epochs:
             return _served(params, ws, domain, model, prototypes, drift)
         epochs = params.stream.retune_epochs  # the served modules, re-tuned on the labels so far
@@ -69,6 +71,8 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
     path = ws.edge(domain) / "tunable.pt"
     save_tunable(model, path, p.method)
+    if served and drifted:
+        ws.drifted(domain).touch()  # HFSL runs `stream.drift_rounds` after it
     torch.save(prototypes, ws.edge(domain) / PROTOTYPES)
     trainable = parameter_count(model, trainable_only=True)
     total = parameter_count(fm.encoder)  # the frozen FM encoder the modules sit on

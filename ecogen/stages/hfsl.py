@@ -34,11 +34,14 @@ log = logging.getLogger("ecogen.hfsl")
 
 def hfsl(params: Params, ws: Workspace) -> StageResult:
     if all(ws.champion(d).is_file() for d in params.data.domains):
-        # a stream run warm-started from the served modules: `stream.warm_rounds` rounds
-        params = params.model_copy(
-            update={"hfsl": params.hfsl.model_copy(update={"rounds": params.stream.warm_rounds})}
+        # a stream run warm-started from the served modules: `stream.warm_rounds` rounds, or
+        # `stream.drift_rounds` when an edge's images drifted and it re-tuned
+        drifted = any(ws.drifted(d).is_file() for d in params.data.domains)
+        rounds = params.stream.warm_rounds_for(drifted)
+        params = params.model_copy(update={"hfsl": params.hfsl.model_copy(update={"rounds": rounds})})
+        log.info(
+            "hfsl: warm start from the served modules, %d rounds%s", rounds, " (drift)" if drifted else ""
         )
-        log.info("hfsl: warm start from the served modules, %d rounds", params.hfsl.rounds)
     h = params.hfsl
     strategy = strategy_for(h)
     data = PreparedData(ws.data)

@@ -36,3 +36,11 @@ def test_stream_settings_are_validated():
         StreamParams(increments=2, retune_epochs=-1)
     with pytest.raises(ValidationError, match="each needs at least one image per increment"):
         Params.model_validate({"data": {"edge_labelled": 3}, "stream": {"increments": 4}})
+
+
+def test_warm_rounds_after_a_drift():
+    s = StreamParams(increments=3, warm_rounds=4, drift_rounds=12)
+    assert s.warm_rounds_for(drifted=False) == 4 and s.warm_rounds_for(drifted=True) == 12
+    assert StreamParams(increments=3, warm_rounds=4).warm_rounds_for(drifted=True) == 4
+    with pytest.raises(ValidationError, match="drift_rounds"):
+        StreamParams(increments=2, drift_rounds=0)
