@@ -2,9 +2,10 @@
 
 On a small machine one trial leaves cores idle between its small ops (a batch-16 step at two
 torch threads is only ~1.3× faster than at one); two trials at once, one thread each, kept
-both cores busy and finished two trials 1.12–1.25× sooner (README, "Trials side by side").  Each call
-runs in a copy of the caller's context (Prefect's flow run, the progress listeners) and torch's
-intra-op threads are shared out between the calls (:func:`ecogen.environment.share_cores`).
+both cores busy and finished two trials 1.12–1.25× sooner (docs/hfsl-study.md, "Trials side by
+side").  Each call runs in a copy of the caller's context (Prefect's flow run, the progress
+listeners) and torch's intra-op threads are shared out between the calls
+(:func:`ecogen.environment.share_cores`).
 
 ``at_once(calls, 1)`` is a plain loop in the caller's thread.  With more:
 

@@ -38,7 +38,7 @@ from ecogen.tracking import (
     start_pipeline_run,
     track_stage,
 )
-from ecogen.tracking.headline import log_dataset, log_headline, params_hash
+from ecogen.tracking.headline import log_dataset, log_headline
 from ecogen.tracking.live import LiveMetrics
 from ecogen.tracking.repro import DVC_PIPELINE, repro_parent
 from ecogen.tracking.resume import ResumeError, finished_stage_run, reopen, resumable_run
@@ -55,6 +55,7 @@ from ecogen.tracking.runs import (
     WORKER,
     copy_results,
 )
+from ecogen.tracking.source import params_hash
 from ecogen.tracking.stage import StageRun
 from ecogen.tracking.uri import server_gone, tracking_lost
 from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data

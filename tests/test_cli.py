@@ -123,7 +123,7 @@ def test_unknown_or_reserved_profile_exit_2(project: Path) -> None:
 
 def _fashion_mnist_copy(folder: Path) -> Path:
     """The four IDX files, linked from the system copy (the data the tests run on)."""
-    from ecogen.data.fashion_mnist import FILES, SYSTEM_ROOT
+    from ecogen.data.sources.fashion_mnist import FILES, SYSTEM_ROOT
 
     folder.mkdir()
     for stem in FILES.values():
@@ -133,7 +133,7 @@ def _fashion_mnist_copy(folder: Path) -> Path:
 
 @pytest.mark.parametrize("damage", ["truncated", "not gzip"])
 def test_a_damaged_data_file_is_one_line_naming_it_exit_2(project: Path, damage: str) -> None:
-    from ecogen.data.fashion_mnist import SYSTEM_ROOT
+    from ecogen.data.sources.fashion_mnist import SYSTEM_ROOT
 
     if not (SYSTEM_ROOT / "t10k-labels-idx1-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ecogen.config.params import HfslParams, PeftParams
-from ecogen.data.fashion_mnist import load_fashion_mnist
 from ecogen.data.prepared import Split
+from ecogen.data.sources.fashion_mnist import load_fashion_mnist
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
 from ecogen.peft.edge import build_edge_model
 

@@ -21,14 +21,14 @@ from pydantic import (
     model_validator,
 )
 
+from ecogen.plugins import SOURCES, STRATEGIES, plugin, plugin_names
+
 DomainName = Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]
 DOMAIN_NAMES: tuple[str, ...] = get_args(DomainName)
 
 
 FOLDER_NAME = re.compile(r"[^/\\.][^/\\]{0,127}")  # one folder, not a path, not hidden
 
-# The side of the built-in sources' images (an ImageFolder's is known only from its files)
-IMAGE_SIDE = {"fashion_mnist": 28, "digits": 8}
 # The linear layers of a ViT block (ecogen/models/vit.py) that LoRA can adapt
 LORA_TARGETS = ("qkv", "proj", "fc1", "fc2")
 
@@ -44,7 +44,7 @@ class Section(BaseModel):
 class DataParams(Section):
     """Which images, which domains, and how they are partitioned (all seeded)."""
 
-    source: Literal["fashion_mnist", "digits", "imagefolder"] = "fashion_mnist"
+    source: str = "fashion_mnist"  # a file of ecogen/data/sources/: fashion_mnist, digits, imagefolder
     # IDX root for fashion_mnist, or the parent of one ImageFolder directory per domain.
     root: str | None = None
     # One domain per edge; each is a deterministic transform of the base images.
@@ -63,6 +63,13 @@ class DataParams(Section):
     samples_per_cluster: PositiveInt = 2000  # images held by one client cluster
     dirichlet_alpha: PositiveFloat = 1.0  # label skew across clusters (smaller = more skew)
     labelled_fraction: float = Field(0.1, ge=0.0, le=1.0)  # λ: labelled share of client data
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        if source not in plugin_names(SOURCES):
+            raise ValueError(f"unknown data.source {source!r}; known: {', '.join(plugin_names(SOURCES))}")
+        return source
 
     @model_validator(mode="after")
     def _unique_domains(self) -> DataParams:
@@ -158,7 +165,7 @@ class PeftParams(Section):
 class HfslParams(Section):
     """Hybrid federated split learning over the client clusters of every edge.
 
-    Defaults are params.yaml's, chosen by the hfsl-study pipeline (see the README).
+    Defaults are params.yaml's, chosen by the hfsl-study pipeline (docs/hfsl-study.md).
 
     ``method`` picks EcoGen or one of the baselines it is compared with, all over the same data,
     backbone and rounds: one strategy file each in ``ecogen/federated/strategies/``.
@@ -269,10 +276,9 @@ class HfslParams(Section):
     @field_validator("method")
     @classmethod
     def _known_method(cls, method: str) -> str:
-        from ecogen.federated.strategies import method_names  # lists files, imports none of them
-
-        if method not in method_names():
-            raise ValueError(f"unknown HFSL method {method!r}; known: {', '.join(method_names())}")
+        known = plugin_names(STRATEGIES, frozenset({"base"}))  # lists files, imports none of them
+        if method not in known:
+            raise ValueError(f"unknown HFSL method {method!r}; known: {', '.join(known)}")
         return method
 
     @field_validator("proximal_mu")
@@ -319,7 +325,7 @@ class RelayParams(Section):
     temperature: PositiveFloat = 2.0  # distillation temperature
     # Which teacher teaches each transfer image: "routed" (the teacher whose edge's style
     # prototypes — class means of the FM's token features, uploaded once — are nearest: the
-    # default, from the relay study in the README), or a per-sample mix of all of them: "mean"
+    # default, from the relay study in docs/relay.md), or a per-sample mix of all of them: "mean"
     # (plain average), "confidence" (low-entropy teachers count more) or "agreement" (confidence ×
     # agreement with the others, so a teacher contradicting the consensus is damped).
     weighting: Literal["routed", "mean", "confidence", "agreement"] = "routed"
@@ -439,7 +445,7 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _patches_tile_the_images(self) -> Params:
-        side = IMAGE_SIDE.get(self.data.source, self.data.image_size)
+        side = plugin(SOURCES, self.data.source).SIDE or self.data.image_size
         if side is not None and side % self.model.patch_size:
             raise ValueError(
                 f"model.patch_size {self.model.patch_size} does not divide the {side}×{side} images of "

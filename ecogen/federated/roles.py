@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from torch import Tensor, nn
 
@@ -35,7 +35,18 @@ from ecogen.training.pseudo_label import class_prior
 from ecogen.training.trainer import make_trainer
 
 if TYPE_CHECKING:
-    from ecogen.federated.strategies.base import Strategy
+    from ecogen.config.params import HfslParams
+
+
+class LocalTraining(Protocol):
+    """What a client's local training needs of its strategy
+    (:class:`~ecogen.federated.strategies.base.Strategy` is one)."""
+
+    cfg: HfslParams
+    split: ClassVar[bool]  # through the cluster's device chain, or the whole model in one place
+
+    def gradient_term(self, params: list[Tensor]) -> Callable[[], None] | None: ...
+
 
 Evaluate = Callable[[nn.Module], float]
 
@@ -116,7 +127,7 @@ class ClusterClient:
 
     def fit(
         self,
-        strategy: Strategy,
+        strategy: LocalTraining,
         channel: Channel,
         accelerator: str,
         seed: int,

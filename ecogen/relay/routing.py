@@ -2,8 +2,8 @@
 
 A teacher's own confidence does not say whether an image is of its domain: on this project's
 domains the edges' models are as confident — and wrong — on other domains' images as on their
-own (the own teacher was the most confident one for 8–50 % of each domain's test images, see the
-README).  What does tell the styles apart is the FM's own token features: each edge uploads, once
+own (the own teacher was the most confident one for 8–50 % of each domain's test images, see
+docs/relay.md).  What does tell the styles apart is the FM's own token features: each edge uploads, once
 per cycle, the mean FM token features of each class of its labelled set (its *style prototypes*,
 computed on the edge with the FM it was delivered; no image leaves the edge), and the cloud sends
 each transfer image to the teacher owning the nearest prototype.

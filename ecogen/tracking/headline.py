@@ -1,32 +1,22 @@
-"""What a pipeline's parent run carries for the MLflow UI's runs table: where it came from (git
-commit, user, command, params hash), its data as a logged dataset input, and headline metrics
+"""What a pipeline's parent run carries for the MLflow UI's runs table (where it came from:
+:mod:`ecogen.tracking.source`): its data as a logged dataset input, and headline metrics
 (accuracy per stage, bytes per round, total time, energy and emissions) to compare runs by, and a
 saved view of the experiment's runs table that shows them as columns."""
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import json
-import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
-from mlflow.utils.mlflow_tags import (
-    MLFLOW_DATASET_CONTEXT,
-    MLFLOW_GIT_COMMIT,
-    MLFLOW_SOURCE_NAME,
-    MLFLOW_SOURCE_TYPE,
-    MLFLOW_USER,
-)
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mlflow.utils.validation import MAX_EXPERIMENT_TAG_VAL_LENGTH
 
 from ecogen.tracking.runs import PIPELINE
 
-PARAMS_HASH = "ecogen.params_hash"
 # summed over the pipeline's stage runs
 TOTALS = {
     "duration_s": "total_duration_s",
@@ -53,36 +43,6 @@ SAVED_VIEW = "mlflow.sharedViewState."
 # MLflow 3.17's UI opens an experiment in the view of its GenAI / Model training switch (the link's
 # ``workflowType``, else the browser's last choice, GenAI at first), whatever the experiment's kind.
 TRAINING_VIEW = "workflowType=machine_learning"
-
-
-def git_commit(project_root: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def params_hash(flat: Mapping[str, str]) -> str:
-    return hashlib.sha256(json.dumps(dict(flat), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def source_tags(
-    project_root: Path, pipeline: str, flat_params: Mapping[str, str], source: str | None = None
-) -> dict[str, str]:
-    """The tags MLflow shows as a run's source (``source``, e.g. the Prefect deployment that
-    started it, or ``ecogen run PIPELINE``), user and commit, and the params' hash."""
-    tags = {
-        MLFLOW_SOURCE_NAME: source or f"ecogen run {pipeline}",
-        MLFLOW_SOURCE_TYPE: "JOB" if source else "LOCAL",
-        MLFLOW_USER: getpass.getuser(),
-        PARAMS_HASH: params_hash(flat_params),
-    }
-    if commit := git_commit(project_root):
-        tags[MLFLOW_GIT_COMMIT] = commit
-    return tags
 
 
 def log_dataset(run_id: str, version: str, folder: Path, pipeline: str) -> None:

@@ -21,6 +21,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
 from ecogen.config.params import Params
+from ecogen.tracking.source import source_tags
 from ecogen.tracking.uri import artifact_location, redact_uri, use_tracking_uri
 
 KIND = "ecogen.kind"  # pipeline | stage | edge
@@ -170,8 +171,6 @@ def start_pipeline_run(
 ) -> str:
     """Create the parent run of one pipeline execution, with every parameter; returns its id.
     ``source``: what started it, as MLflow shows it (default ``ecogen run PIPELINE``)."""
-    from ecogen.tracking.headline import source_tags
-
     client, exp_id = tracking_client(params, project_root)
     flat = flatten_params(params)
     run_tags = {

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from ecogen.config.params import DataParams, HfslParams, Params
-from ecogen.data.digits import load_digits_source
 from ecogen.data.prepared import UNLABELLED, PreparedData
 from ecogen.data.seeding import derive_seed
+from ecogen.data.sources.digits import load_digits_source
 from ecogen.stages import prepare as prepare_module
 from ecogen.stages.prepare import prepare
 from ecogen.workspace import Workspace

@@ -10,12 +10,11 @@ import torch
 from PIL import Image
 
 from ecogen.config.params import DataParams
-from ecogen.data import fashion_mnist
-from ecogen.data.digits import load_digits_source
-from ecogen.data.fashion_mnist import CLASS_NAMES, FILES, load_fashion_mnist
 from ecogen.data.idx import write_idx
-from ecogen.data.imagefolder import load_imagefolder
-from ecogen.data.sources import load_source
+from ecogen.data.sources import fashion_mnist, load_source
+from ecogen.data.sources.digits import load_digits_source
+from ecogen.data.sources.fashion_mnist import CLASS_NAMES, FILES, load_fashion_mnist
+from ecogen.data.sources.imagefolder import load_imagefolder
 
 
 def test_digits_shape_and_split():

@@ -8,27 +8,22 @@ is adding one file.  Listing the names imports nothing (configuration validation
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ecogen.plugins import STRATEGIES, plugin, plugin_names
 
 if TYPE_CHECKING:
     from ecogen.config.params import HfslParams
     from ecogen.federated.strategies.base import Strategy
 
-_NOT_METHODS = {"base"}
+_NOT_METHODS = frozenset({"base"})
 
 
 def method_names() -> list[str]:
     """Every HFSL method this installation knows, sorted."""
-    here = [str(Path(__file__).parent)]
-    return sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in _NOT_METHODS)
+    return plugin_names(STRATEGIES, _NOT_METHODS)
 
 
 def strategy_for(cfg: HfslParams) -> Strategy:
     """The strategy object of ``cfg.method``, configured with ``cfg``."""
-    if cfg.method not in method_names():
-        raise ValueError(f"unknown HFSL method {cfg.method!r}; known: {method_names()}")
-    module = importlib.import_module(f"{__name__}.{cfg.method}")
-    return module.STRATEGY(cfg)  # type: ignore[no-any-return]
+    return plugin(STRATEGIES, cfg.method).STRATEGY(cfg)  # type: ignore[no-any-return]

@@ -6,10 +6,21 @@ split; a seeded permutation sets aside ``test_fraction`` of it as the test pool.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from ecogen.data.pools import ImagePool, SourceImages
+
+if TYPE_CHECKING:
+    from ecogen.config.params import DataParams
+
+SIDE = 8
+
+
+def load(data: DataParams, seed: int) -> SourceImages:
+    return load_digits_source(seed)
 
 
 def load_digits_source(seed: int, test_fraction: float = 0.2) -> SourceImages:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,11 @@ import torch
 from ecogen.data.errors import DataError, DataNotFound
 from ecogen.data.idx import read_idx
 from ecogen.data.pools import ImagePool, SourceImages
+
+if TYPE_CHECKING:
+    from ecogen.config.params import DataParams
+
+SIDE = 28
 
 log = logging.getLogger("ecogen.data")
 
@@ -106,3 +112,7 @@ def load_fashion_mnist(
     train = _pool(read_idx(files["train_x"]), read_idx(files["train_y"]), files["train_x"])
     test = _pool(read_idx(files["test_x"]), read_idx(files["test_y"]), files["test_x"])
     return SourceImages(name="fashion_mnist", train=train, test=test, class_names=list(CLASS_NAMES))
+
+
+def load(data: DataParams, seed: int) -> SourceImages:
+    return load_fashion_mnist(data.root)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,11 @@ from PIL import Image
 
 from ecogen.data.errors import DataError, DataNotFound
 from ecogen.data.pools import ImagePool, SourceImages
+
+if TYPE_CHECKING:
+    from ecogen.config.params import DataParams
+
+SIDE = None  # the images' own: data.image_size, or the most common shorter side among them
 
 log = logging.getLogger("ecogen.data")
 
@@ -135,3 +141,8 @@ def load_imagefolder(
 def _concat(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> ImagePool:
     x, y, d = (np.concatenate(a) for a in zip(*parts, strict=True))
     return ImagePool(x=torch.from_numpy(x), y=torch.from_numpy(y), domain=torch.from_numpy(d))
+
+
+def load(data: DataParams, seed: int) -> SourceImages:
+    assert data.root is not None  # DataParams requires it
+    return load_imagefolder(data.root, list(data.domains), seed, image_size=data.image_size)
