@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench import report
-from ecogen.environment import DEFAULTS
+from ecogen.runtime.environment import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

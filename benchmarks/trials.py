@@ -9,7 +9,7 @@ Prints one JSON object on stdout (progress on stderr)::
 The trials' ``hfsl`` stage (the function ``ecogen run`` calls, no tracking) runs on a copy-free
 view of ``runs/<pipeline>/``'s data and artifacts, its outputs in a temporary folder: first
 one trial after another with torch's threads (``in_turn``), then all at once through
-:func:`ecogen.parallel.at_once`, the cores shared (``at_once``).  For each group of trials: the
+:func:`ecogen.runtime.parallel.at_once`, the cores shared (``at_once``).  For each group of trials: the
 seconds of both, ``speedup`` = in_turn ÷ at_once, and every trial's end accuracy both ways (a
 trial's numbers depend on the threads it had: floating-point summation order).
 """
@@ -28,7 +28,7 @@ import torch
 from benchmarks.bench import report
 from ecogen.config.load import expand_trials, load_params, load_pipelines, profile_overrides
 from ecogen.config.pipelines import Trial
-from ecogen.parallel import at_once
+from ecogen.runtime.parallel import at_once
 from ecogen.stages.hfsl import hfsl
 from ecogen.workspace import Workspace
 

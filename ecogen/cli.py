@@ -31,7 +31,7 @@ from ecogen.config import (
 from ecogen.config.load import parse_places, resolve_run
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
-from ecogen.interrupts import stop_on_sigterm
+from ecogen.runtime.interrupts import stop_on_sigterm
 
 
 class _Command(TyperCommand):
@@ -134,7 +134,7 @@ def _disk_full(err: BaseException) -> BaseException | None:
 
 
 def _placed_failed(err: BaseException) -> bool:
-    """A stage placed on a work pool failed there (:class:`ecogen.placement.PlacedRunFailed`)."""
+    """A stage placed on a work pool failed there (:class:`ecogen.runtime.placement.PlacedRunFailed`)."""
     return type(err).__name__ == "PlacedRunFailed"
 
 
@@ -283,14 +283,14 @@ def run(
         raise _fail(err) from None
     name, spec, cfg = run_cfg.name, run_cfg.spec, run_cfg.params
     _setup_logging()
-    from ecogen.environment import quiet_defaults
+    from ecogen.runtime.environment import quiet_defaults
 
     quiet_defaults()
     _check_tracking(cfg, root)
     if spec.placed_pools:
         import os
 
-        from ecogen.placement import check_placeable
+        from ecogen.runtime.placement import check_placeable
         from ecogen.tracking.uri import resolve_tracking_uri
 
         try:
@@ -313,8 +313,8 @@ def run(
             resumable(name, cfg, root, profile)
         except ResumeError as err:
             raise _fail(err) from None
-    from ecogen.prefect_server import ServerError, prefect_server
-    from ecogen.runlock import ProjectBusy, project_lock
+    from ecogen.runtime.prefect_server import ServerError, prefect_server
+    from ecogen.runtime.runlock import ProjectBusy, project_lock
 
     try:
         with (
@@ -332,7 +332,7 @@ def run(
             server_ready()
             _filter_user_errors()
             deploy_placed(spec.placed_pools)
-            from ecogen.terminal import live_progress
+            from ecogen.runtime.terminal import live_progress
 
             try:
                 with live_progress():
@@ -384,17 +384,17 @@ def stage(
     except ConfigError as err:
         raise _fail(err) from None
     _setup_logging()
-    from ecogen.environment import quiet_defaults
+    from ecogen.runtime.environment import quiet_defaults
 
     quiet_defaults()
     _check_tracking(cfg, Path.cwd())
     logging.getLogger("ecogen").info("stage %s: starting (loading torch)", name)
     from ecogen.pipeline import run_standalone_stage  # imports MLflow, which sets up its logging
-    from ecogen.runlock import ProjectBusy, project_lock
+    from ecogen.runtime.runlock import ProjectBusy, project_lock
 
     _filter_user_errors()
     try:
-        from ecogen.terminal import live_progress
+        from ecogen.runtime.terminal import live_progress
 
         with project_lock(Path.cwd(), name, kind="stage"), stop_on_sigterm(), live_progress():
             metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
@@ -464,7 +464,7 @@ def deploy(
     except ConfigError as err:
         raise _fail(err) from None
     _setup_logging()
-    from ecogen.environment import quiet_defaults
+    from ecogen.runtime.environment import quiet_defaults
 
     quiet_defaults()
     from flows.deploy import serve_pipelines
@@ -568,7 +568,7 @@ def report(
     except ConfigError as err:
         raise _fail(err) from None
     _setup_logging()
-    from ecogen.environment import quiet_defaults
+    from ecogen.runtime.environment import quiet_defaults
 
     quiet_defaults()
     _check_tracking(cfg, Path.cwd())

@@ -18,18 +18,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from ecogen import reuse
 from ecogen.config.params import Params
 from ecogen.config.pipelines import NO_PROFILE, StageName, Trial
-from ecogen.environment import cores, share_cores, use_cores
-from ecogen.interrupts import is_stop
-from ecogen.progress import Aggregate, listening
-from ecogen.runlock import ProjectBusy as ProjectBusy  # re-exported: the CLI and the flow take the lock
-from ecogen.runlock import project_lock as project_lock
+from ecogen.runtime import reuse
+from ecogen.runtime.environment import cores, share_cores, use_cores
+from ecogen.runtime.interrupts import is_stop
+from ecogen.runtime.progress import Aggregate, listening
+from ecogen.runtime.runlock import (
+    ProjectBusy as ProjectBusy,  # re-exported: the CLI and the flow take the lock
+)
+from ecogen.runtime.runlock import project_lock as project_lock
+from ecogen.runtime.terminal import ProgressLines, drop_bars
 from ecogen.stages.dvc_metrics import write_dvc_metrics
 from ecogen.stages.registry import CLOUD_STAGES, combine, is_edge_stage, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
-from ecogen.terminal import ProgressLines, drop_bars
 from ecogen.tracking import (
     finish_run,
     flatten_params,
@@ -133,7 +135,7 @@ def start_pipeline(
 ) -> RunContext:
     """A new pipeline run, or — with ``resume_run_id`` (see :func:`resumable`) — that run reopened.
     ``reuse``: shared stages may copy outputs another pipeline made with the same params
-    (:mod:`ecogen.reuse`); ``plan``: the stage runs to come (:func:`stage_plan`); ``source``:
+    (:mod:`ecogen.runtime.reuse`); ``plan``: the stage runs to come (:func:`stage_plan`); ``source``:
     what started it (a Prefect deployment), as MLflow shows it."""
     root = project_root.resolve()
     workdir = (root / "runs" / pipeline).resolve()
@@ -315,7 +317,7 @@ def forget_made(ctx: RunContext, stage: StageName) -> None:
 
 def remember_made(ctx: RunContext, stage: StageName, run_id: str) -> None:
     """After ``stage`` made its outputs in ``ctx.workdir`` (stage run ``run_id``): offered for
-    reuse to later pipelines with the same params and code (:mod:`ecogen.reuse`)."""
+    reuse to later pipelines with the same params and code (:mod:`ecogen.runtime.reuse`)."""
     if _shared(ctx, stage):
         reuse.remember(ctx.workdir, ctx.params, stage, run_id)
     if trial := _reusable_trial(ctx, stage):

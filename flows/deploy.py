@@ -70,7 +70,7 @@ def _schedule(spec: ScheduleSpec | None) -> list[Schedule]:
 
 # One run of a pipeline deployment at a time: a run triggered (or scheduled) while the previous
 # one still goes waits in the queue (Prefect's deployment concurrency limit), so a stream never
-# takes in an increment twice nor two at once; the project lock (ecogen/runlock.py) backs it up.
+# takes in an increment twice nor two at once; the project lock (ecogen/runtime/runlock.py) backs it up.
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 

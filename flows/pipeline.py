@@ -21,13 +21,14 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, State
 
 from ecogen import pipeline as glue
-from ecogen import placement, served
+from ecogen import served
 from ecogen.config import ConfigError
 from ecogen.config.load import resolve_run
 from ecogen.config.pipelines import StageName, Trial
-from ecogen.interrupts import is_stop
-from ecogen.parallel import at_once
 from ecogen.pipeline import RunContext
+from ecogen.runtime import placement
+from ecogen.runtime.interrupts import is_stop
+from ecogen.runtime.parallel import at_once
 from ecogen.stages.registry import is_edge_stage
 from ecogen.tracking.resume import ResumeError
 from flows.logs import log_to_prefect, publish_summary, refused, wait_for

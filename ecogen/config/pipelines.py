@@ -46,7 +46,7 @@ class Trials(BaseModel):
     The pipeline's other stages run once and are shared (same data, FM and edge modules); each
     row's overrides are merged over the pipeline's params, and ``replicate`` is set to 0…N-1.
     Every (row, replicate) is its own MLflow stage run, tagged ``ecogen.row`` / ``ecogen.replicate``.
-    ``parallel`` trials run at a time (threads of one process sharing the cores; ``ecogen.parallel``).
+    ``parallel`` trials run at a time (threads of one process sharing the cores; ``ecogen.runtime.parallel``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

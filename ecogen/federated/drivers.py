@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from ecogen.config.params import HfslParams
-from ecogen.environment import share_cores, use_cores
 from ecogen.federated.roles import ClusterClient, EdgeServer
 from ecogen.federated.strategies.base import Strategy
 from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state
+from ecogen.runtime.environment import share_cores, use_cores
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.semi_supervised import FixMatchBatches
 from ecogen.split.stacked import StackedChain

@@ -41,7 +41,6 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split, SplitSource
-from ecogen.environment import cores
 from ecogen.federated import checkpoint as rounds
 from ecogen.federated import faults, participation
 from ecogen.federated.drivers import fit_batched, fit_serial
@@ -49,7 +48,8 @@ from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
 from ecogen.federated.strategies.base import Strategy, clients_of
 from ecogen.peft.edge import base_vit
-from ecogen.progress import Step, report
+from ecogen.runtime.environment import cores
+from ecogen.runtime.progress import Step, report
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.channel import Channel
 

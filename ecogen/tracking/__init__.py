@@ -1,6 +1,6 @@
 """MLflow and CodeCarbon for EcoGen: the only modules that import them.
 
-Entry points call :func:`ecogen.environment.quiet_defaults` once, then :func:`start_pipeline_run`;
+Entry points call :func:`ecogen.runtime.environment.quiet_defaults` once, then :func:`start_pipeline_run`;
 each stage runs inside :func:`track_stage` and logs its :class:`~ecogen.stages.result.StageResult`
 with :func:`log_result` (or ``handle.log(result)``).
 """

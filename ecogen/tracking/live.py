@@ -1,6 +1,6 @@
 """Metrics logged while a stage runs, so that a run in progress can be watched in the MLflow UI.
 
-:class:`LiveMetrics` listens to :mod:`ecogen.progress` and logs each step's metrics into one run
+:class:`LiveMetrics` listens to :mod:`ecogen.runtime.progress` and logs each step's metrics into one run
 at that step, stamped with the time it happened.  The stage's history is logged again at the end
 only for the series that were not logged live (see ``log_result(..., logged=...)``).
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from ecogen.progress import ListenerFatal, Step
+from ecogen.runtime.progress import ListenerFatal, Step
 from ecogen.tracking.runs import EDGE, finish_run, start_child_run
 from ecogen.tracking.uri import tracking_lost
 

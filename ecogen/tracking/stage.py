@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ecogen.config.params import Params
-from ecogen.interrupts import is_stop
-from ecogen.progress import Aggregate, Listener, listening
+from ecogen.runtime.interrupts import is_stop
+from ecogen.runtime.progress import Aggregate, Listener, listening
 from ecogen.stages.result import StageResult
 from ecogen.tracking.energy import EnergyMeter, EnergyReading
 from ecogen.tracking.live import EdgeRuns, LiveMetrics
@@ -106,7 +106,7 @@ def track_stage(
     measured them (``ecogen.energy.*``).  Raising inside the body still stops the meter and logs
     what it measured, marks the run FAILED (KILLED for Ctrl-C) and re-raises.
     CodeCarbon writes its CSV to ``<workspace>/emissions/``.  While the body runs, what it
-    reports to :mod:`ecogen.progress` is logged into the run at once (:mod:`ecogen.tracking.live`);
+    reports to :mod:`ecogen.runtime.progress` is logged into the run at once (:mod:`ecogen.tracking.live`);
     with ``edge_runs``, an edge's steps go into an edge run made at its first step (for stages
     whose edges train inside the stage's own call; edge tasks make their own runs).
     """

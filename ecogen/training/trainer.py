@@ -12,14 +12,14 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
 from ecogen.data.prepared import Split, to_float
-from ecogen.progress import Step, report
+from ecogen.runtime.progress import Step, report
 
 log = logging.getLogger("ecogen.training")
 
 
 class History(Callback):
     """Collects epoch-level metrics (``self.log(..., on_epoch=True)``) and reports each epoch to
-    :mod:`ecogen.progress` (``part``: the edge, one of ``parts`` training in parallel)."""
+    :mod:`ecogen.runtime.progress` (``part``: the edge, one of ``parts`` training in parallel)."""
 
     def __init__(self, stage: str, part: str | None = None, parts: int = 1) -> None:
         self.stage, self.part, self.parts = stage, part, parts

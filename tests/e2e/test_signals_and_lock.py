@@ -14,7 +14,7 @@ import pytest
 from e2e_support import BIN, make_project, offline_env, quick_overrides, read_yaml, sh, sqlite_uri, write_yaml
 from mlflow import MlflowClient
 
-from ecogen.runlock import project_lock
+from ecogen.runtime.runlock import project_lock
 
 pytestmark = pytest.mark.slow
 

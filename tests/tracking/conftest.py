@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from ecogen.config.params import Params
-from ecogen.environment import DEFAULTS as OFFLINE_ENV_DEFAULTS
+from ecogen.runtime.environment import DEFAULTS as OFFLINE_ENV_DEFAULTS
 from ecogen.workspace import Workspace
 
 

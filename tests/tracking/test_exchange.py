@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from ecogen.config import ConfigError
 from ecogen.config.params import Params
-from ecogen.placement import check_placeable
+from ecogen.runtime.placement import check_placeable
 from ecogen.tracking import exchange
 from ecogen.tracking.runs import start_pipeline_run
 from ecogen.tracking.uri import use_tracking_uri

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ecogen.config.params import Params
-from ecogen.progress import Step, listening, report
+from ecogen.runtime.progress import Step, listening, report
 from ecogen.stages.result import StageResult
 from ecogen.tracking import track_stage
 from ecogen.tracking.live import LiveMetrics

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ecogen.config.params import Params, TrackingParams
-from ecogen.environment import quiet_defaults as set_offline_env_defaults
+from ecogen.runtime.environment import quiet_defaults as set_offline_env_defaults
 from ecogen.tracking import flatten_params, resolve_tracking_uri
 
 

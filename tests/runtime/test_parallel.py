@@ -12,8 +12,8 @@ import weakref
 import pytest
 import torch
 
-from ecogen.interrupts import Stopped, interrupt, is_stop, stop_on_sigterm
-from ecogen.parallel import at_once
+from ecogen.runtime.interrupts import Stopped, interrupt, is_stop, stop_on_sigterm
+from ecogen.runtime.parallel import at_once
 
 
 def test_results_in_order_with_at_most_n_running() -> None:

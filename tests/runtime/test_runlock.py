@@ -1,4 +1,4 @@
-"""ecogen/runlock.py: one run per project; the holder is named; a dead holder frees it."""
+"""ecogen/runtime/runlock.py: one run per project; the holder is named; a dead holder frees it."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ecogen.runlock import ProjectBusy, holder, project_lock
+from ecogen.runtime.runlock import ProjectBusy, holder, project_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from ecogen.runlock import project_lock
+from ecogen.runtime.runlock import project_lock
 with project_lock(Path(sys.argv[1]), "other"):
     print("held", flush=True)
     time.sleep(60)
@@ -54,7 +54,7 @@ def test_a_killed_holder_frees_the_project_and_a_holder_may_enter_again(tmp_path
 def test_ecogen_stage_takes_the_lock_too(tmp_path: Path) -> None:
     """`ecogen stage` (what `dvc repro` runs) writes the project's data/ and DVC cache: it is
     refused while a run holds the project, and names itself as a stage when it holds it."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
     other = _hold(tmp_path)
     try:
@@ -72,7 +72,7 @@ def test_ecogen_stage_takes_the_lock_too(tmp_path: Path) -> None:
     with project_lock(tmp_path, "hfsl", kind="stage"):
         assert holder(tmp_path)["kind"] == "stage"
         probe = subprocess.run(
-            [sys.executable, "-c", "import sys; from pathlib import Path; from ecogen.runlock import "
+            [sys.executable, "-c", "import sys; from pathlib import Path; from ecogen.runtime.runlock import "
              "project_lock; project_lock(Path(sys.argv[1]), 'x').__enter__()", str(tmp_path)],
             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)},
         )  # fmt: skip

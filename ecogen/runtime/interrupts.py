@@ -10,7 +10,7 @@ the main thread is back in ordinary code -- as SIGTERM, whatever signal it was: 
 is the one this context controls (its own, or Prefect's bridge, which hands over to it), while
 SIGINT's may have been changed by anyone (Lightning ignores SIGINT once it has seen one).
 
-Work running in other threads (trials side by side, :mod:`ecogen.parallel`) is stopped by raising
+Work running in other threads (trials side by side, :mod:`ecogen.runtime.parallel`) is stopped by raising
 :class:`Stopped` in those threads; a ``Stopped`` dropped in a finaliser is raised there again.
 """
 

@@ -1,7 +1,7 @@
 """What the terminal shows while a stage trains: one progress display for the whole stage.
 
 Not on a terminal (a CI log, a Prefect worker, a pipe), a stage prints about ``lines`` progress
-lines through logging (``ecogen.progress``: evenly spaced, the last always), each with the time the
+lines through logging (``ecogen.runtime.progress``: evenly spaced, the last always), each with the time the
 rest of the stage will take at the pace so far; they read the same in a log and in Prefect's UI.
 On a terminal, inside :func:`live_progress`, each running stage is one bar (Rich) that moves in
 place, the log lines of everything else scroll above the bars, and a stage's last line is printed
@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecogen.progress import Step
+from ecogen.runtime.progress import Step
 
-log = logging.getLogger("ecogen.progress")
+log = logging.getLogger("ecogen.runtime.progress")
 
 
 def duration(seconds: float) -> str:
@@ -38,7 +38,7 @@ def duration(seconds: float) -> str:
 
 @dataclass
 class ProgressLines:
-    """A listener of whole-stage steps (behind :class:`ecogen.progress.Aggregate`, as ``ecogen run``
+    """A listener of whole-stage steps (behind :class:`ecogen.runtime.progress.Aggregate`, as ``ecogen run``
     listens to edges training in parallel) or of one part after another (``ecogen stage`` trains
     the edges in turn: a line per edge, each edge's time left from its own start)."""
 

@@ -22,7 +22,7 @@ from ecogen.tracking import exchange
 from ecogen.tracking.resume import finished_stage_run
 from ecogen.tracking.uri import handed_uri, redact_uri, resolve_tracking_uri, use_tracking_uri
 
-log = logging.getLogger("ecogen.placement")
+log = logging.getLogger("ecogen.runtime.placement")
 
 DEPLOYMENT_FLOW = "ecogen-placed"  # the flow every placed run is a run of; one deployment per pool
 

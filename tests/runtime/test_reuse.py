@@ -1,4 +1,4 @@
-"""ecogen/reuse.py: stage keys, what is offered for reuse, and what gets copied."""
+"""ecogen/runtime/reuse.py: stage keys, what is offered for reuse, and what gets copied."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import yaml
 
-from ecogen import reuse
 from ecogen.config.params import Params
+from ecogen.runtime import reuse
 from ecogen.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_stage_params_and_code_are_dvc_yamls() -> None:

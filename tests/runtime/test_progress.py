@@ -7,7 +7,7 @@ from contextvars import copy_context
 
 import pytest
 
-from ecogen.progress import Aggregate, Step, listening, report
+from ecogen.runtime.progress import Aggregate, Step, listening, report
 
 
 def test_listeners_hear_only_inside_their_context_and_a_failing_one_stops_nothing() -> None:

@@ -30,7 +30,7 @@ from ecogen.config.params import Params
 from ecogen.workspace import Workspace
 
 KEYS = ".stage-keys.json"
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # ecogen/
 
 # What each reusable stage reads: params (as in dvc.yaml) and code (dvc.yaml's deps in ecogen/,
 # plus the configuration and the stage helpers every stage uses)

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from ecogen.progress import Step
-from ecogen.terminal import ProgressLines, drop_bars, duration, live_progress
+from ecogen.runtime.progress import Step
+from ecogen.runtime.terminal import ProgressLines, drop_bars, duration, live_progress
 
 
 def test_duration_reads_like_a_clock() -> None:
@@ -16,7 +16,7 @@ def test_duration_reads_like_a_clock() -> None:
 
 def test_a_long_stage_prints_about_ten_lines_with_the_time_left(caplog: pytest.LogCaptureFixture) -> None:
     lines = ProgressLines("finetune", start=0.0)
-    with caplog.at_level(logging.INFO, logger="ecogen.progress"):
+    with caplog.at_level(logging.INFO, logger="ecogen.runtime.progress"):
         for k in range(1, 41):
             lines(Step("finetune", k, 40, {"train_acc": 0.5}, parts=3, mean=True))
     shown = [r.getMessage() for r in caplog.records]
@@ -28,7 +28,7 @@ def test_a_long_stage_prints_about_ten_lines_with_the_time_left(caplog: pytest.L
 
 def test_edges_trained_in_turn_get_lines_of_their_own(caplog: pytest.LogCaptureFixture) -> None:
     lines = ProgressLines("finetune", lines=2)
-    with caplog.at_level(logging.INFO, logger="ecogen.progress"):
+    with caplog.at_level(logging.INFO, logger="ecogen.runtime.progress"):
         for part in ("identity", "invert"):
             for k in (1, 2):
                 lines(Step("finetune", k, 2, {"train_acc": 0.5}, part=part, parts=2))
@@ -57,7 +57,7 @@ def test_on_a_terminal_a_stage_is_one_bar_and_other_logs_scroll_above_it(
     other.addHandler(handler)
     other.propagate = False
     try:
-        with caplog.at_level(logging.INFO, logger="ecogen.progress"), live_progress(console) as live:
+        with caplog.at_level(logging.INFO, logger="ecogen.runtime.progress"), live_progress(console) as live:
             assert live
             assert handler.stream is not sys.stderr  # through the display's console
             lines = ProgressLines("finetune")

@@ -5,14 +5,14 @@ torch threads is only ~1.3× faster than at one); two trials at once, one thread
 both cores busy and finished two trials 1.12–1.25× sooner (docs/hfsl-study.md, "Trials side by
 side").  Each call runs in a copy of the caller's context (Prefect's flow run, the progress
 listeners) and torch's intra-op threads are shared out between the calls
-(:func:`ecogen.environment.share_cores`).
+(:func:`ecogen.runtime.environment.share_cores`).
 
 ``at_once(calls, 1)`` is a plain loop in the caller's thread.  With more:
 
 * results come back in the order of ``calls``;
 * a call that fails stops new ones from starting; those running finish (nothing they did is
   lost), then the first failure is raised;
-* an interrupt of the caller (Ctrl-C, SIGTERM) raises :class:`~ecogen.interrupts.Stopped` in
+* an interrupt of the caller (Ctrl-C, SIGTERM) raises :class:`~ecogen.runtime.interrupts.Stopped` in
   every running call's thread, they are waited for (each closes its own runs as interrupted), and the
   caller's interrupt is raised again.
 """
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from ecogen.environment import share_cores, use_cores
-from ecogen.interrupts import forget_interrupt, interrupt
+from ecogen.runtime.environment import share_cores, use_cores
+from ecogen.runtime.interrupts import forget_interrupt, interrupt
 
 T = TypeVar("T")
 UNWIND_S = 120.0  # how long an interrupted run waits for its running calls to unwind

@@ -11,7 +11,7 @@ import weakref
 
 import pytest
 
-from ecogen.interrupts import Stopped, forget_interrupt, interrupt, stop_on_sigterm
+from ecogen.runtime.interrupts import Stopped, forget_interrupt, interrupt, stop_on_sigterm
 
 
 class _Stop(BaseException):

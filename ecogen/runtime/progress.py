@@ -2,7 +2,7 @@
 
 Algorithm code calls :func:`report` with a :class:`Step` and knows nothing of who listens.  The
 tracking layer listens to log metrics into MLflow while a stage runs (``ecogen.tracking.live``)
-and the terminal listens to print one line per step for the whole stage (``ecogen.terminal``).
+and the terminal listens to print one line per step for the whole stage (``ecogen.runtime.terminal``).
 Listeners are held in a context variable: a stage sets them around its body with
 :func:`listening`; threads started by Prefect's task runner inherit them (it copies the context).
 
@@ -37,7 +37,7 @@ class Step:
 
 Listener = Callable[[Step], None]
 
-log = logging.getLogger("ecogen.progress")
+log = logging.getLogger("ecogen.runtime.progress")
 
 _LISTENERS: ContextVar[tuple[Listener, ...]] = ContextVar("ecogen_progress_listeners", default=())
 

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from ecogen.environment import DEFAULTS, quiet_defaults, share_cores
+from ecogen.runtime.environment import DEFAULTS, quiet_defaults, share_cores
 
 
 def test_quiet_defaults_keep_what_the_user_exported(monkeypatch: pytest.MonkeyPatch) -> None:
