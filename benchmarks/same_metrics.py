@@ -9,6 +9,7 @@ from run to run and are left out (listed at the end)::
 
     python -m benchmarks.same_metrics 8be6c2f HEAD                  # quick, default, tiny
     python -m benchmarks.same_metrics 8be6c2f HEAD --runs quick     # one of them
+    python -m benchmarks.same_metrics HEAD HEAD --runs quick        # is a run deterministic?
 
 A commit's finished runs are kept under ``--work`` (default /tmp/ecogen-same-metrics) and reused,
 so comparing a new commit against the same base runs the base once.  Exit status 1 when anything
@@ -58,7 +59,9 @@ IDENTITY = (
     "ecogen.cycle",
 )
 # Metrics measured on the host, not computed by the method: they move from run to run.
-VOLATILE = re.compile(r"duration|seconds|_s$|_s_|per_s|energy|emissions|kwh|time|wall|cpu|ram_|power|load")
+VOLATILE = re.compile(
+    r"duration|seconds|_s$|_s_|per_s|_ms|energy|emissions|kwh|time|wall|cpu|ram_|power|load"
+)
 
 
 def worktree(repo: Path, commit: str, work: Path) -> tuple[str, Path]:
@@ -100,8 +103,16 @@ def metrics_of(project: Path) -> tuple[dict[tuple[str, ...], dict[str, list[floa
     out: dict[tuple[str, ...], dict[str, list[float]]] = {}
     volatile: set[str] = set()
     experiments = [e.experiment_id for e in client.search_experiments()]
-    for run in client.search_runs(experiments, max_results=50000):
-        key = tuple(run.data.tags.get(t, "") for t in IDENTITY)
+    runs = {r.info.run_id: r for r in client.search_runs(experiments, max_results=50000)}
+
+    def identity(run_id: str) -> tuple[str, ...]:  # its tags and name, after its parents'
+        run = runs[run_id]
+        parent = run.data.tags.get("mlflow.parentRunId")
+        own = (run.info.run_name or "", *(run.data.tags.get(t, "") for t in IDENTITY))
+        return (*(identity(parent) if parent in runs else ()), *own)
+
+    for run in runs.values():
+        key = identity(run.info.run_id)
         if key in out:
             raise SystemExit(f"{project}: two runs are {key}; IDENTITY does not tell them apart")
         history = {}
@@ -145,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.runs:
         pipeline, sets = RUNS[name]
         projects = []
-        for sha, tree in trees:
-            project = args.work / f"{name}-{sha}"
+        for i, (sha, tree) in enumerate(trees):  # one commit twice: is the run deterministic?
+            project = args.work / f"{name}-{sha}{'-again' if i and sha == trees[0][0] else ''}"
             print(f"{name} at {sha}: running ...", file=sys.stderr, flush=True)
             took = run_once(tree, project, pipeline, sets)
             print(f"{name} at {sha}: {'reused' if not took else f'{took:.0f} s'}", file=sys.stderr)

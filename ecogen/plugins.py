@@ -1,12 +1,16 @@
 """Names that a folder of one-file plugins registers: a module's file name is its name.
 
 Strategies (``federated/strategies/``) and image sources (``data/sources/``) are registered this
-way: adding one is adding a file.  Listing them imports none of them, so configuration can validate
-against the names without importing algorithm code.
+way: adding one is adding a file.  Listing them imports none of them, and a plugin's declared
+constants are read from its file (:func:`plugin_constant`), so configuration validates against
+them without importing algorithm code, or torch: the process's first torch import must come after
+the entry point's defaults (``MKL_CBWR``, :mod:`ecogen.runtime.environment`) or runs stop being
+bit-for-bit repeatable.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 from pathlib import Path
@@ -29,3 +33,19 @@ def plugin(folder: str, name: str) -> ModuleType:
     if name not in plugin_names(folder):
         raise ValueError(f"unknown {name!r} in ecogen/{folder}; known: {', '.join(plugin_names(folder))}")
     return importlib.import_module(f"ecogen.{folder.replace('/', '.')}.{name}")
+
+
+def plugin_constant(folder: str, name: str, constant: str) -> object:
+    """The literal value of ``constant = ...`` at the top level of plugin ``name``'s file, read
+    without importing it (``ast.literal_eval``)."""
+    path = ROOT / folder / f"{name}.py"
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == constant:
+            return ast.literal_eval(value)
+    raise ValueError(f"{path} does not define {constant} (a literal)")

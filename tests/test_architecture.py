@@ -4,6 +4,8 @@ plugins (strategies, image sources) registered by their files alone."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -13,7 +15,7 @@ import ecogen
 from ecogen.config.params import DataParams, HfslParams
 from ecogen.data.sources import source_names
 from ecogen.federated.strategies import method_names
-from ecogen.plugins import plugin_names
+from ecogen.plugins import SOURCES, plugin_constant, plugin_names
 
 PACKAGE = Path(ecogen.__file__).parent
 MAX_LINES = 60
@@ -63,9 +65,27 @@ def test_functions_stay_short():
 def test_plugins_are_their_files(tmp_path: Path):
     assert {"fashion_mnist", "digits", "imagefolder"} == set(source_names())
     assert {"ecogen", "fedavg_full", "splitfed"} <= set(method_names()) and "base" not in method_names()
-    (tmp_path / "mine.py").write_text("SIDE = 16\n")
+    (tmp_path / "mine.py").write_text("import torch\n\nSIDE: int | None = 16\n")
     (tmp_path / "_private.py").write_text("")
     assert plugin_names(str(tmp_path)) == ["mine"]  # an absolute folder: pathlib joins it as is
+    assert plugin_constant(str(tmp_path), "mine", "SIDE") == 16
+    assert plugin_constant(SOURCES, "digits", "SIDE") == 8
+    assert plugin_constant(SOURCES, "imagefolder", "SIDE") is None
+    with pytest.raises(ValueError, match="does not define CHANNELS"):
+        plugin_constant(SOURCES, "digits", "CHANNELS")
+
+
+def test_configuration_does_not_import_torch():
+    """MKL reads MKL_CBWR at torch's first call: an entry point sets it after parsing its config,
+    so validating one must not load torch (a run would stop being repeatable bit for bit)."""
+    code = (
+        "import sys\n"
+        "from ecogen.config.params import Params\n"
+        "Params.model_validate({'data': {'source': 'digits'}, 'hfsl': {'method': 'fedprox', "
+        "'proximal_mu': 1}})\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_config_knows_plugins_by_name():

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from ecogen.plugins import SOURCES, STRATEGIES, plugin, plugin_names
+from ecogen.plugins import SOURCES, STRATEGIES, plugin_constant, plugin_names
 
 DomainName = Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]
 DOMAIN_NAMES: tuple[str, ...] = get_args(DomainName)
@@ -445,7 +445,8 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _patches_tile_the_images(self) -> Params:
-        side = plugin(SOURCES, self.data.source).SIDE or self.data.image_size
+        side = plugin_constant(SOURCES, self.data.source, "SIDE") or self.data.image_size
+        assert side is None or isinstance(side, int), f"SIDE of data.source {self.data.source}: {side!r}"
         if side is not None and side % self.model.patch_size:
             raise ValueError(
                 f"model.patch_size {self.model.patch_size} does not divide the {side}×{side} images of "

@@ -30,7 +30,7 @@ from ecogen.peft.tunable import load_tunable_state, tunable_state
 
 log = logging.getLogger("ecogen.hfsl")
 
-History = dict[str, dict[str, list[Any]]]  # kind → edge name → one entry per finished round
+Records = dict[str, list[dict[str, Any]]]  # edge name → its RoundRecords so far, as dicts
 
 
 def fingerprint(cfg: HfslParams, edges: list[EdgeServer], sizes: list[list[int]]) -> str:
@@ -44,7 +44,7 @@ def fingerprint(cfg: HfslParams, edges: list[EdgeServer], sizes: list[list[int]]
     return h.hexdigest()
 
 
-def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], histories: History) -> None:
+def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], records: Records) -> None:
     """Everything rounds ``r + 1…`` need, written atomically (a kill mid-write leaves the last one)."""
     body = {
         "fingerprint": stamp,
@@ -57,7 +57,7 @@ def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], histories: His
             }
             for e in edges
         },
-        "histories": histories,
+        "records": records,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -65,8 +65,8 @@ def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], histories: His
     os.replace(tmp, path)
 
 
-def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int, History] | None:
-    """Puts a matching checkpoint's state back into ``edges``; (rounds done, histories), or None."""
+def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int, Records] | None:
+    """Puts a matching checkpoint's state back into ``edges``; (rounds done, records), or None."""
     if path is None or not path.is_file():
         return None
     try:
@@ -74,7 +74,7 @@ def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int
     except Exception as exc:  # a damaged checkpoint only costs the rounds it held
         log.warning("hfsl: ignoring the unreadable checkpoint %s (%s)", path, exc)
         return None
-    if body.get("fingerprint") != stamp:
+    if body.get("fingerprint") != stamp or "records" not in body:  # (an older EcoGen's has none)
         log.info("hfsl: %s was written by another run (other params or inputs); starting at round 1", path)
         return None
     for e in edges:
@@ -85,7 +85,7 @@ def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int
             load_tunable_state(client.model, state)
     done = int(body["round"]) + 1
     log.info("hfsl: continuing after round %d from the checkpoint %s", done, path)
-    return done, body["histories"]
+    return done, body["records"]
 
 
 def clear(path: Path | None) -> None:

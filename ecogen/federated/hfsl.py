@@ -33,9 +33,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor, nn
 
@@ -43,7 +42,7 @@ from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split, SplitSource
 from ecogen.federated import checkpoint as rounds
 from ecogen.federated import faults, participation
-from ecogen.federated.drivers import fit_batched, fit_serial
+from ecogen.federated.drivers import Done, fit_batched, fit_serial
 from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
 from ecogen.federated.strategies.base import Strategy, clients_of
@@ -51,7 +50,7 @@ from ecogen.peft.edge import base_vit
 from ecogen.runtime.environment import cores
 from ecogen.runtime.progress import Step, report
 from ecogen.split.allocation import allocate_blocks
-from ecogen.split.channel import Channel
+from ecogen.split.channel import Channel, LinkClass
 
 log = logging.getLogger("ecogen.hfsl")
 
@@ -69,26 +68,64 @@ class EdgeJob:
     own: Split | None = None  # the edge's labelled set, when the edge joins its rounds
 
 
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one round did at one edge: appended after every round, written to the checkpoint, and
+    what the stage logs."""
+
+    accuracy: float  # the edge's model after the round
+    bytes: dict[str, int]  # "link/direction" → bytes that crossed it in the round
+    # client compute, summed over the participants: optimiser steps, and images that went
+    # through a training forward + backward pass (labelled and pseudo-labelled)
+    steps: int
+    images: int
+    aggregated: int  # clusters whose uploads the edge aggregated (fewer under dropout and stragglers)
+    handed_over: int  # segments run by a device standing in for an offline one (hand_over)
+    # clusters that trained: those drawn (clusters_per_round; else every cluster) less those a
+    # device dropout kept out; the edge's own participant not counted
+    trained: int
+
+    def link_bytes(self, link: LinkClass) -> int:
+        """Bytes over every direction of ``link`` in the round."""
+        return sum(v for k, v in self.bytes.items() if k.startswith(f"{link}/"))
+
+
 @dataclass
 class HfslOutcome:
     state: dict[str, Tensor]  # the edge's aggregated tunable modules after the last round
-    accuracy: list[float]  # after each round
-    bytes_per_round: list[dict[str, int]]  # "link/direction" → bytes, one dict per round
+    records: list[RoundRecord]  # one per round
     block_ranges: list[tuple[int, int]]
-    # client compute per round, summed over participants: optimiser steps, and images that went
-    # through a training forward + backward pass (labelled and pseudo-labelled)
-    steps_per_round: list[int] = field(default_factory=list)
-    images_per_round: list[int] = field(default_factory=list)
     # where clusters keep their own models (`local`): each cluster's model after the last round;
     # empty when the edge's model serves every cluster
     cluster_models: list[nn.Module] = field(default_factory=list)
-    # clusters whose uploads the edge aggregated, per round (fewer under dropout and stragglers)
-    clusters_aggregated: list[int] = field(default_factory=list)
-    # segments run by a device standing in for an offline one, per round (dropout_policy hand_over)
-    handed_over: list[int] = field(default_factory=list)
-    # clusters that trained, per round: those drawn (clusters_per_round; else every cluster) less
-    # those a device dropout kept out; the edge's own participant not counted
-    clusters_trained: list[int] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> list[float]:
+        return [r.accuracy for r in self.records]
+
+    @property
+    def bytes_per_round(self) -> list[dict[str, int]]:
+        return [r.bytes for r in self.records]
+
+    @property
+    def steps_per_round(self) -> list[int]:
+        return [r.steps for r in self.records]
+
+    @property
+    def images_per_round(self) -> list[int]:
+        return [r.images for r in self.records]
+
+    @property
+    def clusters_aggregated(self) -> list[int]:
+        return [r.aggregated for r in self.records]
+
+    @property
+    def handed_over(self) -> list[int]:
+        return [r.handed_over for r in self.records]
+
+    @property
+    def clusters_trained(self) -> list[int]:
+        return [r.trained for r in self.records]
 
 
 def run_hfsl_edges(
@@ -117,104 +154,94 @@ def run_hfsl_edges(
         )
         for j, draws in zip(jobs, drawing, strict=True)
     ]
-    accuracy: dict[str, list[float]] = {e.name: [] for e in edges}
-    per_round: dict[str, list[dict[str, int]]] = {e.name: [] for e in edges}
-    compute: dict[str, list[tuple[int, int]]] = {e.name: [] for e in edges}
-    aggregated: dict[str, list[int]] = {e.name: [] for e in edges}
-    handed: dict[str, list[int]] = {e.name: [] for e in edges}
-    trained: dict[str, list[int]] = {e.name: [] for e in edges}
     sizes = [[len(d) for d in j.clusters] + ([len(j.own)] if j.own is not None else []) for j in jobs]
     stamp = rounds.fingerprint(cfg, edges, sizes)
+    records: dict[str, list[RoundRecord]] = {e.name: [] for e in edges}
     first = 0
     if (resumed := rounds.restore(checkpoint, stamp, edges)) is not None:
-        first, histories = resumed
-        accuracy, per_round, compute = histories["accuracy"], histories["bytes"], histories["compute"]
-        aggregated = histories["aggregated"]
-        handed = histories.get("handed_over", {e.name: [0] * first for e in edges})
-        trained = histories.get("clusters_trained", {e.name: [0] * first for e in edges})
+        first, saved = resumed
+        records = {name: [RoundRecord(**r) for r in done] for name, done in saved.items()}
     # participants a round trains, over every edge
     size = sum(participation.per_round(cfg, len(j.clusters)) + (j.own is not None) for j in jobs)
     workers = workers or max(1, min(size, cores()))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
         for r in range(first, cfg.rounds):
-            for e, j, draws in zip(edges, jobs, drawing, strict=True):
-                if draws:
-                    _enlist(e, j, r, cfg, strategy)
-                e.channel.ledger.reset()
-                # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
-                devices = [0 if c.at_edge else len(c.segments) for c in e.clients]
-                up = faults.online(e.seed, r, devices, cfg)
-                e.present = [faults.takes_part(u, cfg) for u in up]
-                e.late = faults.late(e.seed, r, len(e.clients), cfg)
-                for c, u, here in zip(e.clients, up, e.present, strict=True):
-                    c.hosts = faults.hosts(u) if here and not all(u) else []
-                    c.hand_over(e.channel)
-                handed[e.name].append(sum(h != i for c in e.clients for i, h in enumerate(c.hosts)))
-                if strategy.deliver(r):
-                    e.broadcast()
+            handed = [
+                _open_round(e, j if draws else None, r, cfg, strategy)
+                for e, j, draws in zip(edges, jobs, drawing, strict=True)
+            ]
             active = [(e, e.number(k), c) for e in edges for k, c in enumerate(e.clients) if e.takes_part(k)]
             if cfg.driver == "batched":
                 done = fit_batched(active, strategy, accelerator, r)
             else:
                 done = fit_serial(active, strategy, accelerator, r, pool, workers)
             strategy.aggregate(edges, r)
-            for e in edges:
-                mine = [(s, n) for name, s, n in done if name == e.name]
-                compute[e.name].append((sum(s for s, _ in mine), sum(n for _, n in mine)))
-                counted = [
-                    e.takes_part(k) and not e.is_late(k) for k, c in enumerate(e.clients) if not c.at_edge
-                ]
-                aggregated[e.name].append(sum(counted))
-                trained[e.name].append(sum(e.takes_part(k) for k, c in enumerate(e.clients) if not c.at_edge))
-                accuracy[e.name].append(strategy.evaluate(e))
-                per_round[e.name].append(e.channel.ledger.snapshot())
-                round_bytes = per_round[e.name][-1]
-                edge_client = sum(v for k, v in round_bytes.items() if k.startswith("edge_client/"))
-                progress = {"accuracy": accuracy[e.name][-1], "bytes_edge_client": float(edge_client)}
-                report(Step("hfsl", r + 1, cfg.rounds, progress, "round", e.name, len(edges)))
-                log.debug(
-                    "hfsl[%s] %s round %d/%d accuracy=%.4f bytes=%s",
-                    e.name,
-                    cfg.method,
-                    r + 1,
-                    cfg.rounds,
-                    accuracy[e.name][-1],
-                    e.channel.ledger.by_link(),
-                )
+            for e, h in zip(edges, handed, strict=True):
+                records[e.name].append(_close_round(e, h, done, strategy))
+                _report(e, r, cfg, records[e.name][-1], len(edges))
             for e, draws in zip(edges, drawing, strict=True):
                 if draws:  # the round's clients go: their data, model copies and optimiser states
                     e.clients, e.numbers = [], []
             active = []  # nor does the round's list of them keep them
             if checkpoint is not None:
-                history: dict[str, dict[str, list[Any]]] = {
-                    "accuracy": accuracy,
-                    "bytes": per_round,
-                    "compute": compute,
-                    "aggregated": aggregated,
-                    "handed_over": handed,
-                    "clusters_trained": trained,
-                }
-                rounds.save(checkpoint, stamp, r, edges, history)
+                saved = {name: [asdict(x) for x in done] for name, done in records.items()}
+                rounds.save(checkpoint, stamp, r, edges, saved)
     rounds.clear(checkpoint)
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
     ranges = (
         allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if strategy.split else [(0, depth)]
     )
-    return {
-        e.name: HfslOutcome(
-            e.state,
-            accuracy[e.name],
-            per_round[e.name],
-            ranges,
-            [s for s, _ in compute[e.name]],
-            [n for _, n in compute[e.name]],
-            strategy.cluster_models(e),
-            aggregated[e.name],
-            handed[e.name],
-            trained[e.name],
-        )
-        for e in edges
-    }
+    return {e.name: HfslOutcome(e.state, records[e.name], ranges, strategy.cluster_models(e)) for e in edges}
+
+
+def _open_round(e: EdgeServer, drawn: EdgeJob | None, r: int, cfg: HfslParams, strategy: Strategy) -> int:
+    """Round ``r`` at edge ``e`` before training: its participants (``drawn``: an edge whose rounds
+    draw their clusters), who is online, late and standing in, and the round's delivery; returns
+    the segments handed over to a stand-in device."""
+    if drawn is not None:
+        _enlist(e, drawn, r, cfg, strategy)
+    e.channel.ledger.reset()
+    # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
+    devices = [0 if c.at_edge else len(c.segments) for c in e.clients]
+    up = faults.online(e.seed, r, devices, cfg)
+    e.present = [faults.takes_part(u, cfg) for u in up]
+    e.late = faults.late(e.seed, r, len(e.clients), cfg)
+    for c, u, here in zip(e.clients, up, e.present, strict=True):
+        c.hosts = faults.hosts(u) if here and not all(u) else []
+        c.hand_over(e.channel)
+    if strategy.deliver(r):
+        e.broadcast()
+    return sum(h != i for c in e.clients for i, h in enumerate(c.hosts))
+
+
+def _close_round(e: EdgeServer, handed: int, done: list[Done], strategy: Strategy) -> RoundRecord:
+    """Round ``r`` at edge ``e`` after aggregation: its record (``done``: every participant's
+    (edge, steps, images))."""
+    mine = [(s, n) for name, s, n in done if name == e.name]
+    clusters = [k for k, c in enumerate(e.clients) if not c.at_edge]
+    return RoundRecord(
+        accuracy=strategy.evaluate(e),
+        bytes=e.channel.ledger.snapshot(),
+        steps=sum(s for s, _ in mine),
+        images=sum(n for _, n in mine),
+        aggregated=sum(e.takes_part(k) and not e.is_late(k) for k in clusters),
+        handed_over=handed,
+        trained=sum(e.takes_part(k) for k in clusters),
+    )
+
+
+def _report(e: EdgeServer, r: int, cfg: HfslParams, record: RoundRecord, edges: int) -> None:
+    progress = {"accuracy": record.accuracy, "bytes_edge_client": float(record.link_bytes("edge_client"))}
+    report(Step("hfsl", r + 1, cfg.rounds, progress, "round", e.name, edges))
+    log.debug(
+        "hfsl[%s] %s round %d/%d accuracy=%.4f bytes=%s",
+        e.name,
+        cfg.method,
+        r + 1,
+        cfg.rounds,
+        record.accuracy,
+        e.channel.ledger.by_link(),
+    )
 
 
 def _enlist(e: EdgeServer, job: EdgeJob, r: int, cfg: HfslParams, strategy: Strategy) -> None:

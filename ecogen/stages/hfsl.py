@@ -23,6 +23,7 @@ from ecogen.federated.strategies.base import Strategy
 from ecogen.models.checkpoint import load_fm
 from ecogen.peft.edge import base_vit, load_edge_model
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
+from ecogen.split.channel import LinkClass
 from ecogen.stages.common import edge_seed, example_input, mean
 from ecogen.stages.result import ModelArtifact, StageResult, combine
 from ecogen.training.classifier import class_accuracy, evaluate, mix_accuracy
@@ -125,10 +126,10 @@ def _edge_result(
     h, domain, model = params.hfsl, job.name, job.model
     path = strategy.save(model, ws.hfsl(domain), params.peft.method)
 
-    def link(prefix: str) -> list[float]:
-        return [float(sum(v for k, v in r.items() if k.startswith(prefix))) for r in out.bytes_per_round]
+    def link(name: LinkClass) -> list[float]:
+        return [float(r.link_bytes(name)) for r in out.records]
 
-    edge_client, d2d, cloud = link("edge_client/"), link("d2d/"), link("cloud_edge/")
+    edge_client, d2d, cloud = link("edge_client"), link("d2d"), link("cloud_edge")
     # down + up of the whole model per cluster that takes part per round
     fedavg_full = 2 * (h.clusters_per_round or h.clusters) * full
     clusters = job.clusters
