@@ -29,10 +29,10 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import PreparedData, Split, SplitSource
-from ecogen.federated import faults
 from ecogen.federated.aggregate import aggregate
 from ecogen.federated.roles import ClusterClient, EdgeServer, cloud_average
 from ecogen.federated.server_opt import server_step
+from ecogen.federated.upload_hooks import Upload, received, upload_hooks
 from ecogen.peft.edge import save_tunable
 
 GradientTerm = Callable[[], None]  # called after each backward pass, before the optimiser steps
@@ -54,6 +54,7 @@ class Strategy:
 
     def __init__(self, cfg: HfslParams) -> None:
         self.cfg = cfg
+        self.upload_hooks = upload_hooks(cfg)  # attacks, DP: what happens to an upload on its way
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -118,28 +119,19 @@ class Strategy:
 
     def uploads(self, e: EdgeServer, r: int) -> list[tuple[dict[str, Tensor], int]]:
         """(state, n_k) of every participant of ``e`` whose upload counts this round: those that took
-        part and met the deadline (a late upload still crossed the link), poisoned where the
-        participant attacks, clipped and noised where uploads are DP.  One that trained on nothing
-        (no labels, labels only) has no say."""
-        cfg = self.cfg
-        sigma = 0.0
-        if cfg.dp_epsilon:
-            from ecogen.federated import privacy  # the accountant library loads only where DP is on
-
-            sigma = privacy.noise_multiplier(cfg.dp_epsilon, cfg.rounds, cfg.dp_delta)
+        part and met the deadline (a late upload still crossed the link), as the upload hooks
+        leave it (poisoned, noised: :mod:`ecogen.federated.upload_hooks`).  One that trained on
+        nothing (no labels, labels only) has no say."""
         out = []
         for k, c in enumerate(e.clients):
             if not e.takes_part(k):
                 continue
             state = c.send(e.channel)
-            n = trained_examples(c.data, cfg)
+            n = trained_examples(c.data, self.cfg)
             if e.is_late(k) or n <= 0:
                 continue
-            if cfg.attack != "none" and e.number(k) < cfg.attackers and not c.at_edge:
-                state = faults.attacked(state, e.state, cfg)
-            elif sigma and not c.at_edge:  # the edge's own update never leaves the edge
-                g = torch.Generator().manual_seed(e.seed * 1_000_003 + r * 7919 + e.number(k))
-                state = privacy.privatize(state, e.state, cfg.clip_norm, sigma, g)
+            if not c.at_edge:  # the edge's own update never leaves the edge
+                state = received(self.upload_hooks, Upload(state, e.state, e.number(k), e.seed, r))
             out.append((state, n))
         return out
 
