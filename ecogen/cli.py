@@ -11,6 +11,7 @@ import errno
 import logging
 import shutil
 import traceback
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +29,7 @@ from ecogen.config import (
     load_pipelines,
     profile_overrides,
 )
-from ecogen.config.load import parse_places, resolve_run
+from ecogen.config.load import RunConfig, parse_places, resolve_run
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
 from ecogen.runtime.interrupts import stop_on_sigterm
@@ -276,28 +277,52 @@ def run(
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     root = Path.cwd()
+    places, run_cfg = _run_config(root, pipeline, profile, set_, params, pipelines, place)
+    _setup_run(run_cfg.params, root)
+    if not _ready_to_run(run_cfg, root, profile, resume):
+        return
+    flow_args = _flow_args(
+        run_cfg.name, profile, set_, resume, no_reuse, trials_at_once, params, pipelines, places
+    )
+    summary = _run_flow(root, run_cfg.name, run_cfg.spec.placed_pools, flow_args)
+    _echo_summary(run_cfg, summary, root)
+
+
+def _run_config(
+    root: Path,
+    pipeline: str | None,
+    profile: str | None,
+    set_: list[str] | None,
+    params: Path,
+    pipelines: Path,
+    place: list[str] | None,
+) -> tuple[dict[str, str], RunConfig]:
+    """The ``--place`` options parsed and the run's configuration resolved; a bad one said in one
+    line (exit 2)."""
     try:
         places = parse_places(place or [])
         run_cfg = resolve_run(root, pipeline, profile, set_ or [], params, pipelines, places)
     except ConfigError as err:
         raise _fail(err) from None
-    name, spec, cfg = run_cfg.name, run_cfg.spec, run_cfg.params
+    return places, run_cfg
+
+
+def _setup_run(cfg: Params, root: Path) -> None:
+    """Logging and the libraries' quiet defaults set up, the tracking server checked."""
     _setup_logging()
     from ecogen.runtime.environment import quiet_defaults
 
     quiet_defaults()
     _check_tracking(cfg, root)
+
+
+def _ready_to_run(run_cfg: RunConfig, root: Path, profile: str | None, resume: bool) -> bool:
+    """What can be said in one line before a server starts is said: work pools that cannot take the
+    placed stages, a run that cannot be resumed (exit 2); False: a stream with nothing to take in
+    (said, nothing to run)."""
+    name, spec, cfg = run_cfg.name, run_cfg.spec, run_cfg.params
     if spec.placed_pools:
-        import os
-
-        from ecogen.runtime.placement import check_placeable
-        from ecogen.tracking.uri import resolve_tracking_uri
-
-        try:
-            uri = resolve_tracking_uri(cfg.tracking, root)
-            check_placeable(uri, os.environ.get("PREFECT_API_URL"), spec.placed_pools)
-        except ConfigError as err:
-            raise _fail(err) from None
+        _check_placed_pools(cfg, root, spec.placed_pools)
     if cfg.stream.increments is not None:  # a stream with nothing to take in: said, nothing run
         from ecogen.served import NothingToDo, resolve_increment
 
@@ -305,7 +330,7 @@ def run(
             resolve_increment(cfg, name, root, profile)
         except NothingToDo as why:
             typer.echo(f"{name}: {why}")
-            return
+            return False
     if resume:  # said here, in one line, before a server starts; the flow finds the same run
         from ecogen.pipeline import ResumeError, resumable
 
@@ -313,6 +338,52 @@ def run(
             resumable(name, cfg, root, profile)
         except ResumeError as err:
             raise _fail(err) from None
+    return True
+
+
+def _check_placed_pools(cfg: Params, root: Path, pools: list[str]) -> None:
+    """The work pools stages are placed on exist and can reach the tracking server (exit 2 if not)."""
+    import os
+
+    from ecogen.runtime.placement import check_placeable
+    from ecogen.tracking.uri import resolve_tracking_uri
+
+    try:
+        uri = resolve_tracking_uri(cfg.tracking, root)
+        check_placeable(uri, os.environ.get("PREFECT_API_URL"), pools)
+    except ConfigError as err:
+        raise _fail(err) from None
+
+
+def _flow_args(
+    name: str,
+    profile: str | None,
+    set_: list[str] | None,
+    resume: bool,
+    no_reuse: bool,
+    trials_at_once: int | None,
+    params: Path,
+    pipelines: Path,
+    places: dict[str, str],
+) -> dict[str, Any]:
+    """``ecogen run``'s options as the pipeline flow's keyword arguments."""
+    return {
+        "pipeline": name,
+        "profile": profile,
+        "overrides": list(set_ or []),
+        "resume": resume,
+        "reuse": not no_reuse,
+        "trials_at_once": trials_at_once,
+        "params_file": str(params),
+        "pipelines_file": str(pipelines),
+        "places": places,
+    }
+
+
+def _run_flow(root: Path, name: str, placed_pools: list[str], flow_args: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline flow run under the project's lock, with a Prefect server of its own; its summary.
+    An error the user can act on is said in one line (exit 2; 1 for a tracking server lost, a stage
+    failed on a worker or a full disk); any other is raised as it is."""
     from ecogen.runtime.prefect_server import ServerError, prefect_server
     from ecogen.runtime.runlock import ProjectBusy, project_lock
 
@@ -322,52 +393,64 @@ def run(
             stop_on_sigterm(),
             prefect_server(root / "runs" / ".prefect-server.log") as server_ready,
         ):
-            # imported while the server boots
-            import mlflow  # noqa: F401  (its logging set up, so that its handlers get the filter)
-            from prefect.logging.handlers import APILogWorker
-
-            from flows.deploy import deploy_placed
-            from flows.pipeline import pipeline_flow
-
-            server_ready()
-            _filter_user_errors()
-            deploy_placed(spec.placed_pools)
-            from ecogen.runtime.terminal import live_progress
-
-            try:
-                with live_progress():
-                    summary: dict[str, Any] = pipeline_flow(  # type: ignore[assignment]
-                        pipeline=name,
-                        profile=profile,
-                        overrides=list(set_ or []),
-                        resume=resume,
-                        reuse=not no_reuse,
-                        trials_at_once=trials_at_once,
-                        params_file=str(params),
-                        pipelines_file=str(pipelines),
-                        places=places,
-                    )
-            finally:  # the run's last log lines reach the server before it stops
-                APILogWorker.drain_all(timeout=5)
+            summary = _flow_on_server(server_ready, placed_pools, flow_args)
     except (ProjectBusy, ServerError, ConfigError) as err:
         raise _fail(err) from None
     except DataError as err:
         raise _fail_on_data(err, root) from None
     except Exception as err:
-        if lost := _tracking_lost(err):
-            typer.echo(f"error: {lost}{_save_traceback(root)}", err=True)
-            raise typer.Exit(code=1) from None
-        if _placed_failed(err):  # its traceback is in the worker's flow run (Prefect UI, Logs)
-            typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
-            raise typer.Exit(code=1) from None
-        if (full := _disk_full(err)) is None:
+        if (exit_ := _run_failed(err, root)) is None:
             raise
-        raise _fail_on_disk(full, root) from None
-    typer.echo(f"pipeline {name} finished: MLflow run {summary['run_id']}")
+        raise exit_ from None
+    return summary
+
+
+def _flow_on_server(
+    server_ready: Callable[[], str], placed_pools: list[str], flow_args: dict[str, Any]
+) -> dict[str, Any]:
+    """Once the Prefect server answers: placed stages deployed, the flow run with live progress."""
+    # imported while the server boots
+    import mlflow  # noqa: F401  (its logging set up, so that its handlers get the filter)
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.deploy import deploy_placed
+    from flows.pipeline import pipeline_flow
+
+    server_ready()
+    _filter_user_errors()
+    deploy_placed(placed_pools)
+    from ecogen.runtime.terminal import live_progress
+
+    try:
+        with live_progress():
+            summary: dict[str, Any] = pipeline_flow(**flow_args)  # type: ignore[assignment]
+    finally:  # the run's last log lines reach the server before it stops
+        APILogWorker.drain_all(timeout=5)
+    return summary
+
+
+def _run_failed(err: Exception, root: Path) -> typer.Exit | None:
+    """The exit for a run that failed in a way said in one line (the traceback to
+    runs/.last-error.log): a tracking server lost, a stage failed on a worker, a full disk; None for
+    any other error.  Called while ``err`` is handled."""
+    if lost := _tracking_lost(err):
+        typer.echo(f"error: {lost}{_save_traceback(root)}", err=True)
+        return typer.Exit(code=1)
+    if _placed_failed(err):  # its traceback is in the worker's flow run (Prefect UI, Logs)
+        typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
+        return typer.Exit(code=1)
+    if (full := _disk_full(err)) is None:
+        return None
+    return _fail_on_disk(full, root)
+
+
+def _echo_summary(run_cfg: RunConfig, summary: dict[str, Any], root: Path) -> None:
+    """The finished run's MLflow run id and its summary lines."""
+    typer.echo(f"pipeline {run_cfg.name} finished: MLflow run {summary['run_id']}")
     from ecogen.tracking import resolve_tracking_uri
     from ecogen.tracking.run_summary import summary_lines
 
-    for line in summary_lines(summary["run_id"], resolve_tracking_uri(cfg.tracking, root)):
+    for line in summary_lines(summary["run_id"], resolve_tracking_uri(run_cfg.params.tracking, root)):
         typer.echo(line)
 
 

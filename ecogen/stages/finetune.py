@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ecogen.config.params import Params
-from ecogen.data.prepared import PreparedData
+from ecogen.data.prepared import PreparedData, Split
 from ecogen.data.seeding import derive_seed
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import ViT, parameter_count
@@ -61,6 +61,23 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     if warm is not None:  # the previous modules on the redelivered FM, before re-adapting
         acc = evaluate(model, test, params.inference.batch_size, params.accelerator)
         before["accuracy_redelivered"] = acc
+    history = _fit(params, domain, model, train, epochs, seed)
+    accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
+    path = ws.edge(domain) / "tunable.pt"
+    save_tunable(model, path, p.method)
+    if served and drifted:
+        ws.drifted(domain).touch()  # HFSL runs `stream.drift_rounds` after it
+    torch.save(prototypes, ws.edge(domain) / PROTOTYPES)
+    finetuned = {"finetuned": 1.0} if params.stream.increments else {}
+    measured = {**before, **drift, **finetuned, "accuracy": accuracy}
+    artifact = ModelArtifact(model, example_input(test), [path])
+    return _finetuned(params, domain, fm.encoder, model, measured, history, len(train), artifact)
+
+
+def _fit(params: Params, domain: str, model: nn.Module, train: Split, epochs: int, seed: int) -> History:
+    """The edge model's PEFT modules trained on the edge's labelled set; the model left on the CPU,
+    in eval mode."""
+    p = params.peft
     history = History("finetune", domain, len(params.data.domains))
     trainer = make_trainer(params.accelerator, epochs, [history])
     trainer.fit(
@@ -68,32 +85,44 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         loader(train, p.batch_size, shuffle=True, seed=seed),
     )
     model.cpu().eval()
-    accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
-    path = ws.edge(domain) / "tunable.pt"
-    save_tunable(model, path, p.method)
-    if served and drifted:
-        ws.drifted(domain).touch()  # HFSL runs `stream.drift_rounds` after it
-    torch.save(prototypes, ws.edge(domain) / PROTOTYPES)
+    return history
+
+
+def _finetuned(
+    params: Params,
+    domain: str,
+    encoder: ViT,
+    model: nn.Module,
+    measured: dict[str, float],
+    history: History,
+    labelled: int,
+    artifact: ModelArtifact,
+) -> StageResult:
+    """The fine-tuned edge's stage result: ``measured`` (accuracies, drift) and the sizes of its
+    tunable modules and of the frozen FM encoder they sit on."""
     trainable = parameter_count(model, trainable_only=True)
-    total = parameter_count(fm.encoder)  # the frozen FM encoder the modules sit on
-    log.info("finetune[%s]: accuracy %.4f, %d tunable of %d parameters", domain, accuracy, trainable, total)
+    total = parameter_count(encoder)  # the frozen FM encoder the modules sit on
+    log.info(
+        "finetune[%s]: accuracy %.4f, %d tunable of %d parameters",
+        domain,
+        measured["accuracy"],
+        trainable,
+        total,
+    )
     return StageResult(
         name=f"edge-{domain}",
         metrics={
-            **before,
-            **drift,
-            **({"finetuned": 1.0} if params.stream.increments else {}),
-            "accuracy": accuracy,
+            **measured,
             "trainable_params": float(trainable),
             "total_params": float(total),
             "trainable_fraction": trainable / total,
             "tunable_bytes": float(state_bytes(tunable_state(model))),
-            "fm_bytes": float(module_bytes(fm.encoder)),
-            "cloud_edge_down_bytes": float(module_bytes(fm.encoder)),  # the FM delivered to this edge
+            "fm_bytes": float(module_bytes(encoder)),
+            "cloud_edge_down_bytes": float(module_bytes(encoder)),  # the FM delivered to this edge
         },
         history={k: v for k, v in history.series.items()},
-        params={"domain": domain, "peft_method": p.method, "labelled_images": len(train)},
-        models={f"edge-{domain}": ModelArtifact(model, example_input(test), [path])},
+        params={"domain": domain, "peft_method": params.peft.method, "labelled_images": labelled},
+        models={f"edge-{domain}": artifact},
     )
 
 

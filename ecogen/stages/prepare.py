@@ -46,39 +46,62 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
         source.image_size,
         len(source.class_names),
     )
-    part = partition(
-        source.train.y.numpy(),
-        source.test.y.numpy(),
-        len(source.class_names),
-        spec,
-        seed=derive_seed(params.seed, "partition"),
-        train_domain=None if source.train.domain is None else source.train.domain.numpy(),
-        test_domain=None if source.test.domain is None else source.test.domain.numpy(),
-    )
+    part = _partition(source, spec, params.seed)
     skew = label_skew(
         [source.train.y[c.index].numpy() for dom in part.domains for c in dom.clusters],
         len(source.class_names),
     )
     transforms = params.data.transforms
     stream = params.stream if params.stream.increments else None
-    tests = None
-    if stream is not None:
-        used = np.concatenate([dom.test for dom in part.domains])
-        test_domain = None if source.test.domain is None else source.test.domain.numpy()
-        seed = derive_seed(params.seed, "stream", "tests")
-        tests = ingest.draw_tests(used, len(source.test), len(spec.domains), stream, seed, test_domain)
-        log.info(
-            "stream: increment %d of %d taken in%s",
-            ingest.taken(stream) - 1,
-            stream.increments,
-            f" (shifted by {stream.shift} from increment {stream.shift_at})" if stream.shift_at else "",
-        )
+    tests = None if stream is None else _stream_tests(source, part, spec, stream, params.seed)
     counts = _write_atomically(
         ws.data, lambda tmp: _write(tmp, source, part, params.seed, spec, transforms, stream, tests)
     )
     log.info("prepared data written to %s (label skew %.3f)", ws.data, skew)
+    return StageResult(
+        name="prepare",
+        metrics=_prepare_metrics(counts, skew),
+        params={
+            "source": source.name,
+            "image_size": source.image_size,
+            "num_classes": len(source.class_names),
+        },
+    )
 
-    metrics: dict[str, float] = {
+
+def _partition(source: SourceImages, spec: PartitionSpec, seed: int) -> Partition:
+    """The source's train and test images split into the public pool and every domain's splits."""
+    return partition(
+        source.train.y.numpy(),
+        source.test.y.numpy(),
+        len(source.class_names),
+        spec,
+        seed=derive_seed(seed, "partition"),
+        train_domain=None if source.train.domain is None else source.train.domain.numpy(),
+        test_domain=None if source.test.domain is None else source.test.domain.numpy(),
+    )
+
+
+def _stream_tests(
+    source: SourceImages, part: Partition, spec: PartitionSpec, stream: StreamParams, seed: int
+) -> list[np.ndarray]:
+    """Per domain, the test-pool indices of the stream's increment test slices (none a split uses)."""
+    used = np.concatenate([dom.test for dom in part.domains])
+    test_domain = None if source.test.domain is None else source.test.domain.numpy()
+    tests_seed = derive_seed(seed, "stream", "tests")
+    tests = ingest.draw_tests(used, len(source.test), len(spec.domains), stream, tests_seed, test_domain)
+    log.info(
+        "stream: increment %d of %d taken in%s",
+        ingest.taken(stream) - 1,
+        stream.increments,
+        f" (shifted by {stream.shift} from increment {stream.shift_at})" if stream.shift_at else "",
+    )
+    return tests
+
+
+def _prepare_metrics(counts: dict[str, int], skew: float) -> dict[str, float]:
+    """Images per kind of split (from ``_write``'s counts) and the clients' label skew."""
+    return {
         "images_public": counts["public"],
         "images_test": sum(v for k, v in counts.items() if k.endswith("/test")),
         "images_edge": sum(v for k, v in counts.items() if k.endswith("/edge")),
@@ -86,15 +109,6 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
         "images_client_labelled": counts["labelled"],
         "label_skew": skew,
     }
-    return StageResult(
-        name="prepare",
-        metrics=metrics,
-        params={
-            "source": source.name,
-            "image_size": source.image_size,
-            "num_classes": len(source.class_names),
-        },
-    )
 
 
 def _transform(
@@ -152,20 +166,11 @@ def _write(
 
     for d, dom in enumerate(part.domains):
         splits = _domain_splits(source, dom, d, seed, transforms)
-        oracle = {
-            f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone()
-            for k, c in enumerate(dom.clusters)
-        }
+        oracle = _oracle_labels(source, dom)
         if stream is not None and stream_tests is not None:
             splits, state = ingest.cut(splits, stream, derive_seed(seed, "stream", d))
             oracle = {k: v[: len(splits[k])].clone() for k, v in oracle.items()}
-            idx = torch.from_numpy(stream_tests[d])
-            styled = _transform(
-                source, dom.name, source.test.x[idx], derive_seed(seed, "domain", d, "increments"), transforms
-            )
-            slices = ingest.increment_tests(
-                Split(styled, source.test.y[idx].clone()), stream, derive_seed(seed, "stream", d, "tests")
-            )
+            slices = _increment_tests(source, dom, d, seed, transforms, stream, stream_tests[d])
             for j, split in enumerate(slices):
                 keep(split, f"{dom.name}/increments/{j}/test")
         for name, split in splits.items():
@@ -180,15 +185,56 @@ def _write(
             len(dom.edge),
             len(dom.clusters),
         )
+    public = _public_pool(source, part, spec.domains, seed, transforms)
+    torch.save({"x": public.contiguous()}, root / "public.pt")
+    counts["public"] = len(public)
+    _write_meta(root, source, spec, counts, state)
+    return counts
 
+
+def _oracle_labels(source: SourceImages, dom: DomainIndices) -> dict[str, Tensor]:
+    """Every label of every cluster of ``dom``, hidden ones included (for the centralized oracle)."""
+    return {
+        f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone() for k, c in enumerate(dom.clusters)
+    }
+
+
+def _increment_tests(
+    source: SourceImages,
+    dom: DomainIndices,
+    d: int,
+    seed: int,
+    transforms: Mapping[str, str],
+    stream: StreamParams,
+    test_rows: np.ndarray,
+) -> list[Split]:
+    """The test slices of the stream's increments for domain number ``d``: its ``test_rows`` of the
+    source's test pool, styled."""
+    idx = torch.from_numpy(test_rows)
+    styled = _transform(
+        source, dom.name, source.test.x[idx], derive_seed(seed, "domain", d, "increments"), transforms
+    )
+    return ingest.increment_tests(
+        Split(styled, source.test.y[idx].clone()), stream, derive_seed(seed, "stream", d, "tests")
+    )
+
+
+def _public_pool(
+    source: SourceImages, part: Partition, domains: tuple[str, ...], seed: int, transforms: Mapping[str, str]
+) -> Tensor:
+    """The public pool's images, each styled as the domain it was drawn for."""
     public = source.train.x[torch.from_numpy(part.public)]  # (P, C, H, W)
-    for d, name in enumerate(spec.domains):
+    for d, name in enumerate(domains):
         rows = torch.from_numpy(np.flatnonzero(part.public_domain == d))
         if len(rows):
             public[rows] = _transform(source, name, public[rows], derive_seed(seed, "public", d), transforms)
-    torch.save({"x": public.contiguous()}, root / "public.pt")
-    counts["public"] = len(public)
+    return public
 
+
+def _write_meta(
+    root: Path, source: SourceImages, spec: PartitionSpec, counts: dict[str, int], state: StreamState | None
+) -> None:
+    """The data's description (source, domains, counts, stream state) to ``root``."""
     save_meta(
         DataMeta(
             source=source.name,
@@ -203,7 +249,6 @@ def _write(
         ),
         root,
     )
-    return counts
 
 
 def _write_atomically(target: Path, write: Callable[[Path], dict[str, int]]) -> dict[str, int]:

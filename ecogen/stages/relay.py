@@ -10,17 +10,19 @@ every domain's test set, and the FM's generated samples before and after.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ecogen.config.params import Params
-from ecogen.data.prepared import PreparedData, to_float
+from ecogen.data.prepared import PreparedData, Split, to_float
 from ecogen.models.checkpoint import load_fm, save_fm
-from ecogen.models.vit import parameter_count
+from ecogen.models.vit import MaskedAutoencoder, parameter_count
 from ecogen.peft.tunable import module_bytes, state_bytes
 from ecogen.plots import reconstruction_grid
-from ecogen.relay.relay import relayed_fm, run_relay
+from ecogen.relay.relay import RelayOutcome, relayed_fm, run_relay
 from ecogen.relay.routing import PROTOTYPES, StyleRouter
 from ecogen.split.channel import Channel, StylePrototypes, TunableModules
 from ecogen.stages.common import example_input, mean
@@ -73,47 +75,10 @@ def relay(params: Params, ws: Workspace) -> StageResult:
 
     # measurement: every model on every domain's held-out test set
     tests = {d: data.test(d) for d in params.data.domains}
-
-    def on_all(model: nn.Module) -> dict[str, float]:
-        return {
-            d: evaluate(model, t, params.inference.batch_size, params.accelerator) for d, t in tests.items()
-        }
-
-    fm_acc, naive_acc = on_all(out.student), on_all(out.naive)
-    routing: dict[str, float] = {}
-    if prototypes is not None:  # how often each domain's test images go to their own edge's teacher
-        router = StyleRouter(fm.encoder, [p.tensor for p in prototypes.values()])
-        for k, (d, t) in enumerate(tests.items()):
-            routing[f"routing_accuracy_{d}"] = float((router(to_float(t.x)) == k).float().mean())
-    edge_acc = {d: on_all(teacher) for d, teacher in out.teachers.items()}
-    best = max(edge_acc, key=lambda d: mean(list(edge_acc[d].values())))
-    sample = to_float(public[:8])
-    grids = [
-        reconstruction_grid(
-            fm, sample, params.pretrain.mask_ratio, ws.plots / "relay_fm_before.png", params.seed
-        ),
-        reconstruction_grid(
-            new_fm, sample, params.pretrain.mask_ratio, ws.plots / "relay_fm_after.png", params.seed
-        ),
-    ]
-    tunable = {d: state_bytes(u.state) for d, u in uploads.items()}
-    metrics = {
-        "fm_mean_accuracy": mean(list(fm_acc.values())),
-        "naive_mean_accuracy": mean(list(naive_acc.values())),
-        "best_edge_mean_accuracy": mean(list(edge_acc[best].values())),
-        "fm_vs_best_edge": mean(list(fm_acc.values())) - mean(list(edge_acc[best].values())),
-        "fm_vs_naive": mean(list(fm_acc.values())) - mean(list(naive_acc.values())),
-        "upload_bytes_per_edge": mean([float(v) for v in tunable.values()]),
-        "cloud_edge_up_bytes": float(channel.ledger.total("cloud_edge")),
-        "prototype_bytes_per_edge": (channel.ledger.total("cloud_edge") - modules_up) / len(uploads),
-        "fm_bytes": float(module_bytes(new_fm.encoder)),
-        "transfer_images": float(out.transfer_images),
-        **{f"fm_accuracy_{d}": a for d, a in fm_acc.items()},
-        **{f"naive_accuracy_{d}": a for d, a in naive_acc.items()},
-        **{f"edge_{e}_accuracy_{d}": a for e, accs in edge_acc.items() for d, a in accs.items()},
-        **{f"teacher_weight_{d}": w for d, w in out.teacher_weight.items()},
-        **routing,
-    }
+    acc = _measure(params, fm, out, tests, prototypes)
+    best = acc.best_edge()
+    grids = _fm_samples(params, ws, fm, new_fm, to_float(public[:8]))
+    metrics = _relay_metrics(acc, best, out, new_fm, _upload_traffic(uploads, channel, modules_up))
     log.info(
         "relay: FM %.4f, naive %.4f, best edge (%s) %.4f mean accuracy over %d domains",
         metrics["fm_mean_accuracy"],
@@ -131,3 +96,90 @@ def relay(params: Params, ws: Workspace) -> StageResult:
         models={"fm-relayed": ModelArtifact(out.student, example_input(first))},
         artifacts=grids,
     )
+
+
+class _Accuracies(NamedTuple):
+    """Accuracy per domain (on its held-out test set) of the relay's models."""
+
+    fm: dict[str, float]  # the relayed FM, shared head
+    naive: dict[str, float]  # the naive relay
+    edges: dict[str, dict[str, float]]  # every edge's model, by edge
+    routing: dict[str, float]  # routed weighting: ``routing_accuracy_<domain>`` (else empty)
+
+    def best_edge(self) -> str:
+        """The edge whose model has the highest mean accuracy over the domains."""
+        return max(self.edges, key=lambda d: mean(list(self.edges[d].values())))
+
+
+def _measure(
+    params: Params,
+    fm: MaskedAutoencoder,
+    out: RelayOutcome,
+    tests: dict[str, Split],
+    prototypes: dict[str, StylePrototypes] | None,
+) -> _Accuracies:
+    """The relayed FM, the naive relay and every edge's model on every domain's test set and, for
+    the routed weighting, how often each domain's test images go to their own edge's teacher."""
+
+    def on_all(model: nn.Module) -> dict[str, float]:
+        return {
+            d: evaluate(model, t, params.inference.batch_size, params.accelerator) for d, t in tests.items()
+        }
+
+    fm_acc, naive_acc = on_all(out.student), on_all(out.naive)
+    routing: dict[str, float] = {}
+    if prototypes is not None:  # how often each domain's test images go to their own edge's teacher
+        router = StyleRouter(fm.encoder, [p.tensor for p in prototypes.values()])
+        for k, (d, t) in enumerate(tests.items()):
+            routing[f"routing_accuracy_{d}"] = float((router(to_float(t.x)) == k).float().mean())
+    edge_acc = {d: on_all(teacher) for d, teacher in out.teachers.items()}
+    return _Accuracies(fm_acc, naive_acc, edge_acc, routing)
+
+
+def _fm_samples(
+    params: Params, ws: Workspace, fm: MaskedAutoencoder, new_fm: MaskedAutoencoder, sample: Tensor
+) -> list[Path]:
+    """The FM's reconstructions of ``sample`` before and after the relay, as plots."""
+    return [
+        reconstruction_grid(
+            fm, sample, params.pretrain.mask_ratio, ws.plots / "relay_fm_before.png", params.seed
+        ),
+        reconstruction_grid(
+            new_fm, sample, params.pretrain.mask_ratio, ws.plots / "relay_fm_after.png", params.seed
+        ),
+    ]
+
+
+def _upload_traffic(
+    uploads: dict[str, TunableModules], channel: Channel, modules_up: int
+) -> dict[str, float]:
+    """What the edges sent the cloud: modules per edge, all of it, prototypes per edge."""
+    tunable = {d: state_bytes(u.state) for d, u in uploads.items()}
+    return {
+        "upload_bytes_per_edge": mean([float(v) for v in tunable.values()]),
+        "cloud_edge_up_bytes": float(channel.ledger.total("cloud_edge")),
+        "prototype_bytes_per_edge": (channel.ledger.total("cloud_edge") - modules_up) / len(uploads),
+    }
+
+
+def _relay_metrics(
+    acc: _Accuracies, best: str, out: RelayOutcome, new_fm: MaskedAutoencoder, traffic: dict[str, float]
+) -> dict[str, float]:
+    """The stage's metrics: mean accuracies and the FM's margins, traffic, sizes, then per domain."""
+    fm_mean, naive_mean = mean(list(acc.fm.values())), mean(list(acc.naive.values()))
+    best_mean = mean(list(acc.edges[best].values()))
+    return {
+        "fm_mean_accuracy": fm_mean,
+        "naive_mean_accuracy": naive_mean,
+        "best_edge_mean_accuracy": best_mean,
+        "fm_vs_best_edge": fm_mean - best_mean,
+        "fm_vs_naive": fm_mean - naive_mean,
+        **traffic,
+        "fm_bytes": float(module_bytes(new_fm.encoder)),
+        "transfer_images": float(out.transfer_images),
+        **{f"fm_accuracy_{d}": a for d, a in acc.fm.items()},
+        **{f"naive_accuracy_{d}": a for d, a in acc.naive.items()},
+        **{f"edge_{e}_accuracy_{d}": a for e, accs in acc.edges.items() for d, a in accs.items()},
+        **{f"teacher_weight_{d}": w for d, w in out.teacher_weight.items()},
+        **acc.routing,
+    }
