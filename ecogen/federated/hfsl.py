@@ -143,17 +143,7 @@ def run_hfsl_edges(
     strategy = strategy or strategy_for(cfg)
     # edges whose rounds draw their clusters get their clients round by round; the others, now
     drawing = [participation.samples(cfg, len(j.clusters)) for j in jobs]
-    edges = [
-        EdgeServer(
-            j.name,
-            j.model,
-            [] if draws else clients_of(j.model, j.clusters, j.own, strategy),
-            j.evaluate,
-            j.seed,
-            j.channel,
-        )
-        for j, draws in zip(jobs, drawing, strict=True)
-    ]
+    edges = [_edge_server(j, strategy, draws) for j, draws in zip(jobs, drawing, strict=True)]
     sizes = [[len(d) for d in j.clusters] + ([len(j.own)] if j.own is not None else []) for j in jobs]
     stamp = rounds.fingerprint(cfg, edges, sizes)
     records: dict[str, list[RoundRecord]] = {e.name: [] for e in edges}
@@ -192,6 +182,11 @@ def run_hfsl_edges(
         allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if strategy.split else [(0, depth)]
     )
     return {e.name: HfslOutcome(e.state, records[e.name], ranges, strategy.cluster_models(e)) for e in edges}
+
+
+def _edge_server(job: EdgeJob, strategy: Strategy, draws: bool) -> EdgeServer:
+    clients = [] if draws else clients_of(job.model, job.clusters, job.own, strategy)
+    return EdgeServer(job.name, job.model, clients, job.evaluate, job.seed, job.channel)
 
 
 def _open_round(e: EdgeServer, drawn: EdgeJob | None, r: int, cfg: HfslParams, strategy: Strategy) -> int:

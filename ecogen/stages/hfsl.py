@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams, Params
-from ecogen.data.prepared import UNLABELLED, PreparedData, Split, SplitFile, SplitSource
+from ecogen.data.prepared import UNLABELLED, PreparedData, Split, SplitSource
 from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
 from ecogen.federated.strategies import strategy_for
 from ecogen.federated.strategies.base import Strategy
 from ecogen.models.checkpoint import load_fm
+from ecogen.models.vit import MaskedAutoencoder
 from ecogen.peft.edge import base_vit, load_edge_model
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
 from ecogen.split.channel import LinkClass
@@ -33,70 +35,85 @@ from ecogen.workspace import Workspace
 log = logging.getLogger("ecogen.hfsl")
 
 
+@dataclass
+class EdgeStart:
+    """An edge as HFSL finds it: its job for the round loop, test set, and accuracies before."""
+
+    job: EdgeJob
+    test: Split
+    accuracy: float
+    priors: list[Tensor]  # each cluster's labelled class mix
+    mix_accuracy: float  # on the edge's test set re-weighted to each cluster's mix, mean
+
+
 def hfsl(params: Params, ws: Workspace) -> StageResult:
-    if all(ws.champion(d).is_file() for d in params.data.domains):
-        # a stream run warm-started from the served modules: `stream.warm_rounds` rounds, or
-        # `stream.drift_rounds` when an edge's images drifted and it re-tuned
-        drifted = any(ws.drifted(d).is_file() for d in params.data.domains)
-        rounds = params.stream.warm_rounds_for(drifted)
-        params = params.model_copy(update={"hfsl": params.hfsl.model_copy(update={"rounds": rounds})})
-        log.info(
-            "hfsl: warm start from the served modules, %d rounds%s", rounds, " (drift)" if drifted else ""
-        )
-    h = params.hfsl
-    strategy = strategy_for(h)
+    params = _warm_started(params, ws)
+    strategy = strategy_for(params.hfsl)
     data = PreparedData(ws.data)
     fm = load_fm(ws.fm)
-    jobs: list[EdgeJob] = []
-    starts: dict[str, float] = {}
-    mixes: dict[str, float] = {}
-    tests: dict[str, Split] = {}
-    own_clusters: dict[str, list[SplitFile]] = {}  # each cluster's data, unread
-    priors: dict[str, list[Tensor]] = {}  # each cluster's labelled class mix
-    for domain in params.data.domains:
-        seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
-        edge = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", edge_seed(params, domain))
-        model = strategy.model(edge)
-        test = tests[domain] = data.test(domain)
-
-        def accuracy(m: nn.Module, test: Split = test) -> float:
-            return evaluate(m, test, params.inference.batch_size, params.accelerator)
-
-        own_clusters[domain] = data.cluster_files(domain, h.clusters)
-        clusters, own = strategy.participants(data, domain, own_clusters[domain])
-        starts[domain] = accuracy(model)
-        priors[domain] = cluster_priors(own_clusters[domain], base_vit(model).cfg.num_classes)
-        mixes[domain] = cluster_mix_accuracy(model, priors[domain], test, params)
-        log.info(
-            "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
-            domain,
-            h.method,
-            strategy.title,
-            h.clusters,
-            h.devices_per_cluster,
-            h.rounds,
-            starts[domain],
-        )
-        jobs.append(EdgeJob(domain, model, clusters, accuracy, seed, own=own))
+    edges = [_edge_start(params, ws, data, fm, strategy, domain) for domain in params.data.domains]
+    jobs = [e.job for e in edges]
     with frozen_factor([j.model for j in jobs], strategy.lora_factor()):
-        outcomes = run_hfsl_edges(jobs, h, params.accelerator, strategy=strategy, checkpoint=ws.hfsl_rounds)
+        outcomes = run_hfsl_edges(
+            jobs, params.hfsl, params.accelerator, strategy=strategy, checkpoint=ws.hfsl_rounds
+        )
     full = module_bytes(fm.encoder)
     children = [
-        _edge_result(params, ws, j, outcomes[j.name], starts[j.name], tests[j.name], full, strategy)
-        for j in jobs
+        _edge_result(params, ws, e.job, outcomes[e.job.name], e.accuracy, e.test, full, strategy)
+        for e in edges
     ]
-    for job, child in zip(jobs, children, strict=True):
+    for e, child in zip(edges, children, strict=True):
         # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
-        mixed = priors[job.name]
-        child.metrics["accuracy_cluster_mix_start"] = mixes[job.name]
-        models = outcomes[job.name].cluster_models
+        child.metrics["accuracy_cluster_mix_start"] = e.mix_accuracy
+        models = outcomes[e.job.name].cluster_models
         if not models:  # one model serves every cluster
-            mix = cluster_mix_accuracy(job.model, mixed, tests[job.name], params)
+            mix = cluster_mix_accuracy(e.job.model, e.priors, e.test, params)
         else:  # each cluster is served by its own model
-            pairs = zip(models, mixed, strict=True)
-            mix = mean([cluster_mix_accuracy(m, [c], tests[job.name], params) for m, c in pairs])
+            pairs = zip(models, e.priors, strict=True)
+            mix = mean([cluster_mix_accuracy(m, [c], e.test, params) for m, c in pairs])
         child.metrics["accuracy_cluster_mix"] = mix
     return combine("hfsl", children)
+
+
+def _warm_started(params: Params, ws: Workspace) -> Params:
+    """A stream run warm-started from the served modules runs `stream.warm_rounds` rounds, or
+    `stream.drift_rounds` when an edge's images drifted and it re-tuned; any other, hfsl.rounds."""
+    if not all(ws.champion(d).is_file() for d in params.data.domains):
+        return params
+    drifted = any(ws.drifted(d).is_file() for d in params.data.domains)
+    rounds = params.stream.warm_rounds_for(drifted)
+    log.info("hfsl: warm start from the served modules, %d rounds%s", rounds, " (drift)" if drifted else "")
+    return params.model_copy(update={"hfsl": params.hfsl.model_copy(update={"rounds": rounds})})
+
+
+def _edge_start(
+    params: Params, ws: Workspace, data: PreparedData, fm: MaskedAutoencoder, strategy: Strategy, domain: str
+) -> EdgeStart:
+    h = params.hfsl
+    seed = derive_seed(edge_seed(params, domain), "replicate", params.replicate)
+    edge = load_edge_model(fm, params.peft, ws.edge(domain) / "tunable.pt", edge_seed(params, domain))
+    model = strategy.model(edge)
+    test = data.test(domain)
+
+    def accuracy(m: nn.Module) -> float:
+        return evaluate(m, test, params.inference.batch_size, params.accelerator)
+
+    own_clusters = data.cluster_files(domain, h.clusters)  # each cluster's data, unread
+    clusters, own = strategy.participants(data, domain, own_clusters)
+    start = accuracy(model)
+    priors = cluster_priors(own_clusters, base_vit(model).cfg.num_classes)
+    mix = cluster_mix_accuracy(model, priors, test, params)
+    log.info(
+        "hfsl[%s]: %s (%s), %d clusters × %d devices, %d rounds, start accuracy %.4f",
+        domain,
+        h.method,
+        strategy.title,
+        h.clusters,
+        h.devices_per_cluster,
+        h.rounds,
+        start,
+    )
+    return EdgeStart(EdgeJob(domain, model, clusters, accuracy, seed, own=own), test, start, priors, mix)
 
 
 def cluster_priors(clusters: Sequence[SplitSource], classes: int) -> list[Tensor]:
