@@ -53,6 +53,7 @@ from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.chain import SplitChain, has_tunable
 from ecogen.split.channel import Channel
+from ecogen.split.client_training import ClientTraining
 from ecogen.split.semi_supervised import SplitSemiSupervised, fixmatch_loader
 from ecogen.stages.common import vit_config_for
 from ecogen.training.augment import weak
@@ -257,7 +258,8 @@ def _hfsl_fit(cfg: ViTConfig, h: HfslParams, batches: int, skip: int, seed: int)
     chain = SplitChain(split_segments(base_vit(model), allocate_blocks(cfg.depth, DEVICES)), Channel())
     clock = _BatchClock(skip)
     trainer = make_trainer("cpu", max_epochs=1, callbacks=[clock])
-    trainer.fit(SplitSemiSupervised(model, chain, h, seed=seed), fixmatch_loader(data, h, seed=seed))
+    t = ClientTraining.of(h)
+    trainer.fit(SplitSemiSupervised(model, chain, t, seed=seed), fixmatch_loader(data, t, seed=seed))
     return clock
 
 

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
-from ecogen.config.params import HfslParams
 from ecogen.federated.roles import ClusterClient, EdgeServer
 from ecogen.federated.strategies.base import Strategy
 from ecogen.peft.edge import base_vit
@@ -63,12 +62,12 @@ def fit_serial(
         return list(pool.map(one, tasks))
 
 
-def _steps_of(client: ClusterClient, cfg: HfslParams, steps: int | None, seed: int) -> int:
+def _steps_of(client: ClusterClient, strategy: Strategy, steps: int | None, seed: int) -> int:
     if steps is not None:
         return steps
-    use = cfg.unlabelled_weight > 0
-    sampler = FixMatchBatches(client.data.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use)
-    return len(sampler) * cfg.local_epochs
+    t = strategy.client
+    sampler = FixMatchBatches(client.data.labelled, t.batch_size, t.unlabelled_ratio, seed, t.semi_supervised)
+    return len(sampler) * strategy.cfg.local_epochs
 
 
 def _frozen(model: nn.Module) -> list[torch.Tensor]:
@@ -83,7 +82,7 @@ def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int)
     cfg = strategy.cfg
     steps = strategy.local_steps()
     seeds = [seed_of(e, r, k) for e, k, _ in tasks]
-    counts = [_steps_of(c, cfg, steps, s) for (_, _, c), s in zip(tasks, seeds, strict=True)]
+    counts = [_steps_of(c, strategy, steps, s) for (_, _, c), s in zip(tasks, seeds, strict=True)]
     groups: list[list[int]] = []
     for i, (_, _, client) in enumerate(tasks):
         home = next(
@@ -116,7 +115,7 @@ def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int)
             chain.load(lane, dict(client.model.named_parameters()))
         module = StackedSemiSupervised(
             chain,
-            cfg,
+            strategy.client,
             [seeds[i] for i in group],
             [class_prior(c.data.y, num_classes) for _, _, c in members],
             counts[group[0]],
@@ -124,7 +123,7 @@ def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int)
             strategy.gradient_term,
         )
         data = StackedBatches(
-            [c.data for _, _, c in members], cfg, [seeds[i] for i in group], counts[group[0]]
+            [c.data for _, _, c in members], strategy.client, [seeds[i] for i in group], counts[group[0]]
         )
         make_trainer(accelerator, max_epochs=1).fit(
             module, torch.utils.data.DataLoader(data, batch_size=None)

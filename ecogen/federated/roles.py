@@ -30,6 +30,7 @@ from ecogen.peft.tunable import load_tunable_state, tunable_state
 from ecogen.split.allocation import allocate_blocks
 from ecogen.split.chain import SplitChain
 from ecogen.split.channel import Channel, SegmentWeights, TunableModules
+from ecogen.split.client_training import ClientTraining
 from ecogen.split.semi_supervised import SplitSemiSupervised, WholeModel, fixmatch_loader
 from ecogen.training.pseudo_label import class_prior
 from ecogen.training.trainer import make_trainer
@@ -43,6 +44,7 @@ class LocalTraining(Protocol):
     (:class:`~ecogen.federated.strategies.base.Strategy` is one)."""
 
     cfg: HfslParams
+    client: ClientTraining
     split: ClassVar[bool]  # through the cluster's device chain, or the whole model in one place
 
     def gradient_term(self, params: list[Tensor]) -> Callable[[], None] | None: ...
@@ -136,12 +138,11 @@ class ClusterClient:
     ) -> tuple[int, int]:
         """``steps`` client steps (else ``local_epochs`` epochs) of the strategy's local training;
         returns (steps, images trained on)."""
-        cfg = strategy.cfg
         split = strategy.split and not self.at_edge
         path = SplitChain(self.segments, channel, self.crossings()) if split else WholeModel(self.model)
         prior = class_prior(self.data.y, base_vit(self.model).cfg.num_classes)
         teacher = None
-        if cfg.teacher != "self" and cfg.unlabelled_weight > 0:
+        if strategy.client.separate_teacher:
             # the same devices hold a frozen copy of their segments (deepcopy keeps them sharing modules)
             t_model, t_segments = copy.deepcopy((self.model, self.segments))
             t_model.requires_grad_(False)
@@ -152,7 +153,7 @@ class ClusterClient:
         module = SplitSemiSupervised(
             self.model,
             path,
-            cfg,
+            strategy.client,
             seed=seed,
             prior=prior,
             max_steps=steps,
@@ -160,8 +161,8 @@ class ClusterClient:
             span=span,
             gradient_term=strategy.gradient_term([p for p in self.model.parameters() if p.requires_grad]),
         )
-        trainer = make_trainer(accelerator, max_epochs=cfg.local_epochs if steps is None else -1)
-        trainer.fit(module, fixmatch_loader(self.data, cfg, seed=seed))
+        trainer = make_trainer(accelerator, max_epochs=strategy.cfg.local_epochs if steps is None else -1)
+        trainer.fit(module, fixmatch_loader(self.data, strategy.client, seed=seed))
         self.model.cpu()
         return module.steps, module.images
 

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split, to_float
 from ecogen.split.chain import SplitChain, SplitTrace, has_tunable
+from ecogen.split.client_training import ClientTraining
 from ecogen.training.augment import strong, weak
 from ecogen.training.pseudo_label import PseudoLabeller
 
@@ -92,23 +92,23 @@ class FixMatchBatches(Sampler[list[int]]):
             yield from self.lab[torch.randperm(len(self.lab), generator=g)].tolist()
 
 
-def fixmatch_loader(split: Split, cfg: HfslParams, seed: int) -> DataLoader:
+def fixmatch_loader(split: Split, cfg: ClientTraining, seed: int) -> DataLoader:
     """float images in [-1, 1] with labels (-1 where unlabelled), batched by :class:`FixMatchBatches`."""
     ds = TensorDataset(to_float(split.x), split.y)
     sampler = FixMatchBatches(
-        split.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=cfg.unlabelled_weight > 0
+        split.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=cfg.semi_supervised
     )
     return DataLoader(ds, batch_sampler=sampler, generator=torch.Generator().manual_seed(seed))
 
 
-def make_optimizer(params: list[nn.Parameter], cfg: HfslParams) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], cfg: ClientTraining) -> torch.optim.Optimizer:
     """One device's optimiser over its tunable parameters (``cfg.optimizer``)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
 
 
-def client_lr(cfg: HfslParams, span: tuple[float, float], steps: int, total: int) -> float:
+def client_lr(cfg: ClientTraining, span: tuple[float, float], steps: int, total: int) -> float:
     """The client learning rate after ``steps`` of ``total`` local steps, ``span`` being the share
     of all rounds this local training covers (one cosine decay over every round, or constant)."""
     if cfg.lr_schedule == "constant":
@@ -147,7 +147,7 @@ class SplitSemiSupervised(L.LightningModule):
         self,
         model: nn.Module,
         chain: SplitChain | WholeModel,
-        cfg: HfslParams,
+        cfg: ClientTraining,
         seed: int,
         prior: Tensor | None = None,  # the client's labelled class frequencies (aligned mode)
         max_steps: int | None = None,  # stop after this many client steps (None: the epochs given)
@@ -212,7 +212,7 @@ class SplitSemiSupervised(L.LightningModule):
         opts = opts if isinstance(opts, list) else [opts]
 
         pseudo = mask = None
-        if len(x_u) and self.cfg.unlabelled_weight > 0:
+        if len(x_u) and self.cfg.semi_supervised:
             with torch.no_grad():
                 logits_w, _ = self.teacher.forward(self._view(x_u, self.cfg.augment))
             pseudo, mask = self.labeller(logits_w)

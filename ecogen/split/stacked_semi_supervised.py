@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
-from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split, to_float
+from ecogen.split.client_training import ClientTraining
 from ecogen.split.semi_supervised import FixMatchBatches, client_loss, client_lr, make_optimizer, view
 from ecogen.split.stacked import StackedChain, pad_stack
 from ecogen.training.pseudo_label import PseudoLabeller
@@ -30,9 +30,9 @@ LaneBatch = list[tuple[Tensor, Tensor]]  # per lane: (images, labels; -1 where u
 class StackedBatches(IterableDataset):
     """``steps`` items, each every lane's next batch (its sampler's epochs one after another)."""
 
-    def __init__(self, splits: list[Split], cfg: HfslParams, seeds: list[int], steps: int) -> None:
+    def __init__(self, splits: list[Split], cfg: ClientTraining, seeds: list[int], steps: int) -> None:
         self.data = [(to_float(s.x), s.y) for s in splits]
-        use = cfg.unlabelled_weight > 0
+        use = cfg.semi_supervised
         self.samplers = [
             FixMatchBatches(s.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=use)
             for s, seed in zip(splits, seeds, strict=True)
@@ -55,7 +55,7 @@ class StackedSemiSupervised(L.LightningModule):
     def __init__(
         self,
         chain: StackedChain,
-        cfg: HfslParams,
+        cfg: ClientTraining,
         seeds: list[int],
         priors: list[Tensor],
         steps: int,
@@ -73,7 +73,7 @@ class StackedSemiSupervised(L.LightningModule):
         self.gradient_term = gradient_term(trainable) if gradient_term else None
         # a frozen copy of the delivered modules teaches (round_start, ema), else the lanes themselves
         self.teacher: dict[str, Tensor] | None = None
-        if cfg.teacher != "self" and cfg.unlabelled_weight > 0:
+        if cfg.separate_teacher:
             self.teacher = {n: t.detach().clone() for n, t in chain.stacked().items()}
         self.automatic_optimization = False
         self.steps = 0
@@ -90,7 +90,7 @@ class StackedSemiSupervised(L.LightningModule):
         cfg = self.cfg
         lanes = range(self.chain.lanes)
         split = [(x[y >= 0], y[y >= 0], x[y < 0]) for x, y in batch]
-        unlabelled = cfg.unlabelled_weight > 0
+        unlabelled = cfg.semi_supervised
         # views in the serial order: the pseudo-labelling view, the unlabelled one, the labelled one
         teacher_views, unl_views, lab_views = [], [], []
         for (x_l, _, x_u), g in zip(split, self.gens, strict=True):

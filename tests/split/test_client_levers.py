@@ -13,6 +13,7 @@ from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
 from ecogen.peft.edge import build_edge_model
 from ecogen.split.chain import SplitChain
 from ecogen.split.channel import Channel
+from ecogen.split.client_training import ClientTraining
 from ecogen.split.semi_supervised import SplitSemiSupervised, fixmatch_loader
 from ecogen.training.trainer import make_trainer
 
@@ -39,12 +40,14 @@ def _module(cfg: HfslParams, teacher: bool = False, **kw) -> tuple[SplitSemiSupe
         t_model.requires_grad_(False)
         t = (t_model, SplitChain(t_segments, Channel()))
     chain = SplitChain(cluster.segments, Channel())
-    return SplitSemiSupervised(cluster.model, chain, cfg, seed=0, teacher=t, **kw), cluster.model
+    return SplitSemiSupervised(
+        cluster.model, chain, ClientTraining.of(cfg), seed=0, teacher=t, **kw
+    ), cluster.model
 
 
 def _fit(module: SplitSemiSupervised, cfg: HfslParams, steps: int) -> None:
     module.max_steps = steps
-    make_trainer("cpu", max_epochs=-1).fit(module, fixmatch_loader(_data(), cfg, seed=0))
+    make_trainer("cpu", max_epochs=-1).fit(module, fixmatch_loader(_data(), ClientTraining.of(cfg), seed=0))
 
 
 def test_ema_teacher_follows_the_student_by_its_decay() -> None:

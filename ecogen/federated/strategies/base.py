@@ -34,6 +34,7 @@ from ecogen.federated.roles import ClusterClient, EdgeServer, cloud_average
 from ecogen.federated.server_opt import server_step
 from ecogen.federated.upload_hooks import Upload, received, upload_hooks
 from ecogen.peft.edge import save_tunable
+from ecogen.split.client_training import ClientTraining
 
 GradientTerm = Callable[[], None]  # called after each backward pass, before the optimiser steps
 
@@ -54,6 +55,7 @@ class Strategy:
 
     def __init__(self, cfg: HfslParams) -> None:
         self.cfg = cfg
+        self.client = ClientTraining.of(cfg)  # what a participant's local training reads
         self.upload_hooks = upload_hooks(cfg)  # attacks, DP: what happens to an upload on its way
 
     # ---- set-up ------------------------------------------------------------------------------
