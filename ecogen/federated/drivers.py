@@ -106,7 +106,7 @@ def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int)
         chain = StackedChain(
             template,
             allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation),
-            [e.channel if strategy.split and not c.at_edge else None for e, _, c in members],
+            [e.channel if strategy.split and c.over_links else None for e, _, c in members],
             names,
             [c.crossings() if c.hosts else None for _, _, c in members],
         )

@@ -197,7 +197,7 @@ def _open_round(e: EdgeServer, drawn: EdgeJob | None, r: int, cfg: HfslParams, s
         _enlist(e, drawn, r, cfg, strategy)
     e.channel.ledger.reset()
     # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
-    devices = [0 if c.at_edge else len(c.segments) for c in e.clients]
+    devices = [c.devices for c in e.clients]
     up = faults.online(e.seed, r, devices, cfg)
     e.present = [faults.takes_part(u, cfg) for u in up]
     e.late = faults.late(e.seed, r, len(e.clients), cfg)
@@ -213,7 +213,7 @@ def _close_round(e: EdgeServer, handed: int, done: list[Done], strategy: Strateg
     """Round ``r`` at edge ``e`` after aggregation: its record (``done``: every participant's
     (edge, steps, images))."""
     mine = [(s, n) for name, s, n in done if name == e.name]
-    clusters = [k for k, c in enumerate(e.clients) if not c.at_edge]
+    clusters = [k for k, c in enumerate(e.clients) if c.over_links]
     return RoundRecord(
         accuracy=strategy.evaluate(e),
         bytes=e.channel.ledger.snapshot(),

@@ -57,12 +57,13 @@ Evaluate = Callable[[nn.Module], float]
 class ClusterClient:
     """One client cluster: its own copy of the model, cut into per-device segments."""
 
+    over_links: ClassVar[bool] = True  # its modules and activations cross links (the ledger counts them)
+
     model: nn.Module
     segments: list[nn.Module]
     data: Split
     # full-model parameter names held by each device (empty for devices with nothing tunable)
     device_keys: list[list[str]] = field(default_factory=list)
-    at_edge: bool = False  # the edge's own participant: holds the whole model, uses no link
     # this round: the device that runs each segment (ecogen.federated.faults.hosts); empty: its own
     hosts: list[int] = field(default_factory=list)
 
@@ -74,18 +75,22 @@ class ClusterClient:
         devices: int,
         split: bool = True,
         rule: str = "balanced",
-        at_edge: bool = False,
     ) -> ClusterClient:
         """A cluster holding a copy of ``edge_model``, cut over ``devices`` devices when ``split``."""
         model = copy.deepcopy(edge_model)
-        if split and not at_edge:
+        if split and cls.over_links:
             vit = base_vit(model)
             segments = split_segments(vit, allocate_blocks(len(vit.blocks), devices, rule))  # type: ignore[arg-type]
         else:
             segments = [model]
         names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
         keys = [[names[id(p)] for p in seg.parameters() if id(p) in names] for seg in segments]
-        return cls(model, segments, data, keys, at_edge)
+        return cls(model, segments, data, keys)
+
+    @property
+    def devices(self) -> int:
+        """Devices the participant needs this round (a cluster: its chain's)."""
+        return len(self.segments)
 
     def crossings(self) -> list[bool]:
         """Per boundary between segments: do its two sides run on different devices this round."""
@@ -104,9 +109,6 @@ class ClusterClient:
 
     def receive(self, state: dict[str, Tensor], channel: Channel) -> None:
         """Edge → each device: the tunable modules of the segment that device holds."""
-        if self.at_edge:  # the edge's own copy: nothing crosses a link
-            load_tunable_state(self.model, state)
-            return
         received: dict[str, Tensor] = {}
         for keys in self.device_keys:
             if keys:
@@ -117,8 +119,6 @@ class ClusterClient:
     def send(self, channel: Channel) -> dict[str, Tensor]:
         """Each device → edge: its segment's tunable modules after local training."""
         state = tunable_state(self.model)
-        if self.at_edge:
-            return state
         out: dict[str, Tensor] = {}
         for keys in self.device_keys:
             if keys:
@@ -138,7 +138,7 @@ class ClusterClient:
     ) -> tuple[int, int]:
         """``steps`` client steps (else ``local_epochs`` epochs) of the strategy's local training;
         returns (steps, images trained on)."""
-        split = strategy.split and not self.at_edge
+        split = strategy.split and self.over_links
         path = SplitChain(self.segments, channel, self.crossings()) if split else WholeModel(self.model)
         prior = class_prior(self.data.y, base_vit(self.model).cfg.num_classes)
         teacher = None
@@ -165,6 +165,23 @@ class ClusterClient:
         trainer.fit(module, fixmatch_loader(self.data, strategy.client, seed=seed))
         self.model.cpu()
         return module.steps, module.images
+
+
+class EdgeClient(ClusterClient):
+    """The edge's own participant (``hfsl.edge_joins``): the whole model in one place, trained on
+    the edge's labelled set; nothing it does crosses a link, and its update never leaves the edge."""
+
+    over_links: ClassVar[bool] = False
+
+    @property
+    def devices(self) -> int:
+        return 0
+
+    def receive(self, state: dict[str, Tensor], channel: Channel) -> None:
+        load_tunable_state(self.model, state)
+
+    def send(self, channel: Channel) -> dict[str, Tensor]:
+        return tunable_state(self.model)
 
 
 @dataclass

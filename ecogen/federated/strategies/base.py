@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import PreparedData, Split, SplitSource
 from ecogen.federated.aggregate import aggregate
-from ecogen.federated.roles import ClusterClient, EdgeServer, cloud_average
+from ecogen.federated.roles import ClusterClient, EdgeClient, EdgeServer, cloud_average
 from ecogen.federated.server_opt import server_step
 from ecogen.federated.upload_hooks import Upload, received, upload_hooks
 from ecogen.peft.edge import save_tunable
@@ -132,7 +132,7 @@ class Strategy:
             n = trained_examples(c.data, self.cfg)
             if e.is_late(k) or n <= 0:
                 continue
-            if not c.at_edge:  # the edge's own update never leaves the edge
+            if c.over_links:  # the edge's own update never leaves the edge
                 state = received(self.upload_hooks, Upload(state, e.state, e.number(k), e.seed, r))
             out.append((state, n))
         return out
@@ -170,5 +170,5 @@ def clients_of(
         for d in clusters
     ]
     if own is not None:
-        out.append(ClusterClient.of(edge_model, own, cfg.devices_per_cluster, at_edge=True))
+        out.append(EdgeClient.of(edge_model, own, cfg.devices_per_cluster))
     return out
