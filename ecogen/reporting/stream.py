@@ -139,9 +139,9 @@ def stream_checks(points: Sequence[StreamPoint]) -> list[TargetCheck]:
             if _at(cont, CONTINUOUS, i) and _at(retr, RETRAIN, i)
         ]
         later = [i for i in steps if i > 0 and _at(cont, CONTINUOUS, i) and _at(retr, RETRAIN, i)]
-        share = (
-            mean(p.compute_s for i in later for p in _at(cont, CONTINUOUS, i))
-            / mean(p.compute_s for i in later for p in _at(retr, RETRAIN, i))
+        share = (  # images trained, not wall time: that moves with the machine's load
+            mean(p.compute_images for i in later for p in _at(cont, CONTINUOUS, i))
+            / mean(p.compute_images for i in later for p in _at(retr, RETRAIN, i))
             if later
             else math.nan
         )
