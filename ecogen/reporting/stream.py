@@ -123,36 +123,42 @@ def stream_checks(points: Sequence[StreamPoint]) -> list[TargetCheck]:
     """The issue's four targets on the stream experiment (not run where a mode is missing)."""
     cont = [p for p in points if p.mode == CONTINUOUS]
     retr = [p for p in points if p.mode == RETRAIN]
-    checks = []
     steps = increments(points)
+    last = max(steps) if steps else 0
+    shift_at = cont[0].shift_at if cont else None
+    return [
+        _vs_retrain(cont, retr, steps),
+        _vs_frozen(cont, last, shift_at),
+        _drift_at_shift(cont, shift_at),
+        _forgetting(cont, last),
+    ]
+
+
+def _vs_retrain(cont: list[StreamPoint], retr: list[StreamPoint], steps: list[int]) -> TargetCheck:
     key, claim = "stream_vs_retrain", "Stream: continuous vs retrain at every increment (and compute)"
     required = f"≥ retrain − {VS_RETRAIN:.3f} each; compute ≤ {COMPUTE_SHARE:.1f}×"
     if not cont or not retr:
-        checks.append(
-            TargetCheck(key, claim, "not run (continuous and retrain streams)", required, "not run")
-        )
-    else:
-        gaps = [
-            mean(p.served_newest for p in _at(cont, CONTINUOUS, i))
-            - mean(p.served_newest for p in _at(retr, RETRAIN, i))
-            for i in steps
-            if _at(cont, CONTINUOUS, i) and _at(retr, RETRAIN, i)
-        ]
-        later = [i for i in steps if i > 0 and _at(cont, CONTINUOUS, i) and _at(retr, RETRAIN, i)]
-        share = (  # images trained, not wall time: that moves with the machine's load
-            mean(p.compute_images for i in later for p in _at(cont, CONTINUOUS, i))
-            / mean(p.compute_images for i in later for p in _at(retr, RETRAIN, i))
-            if later
-            else math.nan
-        )
-        ok = min(gaps) >= -VS_RETRAIN - EPS and share <= COMPUTE_SHARE
-        upto = max(later) if later else 0
-        measured = f"worst gap {min(gaps):+.4f}; images trained {share:.2f}× (increments 1…{upto})"
-        checks.append(
-            TargetCheck(key, claim, measured, required, "PASS" if ok else "MISS", min(gaps), -VS_RETRAIN)
-        )
-    last = max(steps) if steps else 0
-    shift_at = cont[0].shift_at if cont else None
+        return TargetCheck(key, claim, "not run (continuous and retrain streams)", required, "not run")
+    both = [i for i in steps if _at(cont, CONTINUOUS, i) and _at(retr, RETRAIN, i)]
+    gaps = [
+        mean(p.served_newest for p in _at(cont, CONTINUOUS, i))
+        - mean(p.served_newest for p in _at(retr, RETRAIN, i))
+        for i in both
+    ]
+    later = [i for i in both if i > 0]
+    share = (  # images trained, not wall time: that moves with the machine's load
+        mean(p.compute_images for i in later for p in _at(cont, CONTINUOUS, i))
+        / mean(p.compute_images for i in later for p in _at(retr, RETRAIN, i))
+        if later
+        else math.nan
+    )
+    ok = min(gaps) >= -VS_RETRAIN - EPS and share <= COMPUTE_SHARE
+    upto = max(later) if later else 0
+    measured = f"worst gap {min(gaps):+.4f}; images trained {share:.2f}× (increments 1…{upto})"
+    return TargetCheck(key, claim, measured, required, "PASS" if ok else "MISS", min(gaps), -VS_RETRAIN)
+
+
+def _vs_frozen(cont: list[StreamPoint], last: int, shift_at: int | None) -> TargetCheck:
     key, claim = (
         "stream_vs_frozen",
         "Stream: after the shift, continuous vs the frozen first model at the end",
@@ -160,50 +166,36 @@ def stream_checks(points: Sequence[StreamPoint]) -> list[TargetCheck]:
     end = _at(cont, CONTINUOUS, last)
     frozen = [p.frozen_newest for p in end if p.frozen_newest is not None]
     if not end or not frozen or shift_at is None or last < shift_at:
-        checks.append(
-            TargetCheck(
-                key, claim, "not run (a shifted continuous stream)", f"≥ frozen + {VS_FROZEN:.2f}", "not run"
-            )
+        return TargetCheck(
+            key, claim, "not run (a shifted continuous stream)", f"≥ frozen + {VS_FROZEN:.2f}", "not run"
         )
-    else:
-        gain = mean(p.served_newest for p in end) - mean(frozen)
-        status: Status = "PASS" if gain >= VS_FROZEN - EPS else "MISS"
-        checks.append(
-            TargetCheck(
-                key, claim, f"{gain:+.4f} at increment {last}", f"≥ +{VS_FROZEN:.2f}", status, gain, VS_FROZEN
-            )
-        )
+    gain = mean(p.served_newest for p in end) - mean(frozen)
+    status: Status = "PASS" if gain >= VS_FROZEN - EPS else "MISS"
+    measured = f"{gain:+.4f} at increment {last}"
+    return TargetCheck(key, claim, measured, f"≥ +{VS_FROZEN:.2f}", status, gain, VS_FROZEN)
+
+
+def _drift_at_shift(cont: list[StreamPoint], shift_at: int | None) -> TargetCheck:
     key, claim = (
         "stream_drift",
         "Stream: drift crosses its threshold at the shifted increment, at no earlier one",
     )
     if shift_at is None or not _at(cont, CONTINUOUS, shift_at):
-        checks.append(
-            TargetCheck(
-                key,
-                claim,
-                "not run (a shifted continuous stream)",
-                "all edges at the shift, none before",
-                "not run",
-            )
-        )
-    else:
-        before = [p.drift_share or 0.0 for p in cont if 0 < p.increment < shift_at]
-        at = [p.drift_share or 0.0 for p in _at(cont, CONTINUOUS, shift_at)]
-        ok = max(before, default=0.0) == 0.0 and min(at) == 1.0
-        early = max(before, default=0.0)
-        measured = f"edges over the threshold: {early:.2f} before, {min(at):.2f} at increment {shift_at}"
-        checks.append(TargetCheck(key, claim, measured, "0 before, 1 at the shift", "PASS" if ok else "MISS"))
+        required = "all edges at the shift, none before"
+        return TargetCheck(key, claim, "not run (a shifted continuous stream)", required, "not run")
+    before = [p.drift_share or 0.0 for p in cont if 0 < p.increment < shift_at]
+    at = [p.drift_share or 0.0 for p in _at(cont, CONTINUOUS, shift_at)]
+    ok = max(before, default=0.0) == 0.0 and min(at) == 1.0
+    early = max(before, default=0.0)
+    measured = f"edges over the threshold: {early:.2f} before, {min(at):.2f} at increment {shift_at}"
+    return TargetCheck(key, claim, measured, "0 before, 1 at the shift", "PASS" if ok else "MISS")
+
+
+def _forgetting(cont: list[StreamPoint], last: int) -> TargetCheck:
     key, claim = "stream_forgetting", "Stream: continuous's loss on the first increment's slice by the end"
     first, end_first = _at(cont, CONTINUOUS, 0), _at(cont, CONTINUOUS, last)
     if not first or not end_first or last == 0:
-        checks.append(
-            TargetCheck(key, claim, "not run (a continuous stream)", f"≤ {FORGETTING:.2f}", "not run")
-        )
-    else:
-        loss = mean(p.served_first for p in first) - mean(p.served_first for p in end_first)
-        status = _status(loss <= FORGETTING + EPS)
-        checks.append(
-            TargetCheck(key, claim, f"{loss:+.4f}", f"≤ {FORGETTING:.2f}", status, loss, FORGETTING)
-        )
-    return checks
+        return TargetCheck(key, claim, "not run (a continuous stream)", f"≤ {FORGETTING:.2f}", "not run")
+    loss = mean(p.served_first for p in first) - mean(p.served_first for p in end_first)
+    status = _status(loss <= FORGETTING + EPS)
+    return TargetCheck(key, claim, f"{loss:+.4f}", f"≤ {FORGETTING:.2f}", status, loss, FORGETTING)

@@ -353,8 +353,50 @@ def cycles_markdown(cycles: Sequence[Cycle] | None, pipeline: str = "cycles") ->
 
 
 def targets_markdown(checks: Sequence[TargetCheck]) -> str:
-    body = [[c.claim, c.measured, c.required, f"**{c.status}**"] for c in checks]
-    return "## Targets\n\n" + _table(["Target", "Measured", "Required", "Result"], body)
+    """The checked targets; those whose pipelines have not run are named in one line after them."""
+    ran = [c for c in checks if c.status != NOT_RUN]
+    body = [[c.claim, c.measured, c.required, f"**{c.status}**"] for c in ran]
+    out = "## Targets\n\n" + (_table(["Target", "Measured", "Required", "Result"], body) if ran else "")
+    if waiting := [c for c in checks if c.status == NOT_RUN]:
+        said = "; ".join(f"{c.claim} ({c.measured.removeprefix(NOT_RUN + ' ').strip('()')})" for c in waiting)
+        out += ("\n\n" if ran else "") + f"_Not run yet ({len(waiting)}): {said}._"
+    return out
+
+
+def not_run_markdown(pipelines: Sequence[str]) -> str:
+    """One line for the experiment pipelines with no finished run, instead of a section each."""
+    names = ", ".join(f"`{p}`" for p in pipelines)
+    return (
+        f"_Not run yet: {names}. Each is `ecogen run NAME` (`--profile cpu` sizes the experiments for"
+        " a laptop); `ecogen report` then adds its section._"
+    )
+
+
+# The default chain's hfsl stage, as the report shows it: (label, metric, format)
+CHAIN_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("edge model before HFSL (after its fine-tune)", START, "acc"),
+    ("after the first round", FIRST, "acc"),
+    ("after the last round", END, "acc"),
+    ("HFSL's gain", GAIN, "gain"),
+    ("edge↔client bytes per round", EDGE_CLIENT_BYTES, "bytes"),
+    ("device↔device bytes per round", D2D_BYTES, "bytes"),
+    ("what FedAvg on the full model would send per round", FEDAVG_FULL_BYTES, "bytes"),
+    ("client optimiser steps per round", CLIENT_STEPS, "count"),
+    ("client images trained per round", CLIENT_IMAGES, "count"),
+)
+
+
+def chain_markdown(metrics: Mapping[str, float], pipeline: str, run_id: str) -> str:
+    """A plain pipeline's (``default``'s) HFSL stage: accuracy before, after, and what it cost."""
+    values = derived(metrics)
+    show = {"acc": lambda v: f"{v:.4f}", "gain": lambda v: f"{v:+.4f}", "bytes": format_bytes}
+    body = [
+        [label, show.get(kind, format_count)(values[key])]  # type: ignore[operator]
+        for label, key, kind in CHAIN_ROWS
+        if key in values
+    ]
+    head = f"## `{pipeline}` pipeline\n\nIts newest finished run (`{run_id}`), mean over the edges:\n\n"
+    return head + _table(["", "value"], body)
 
 
 def section(markdown: str, title: str) -> str:

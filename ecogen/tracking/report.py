@@ -344,28 +344,42 @@ def render(
     Returns the path of report.md and the target checks it states.
     """
     rows = {name: p.rows for name, p in loaded.items() if name != CYCLES_PIPELINE}
-    table3, baselines = rows.get(TABLE3_PIPELINE), rows.get(BASELINES_PIPELINE)
     cycles = loaded[CYCLES_PIPELINE].cycles if CYCLES_PIPELINE in loaded else None
     found_chain = chain if chain is not None and chain.source.run_id else None
-    wall_times = {name: p.source.wall_s for name, p in loaded.items()}
-    chain_metrics = found_chain.metrics if found_chain else None
     checks = check_targets(
-        table3,
-        baselines,
+        rows.get(TABLE3_PIPELINE),
+        rows.get(BASELINES_PIPELINE),
         cycles,
-        default=chain_metrics,
-        wall_times=wall_times,
+        default=found_chain.metrics if found_chain else None,
+        wall_times={name: p.source.wall_s for name, p in loaded.items()},
         faults=rows.get(FAULTS_PIPELINE),
     )
     if stream is not None:
         checks += stream_checks(stream)
-    generated = datetime.now(timezone.utc)
     sources = [p.source for p in loaded.values()] + ([found_chain.source] if found_chain else [])
-    parts = [tables.header_markdown(generated, experiment, sources, profile)]
+    parts = [tables.header_markdown(datetime.now(timezone.utc), experiment, sources, profile)]
     if report_run:
         parts.append(f"Logged as MLflow run `{report_run}` (`{SOURCES}` names the runs above).")
+    if found_chain and found_chain.metrics:
+        source = found_chain.source
+        parts.append(tables.chain_markdown(found_chain.metrics, source.pipeline, source.run_id or ""))
+    parts += _experiment_sections(loaded)
+    if stream is not None:
+        parts.append(stream_markdown(stream))
+    parts.append(tables.targets_markdown(checks))
+    _write_files(rows, cycles if CYCLES_PIPELINE in loaded else False, checks, found_chain, stream, out_dir)
+    path = out_dir / "report.md"
+    path.write_text("\n\n".join(parts) + "\n")
+    return path, checks
+
+
+def _experiment_sections(loaded: Mapping[str, PipelineTrials]) -> list[str]:
+    """A section per experiment pipeline that ran; one line naming those that have not."""
+    parts, waiting = [], []
     for name, pipeline in loaded.items():
-        if name == CYCLES_PIPELINE:
+        if (pipeline.cycles if name == CYCLES_PIPELINE else pipeline.rows) is None:
+            waiting.append(name)
+        elif name == CYCLES_PIPELINE:
             parts.append(tables.cycles_markdown(pipeline.cycles, pipeline=name))
         elif name == TABLE3_PIPELINE:
             parts.append(tables.table3_markdown(pipeline.rows))
@@ -373,10 +387,22 @@ def render(
             parts.append(tables.study_markdown(pipeline.rows, pipeline=name))
         else:
             parts.append(tables.baselines_markdown(pipeline.rows, pipeline=name))
-    if stream is not None:
-        parts.append(stream_markdown(stream))
-    parts.append(tables.targets_markdown(checks))
+    return parts + ([tables.not_run_markdown(waiting)] if waiting else [])
 
+
+def _write_files(
+    rows: Mapping[str, Mapping[str, RowSummary] | None],
+    cycles: list[Cycle] | None | bool,
+    checks: list[TargetCheck],
+    chain: PipelineTrials | None,
+    stream: Sequence[StreamPoint] | None,
+    out_dir: Path,
+) -> None:
+    """The report's CSV, JSON and figures beside report.md (``cycles`` False: the cycles
+    pipeline was not asked for; None: it has not run)."""
+    asked = cycles is not False
+    cycles = cycles if isinstance(cycles, list) else None
+    table3, baselines = rows.get(TABLE3_PIPELINE), rows.get(BASELINES_PIPELINE)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables.accuracy_csv(baselines, out_dir / "accuracy_per_round.csv")
     tables.table3_csv(table3, out_dir / "table3.csv")
@@ -386,15 +412,12 @@ def render(
     if stream is not None:
         stream_csv(stream, out_dir / "stream.csv")
     sections: dict[str, Any] = {}
-    if CYCLES_PIPELINE in loaded:
+    if asked:
         sections[CYCLES_PIPELINE] = tables.cycles_json(cycles)
-    if found_chain and found_chain.metrics:
-        sections[found_chain.source.pipeline] = tables.stage_json(found_chain.metrics)
+    if chain and chain.metrics:
+        sections[chain.source.pipeline] = tables.stage_json(chain.metrics)
     tables.report_json(rows, checks, out_dir / "report.json", sections)
     figures.write_figures(table3, baselines, out_dir, cycles)
-    path = out_dir / "report.md"
-    path.write_text("\n\n".join(parts) + "\n")
-    return path, checks
 
 
 def build_report(

@@ -431,11 +431,11 @@ def test_missing_pipelines_are_not_run(store: dict[str, str], project: Path, tmp
     md = build_report(
         params, project, tmp_path / "empty", pipelines=("table3", "baselines", "nope")
     ).read_text()
-    assert "no finished `table3` pipeline run" in md and "no finished `nope` pipeline run" in md
-    assert md.count("**not run**") == len(TARGETS)
+    assert "_Not run yet: `table3`, `baselines`, `nope`." in md and "## Table 3" not in md
+    assert f"_Not run yet ({len(TARGETS)}): " in md and "**not run**" not in md  # no empty rows
     assert json.loads((tmp_path / "empty" / "report.json").read_text())["baselines"] == {"status": "not run"}
     md = build_report(params, project, tmp_path / "default").read_text()  # cycles among the defaults
-    assert "_not run: no finished `cycles` pipeline run._" in md
+    assert "`cycles`." in md.split("_Not run yet: ")[1]
     assert json.loads((tmp_path / "default" / "report.json").read_text())["cycles"] == {"status": "not run"}
     assert (tmp_path / "default" / "relay_cycles.png").is_file()
 
@@ -456,7 +456,7 @@ def test_profile_selects_the_runs_made_with_it(project: Path, params: Params, tm
         assert cells(md, "table3")[1:3] == [f"`{expected[1]}`", profile or "none"], profile
         assert ("made with profile" in md) == (profile is not None)
     md = build_report(params, project, tmp_path / "gpu", ("table3",), "gpu").read_text()
-    assert "no finished `table3` pipeline run" in md and cells(md, "table3")[1:3] == ["not run", "gpu"]
+    assert "_Not run yet: `table3`." in md and cells(md, "table3")[1:3] == ["not run", "gpu"]
 
 
 def test_a_profile_without_chain_runs_reads_the_default_pipeline_as_written(
@@ -472,6 +472,10 @@ def test_a_profile_without_chain_runs_reads_the_default_pipeline_as_written(
     runs.stage(written, "hfsl", None, {"mean_accuracy_start": 0.70, "mean_accuracy": 0.75})
     md = build_report(params, project, tmp_path / "a", ("table3",), "cpu").read_text()
     assert cells(md, "default")[1:3] == [f"`{written[1]}`", "none"]
+    # the default pipeline's own section: its HFSL stage before and after, not "not run" only
+    assert f"## `default` pipeline\n\nIts newest finished run (`{written[1]}`)" in md
+    assert cells(md, "HFSL's gain") == ["HFSL's gain", "+0.0500"]
+    assert cells(md, "after the last round") == ["after the last round", "0.7500"]
     assert json.loads((tmp_path / "a" / "report.json").read_text())["default"]["gain"] == pytest.approx(0.05)
     cpu = runs.pipeline("default", profile="cpu")
     runs.stage(cpu, "hfsl", None, {"mean_accuracy_start": 0.70, "mean_accuracy": 0.72})
