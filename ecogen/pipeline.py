@@ -29,7 +29,6 @@ from ecogen.runtime.runlock import (
 )
 from ecogen.runtime.runlock import project_lock as project_lock
 from ecogen.runtime.terminal import ProgressLines, drop_bars
-from ecogen.stages.dvc_metrics import write_dvc_metrics
 from ecogen.stages.registry import CLOUD_STAGES, combine, is_edge_stage, run_edge, run_stage, write_outputs
 from ecogen.stages.result import StageResult
 from ecogen.tracking import (
@@ -60,7 +59,13 @@ from ecogen.tracking.runs import (
 from ecogen.tracking.source import params_hash
 from ecogen.tracking.stage import StageRun
 from ecogen.tracking.uri import server_gone, tracking_lost
-from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, version_data
+from ecogen.versioning import (
+    data_version_from_lock,
+    ensure_dvc_repo,
+    hash_data,
+    show_last_run,
+    version_data,
+)
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.pipeline")
@@ -236,8 +241,11 @@ def finish_pipeline(
     ctx: RunContext, failed: bool = False, metrics: dict[str, float] | None = None, stopped: bool = False
 ) -> None:
     """Headline metrics on the parent run (what the MLflow runs table compares), then its status
-    (KILLED when the run was ``stopped``: Ctrl-C, SIGTERM)."""
+    (KILLED when the run was ``stopped``: Ctrl-C, SIGTERM).  A run that finished becomes what
+    `dvc metrics show` and `dvc plots show` list (:mod:`ecogen.versioning.shown`)."""
     finish_pipeline_run(ctx.run_id, metrics or {}, failed, stopped)
+    if not failed and not stopped:
+        show_last_run(ctx.workdir, ctx.project_root, ctx.plan or None)
 
 
 def finish_pipeline_run(
@@ -454,7 +462,7 @@ def run_standalone_stage(stage: StageName, params: Params, project_root: Path) -
                     set_data_version(run_id, run.data_version)
                     log_dataset(run_id, run.data_version, ws.data, DVC_PIPELINE)
             run.log(result)
-        write_dvc_metrics(stage, result.metrics, ws.metrics)
+        show_last_run(root, root)  # the project root's stage outputs, as `dvc metrics show` lists them
     except BaseException as exc:
         finish_run(parent, "KILLED" if is_stop(exc) else "FAILED")
         raise

@@ -46,3 +46,15 @@ def write_dvc_metrics(stage: str, metrics: Mapping[str, float | None], metrics_d
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(headline(stage, metrics), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def write_headline(stage: str, metrics: Mapping[str, float | None], path: Path) -> Path | None:
+    """:func:`headline` at ``path``: what :func:`write_dvc_metrics` writes, placed elsewhere (a
+    run's numbers as `dvc metrics show` lists them, :mod:`ecogen.versioning.shown`); nothing when
+    the stage has none of the columns."""
+    numbers = headline(stage, metrics)
+    if not numbers:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    return path
