@@ -37,21 +37,9 @@ def headline(stage: str, metrics: Mapping[str, float | None]) -> dict[str, float
     return out
 
 
-def dvc_metrics_path(metrics_dir: Path, stage: str) -> Path:
-    return metrics_dir / "dvc" / f"{stage}.json"
-
-
-def write_dvc_metrics(stage: str, metrics: Mapping[str, float | None], metrics_dir: Path) -> Path:
-    path = dvc_metrics_path(metrics_dir, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(headline(stage, metrics), indent=2, sort_keys=True) + "\n")
-    return path
-
-
 def write_headline(stage: str, metrics: Mapping[str, float | None], path: Path) -> Path | None:
-    """:func:`headline` at ``path``: what :func:`write_dvc_metrics` writes, placed elsewhere (a
-    run's numbers as `dvc metrics show` lists them, :mod:`ecogen.versioning.shown`); nothing when
-    the stage has none of the columns."""
+    """:func:`headline` at ``path`` (a run's numbers as `dvc metrics show` lists them,
+    :mod:`ecogen.versioning.shown`); nothing when the stage has none of the columns."""
     numbers = headline(stage, metrics)
     if not numbers:
         return None

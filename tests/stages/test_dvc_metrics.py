@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from ecogen.stages.dvc_metrics import COLUMNS, headline, write_dvc_metrics
+from ecogen.stages.dvc_metrics import COLUMNS, headline, write_headline
 
 
 def test_each_stage_shows_a_few_columns_from_a_small_shared_set() -> None:
@@ -23,6 +23,8 @@ def test_headline_picks_sums_and_skips_what_is_missing(tmp_path: Path) -> None:
     assert headline("hfsl", {"mean_accuracy": 0.75, "mean_edge_client_bytes_per_round": math.nan}) == {
         "accuracy": 0.75
     }
-    path = write_dvc_metrics("infer", {"mean_accuracy": 0.5, "edge-a/accuracy": 0.4}, tmp_path)
+    path = write_headline(
+        "infer", {"mean_accuracy": 0.5, "edge-a/accuracy": 0.4}, tmp_path / "dvc" / "infer.json"
+    )
     assert path == tmp_path / "dvc" / "infer.json"
     assert json.loads(path.read_text()) == {"accuracy": 0.5}
