@@ -11,8 +11,8 @@ import errno
 import logging
 import shutil
 import traceback
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,13 +23,12 @@ from ecogen.config import (
     STAGE_ORDER,
     ConfigError,
     Params,
-    Pipelines,
     expand_trials,
     load_params,
     load_pipelines,
     profile_overrides,
 )
-from ecogen.config.load import RunConfig, parse_places, resolve_run
+from ecogen.config.load import RunConfig, parse_places, pipeline_name, resolve_run
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.data.errors import DataError
 from ecogen.runtime.interrupts import stop_on_sigterm
@@ -91,6 +90,15 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+@contextmanager
+def _refused(kind: type[Exception] = ConfigError) -> Iterator[None]:
+    """A ``kind`` of error in the body is said in one line: exit 2."""
+    try:
+        yield
+    except kind as err:
+        raise _fail(err) from None
+
+
 ERROR_LOG = Path("runs") / ".last-error.log"
 
 
@@ -106,11 +114,11 @@ def _save_traceback(root: Path) -> str:
     return f" (traceback in {ERROR_LOG})"
 
 
-def _fail_on_data(err: DataError, root: Path) -> typer.Exit:
-    """A problem with the user's data: one line (the file and what to do), exit 2; the traceback
-    goes to runs/.last-error.log."""
+def _fail_logged(err: object, root: Path, code: int) -> typer.Exit:
+    """One line, exit ``code``; the traceback goes to runs/.last-error.log.  For a problem with
+    the user's data (the file and what to do, exit 2) and a run that failed (exit 1)."""
     typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
 
 
 DISK_FULL = ("No space left on device", "database or disk is full")  # OSError's and SQLite's words
@@ -157,23 +165,20 @@ def _fail_on_disk(err: BaseException, root: Path) -> typer.Exit:
     where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else f" under {root}"
     with suppress(OSError):
         where += f" ({shutil.disk_usage(root).free / 2**20:.1f} MiB free)"
-    saved = _save_traceback(root)
-    typer.echo(
-        f"error: out of disk space{where}: free space on that disk, then run again "
-        f"(`ecogen run PIPELINE --resume` keeps the stages that finished){saved}",
-        err=True,
+    return _fail_logged(
+        f"out of disk space{where}: free space on that disk, then run again "
+        "(`ecogen run PIPELINE --resume` keeps the stages that finished)",
+        root,
+        1,
     )
-    return typer.Exit(code=1)
 
 
 def _check_tracking(cfg: Params, root: Path) -> None:
     """A tracking server that does not answer is said in one line before any work starts."""
     from ecogen.tracking.uri import check_tracking
 
-    try:
+    with _refused():
         check_tracking(cfg.tracking, root)
-    except ConfigError as err:
-        raise _fail(err) from None
 
 
 class _ReadableLogs(logging.Filter):
@@ -205,6 +210,10 @@ class _ReadableLogs(logging.Filter):
 
 
 def _setup_logging() -> None:
+    """Logging set up, and the libraries' quiet defaults (before Prefect is imported)."""
+    from ecogen.runtime.environment import quiet_defaults
+
+    quiet_defaults()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpcore"):  # every Prefect API call, hundreds per experiment
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -219,13 +228,6 @@ def _filter_user_errors() -> None:
     for handler in [*logging.getLogger().handlers, *logging.getLogger("mlflow").handlers]:
         if not any(isinstance(f, _ReadableLogs) for f in handler.filters):
             handler.addFilter(_ReadableLogs())
-
-
-def _resolve(pipelines: Pipelines, name: str | None) -> str:
-    name = name or pipelines.default
-    if name not in pipelines.pipelines:
-        raise ConfigError(f"unknown pipeline {name!r}; defined: {', '.join(pipelines.pipelines)}")
-    return name
 
 
 @app.command(cls=_Command)
@@ -299,20 +301,14 @@ def _run_config(
 ) -> tuple[dict[str, str], RunConfig]:
     """The ``--place`` options parsed and the run's configuration resolved; a bad one said in one
     line (exit 2)."""
-    try:
+    with _refused():
         places = parse_places(place or [])
-        run_cfg = resolve_run(root, pipeline, profile, set_ or [], params, pipelines, places)
-    except ConfigError as err:
-        raise _fail(err) from None
-    return places, run_cfg
+        return places, resolve_run(root, pipeline, profile, set_ or [], params, pipelines, places)
 
 
 def _setup_run(cfg: Params, root: Path) -> None:
     """Logging and the libraries' quiet defaults set up, the tracking server checked."""
     _setup_logging()
-    from ecogen.runtime.environment import quiet_defaults
-
-    quiet_defaults()
     _check_tracking(cfg, root)
 
 
@@ -334,10 +330,8 @@ def _ready_to_run(run_cfg: RunConfig, root: Path, profile: str | None, resume: b
     if resume:  # said here, in one line, before a server starts; the flow finds the same run
         from ecogen.pipeline import ResumeError, resumable
 
-        try:
+        with _refused(ResumeError):
             resumable(name, cfg, root, profile)
-        except ResumeError as err:
-            raise _fail(err) from None
     return True
 
 
@@ -348,11 +342,8 @@ def _check_placed_pools(cfg: Params, root: Path, pools: list[str]) -> None:
     from ecogen.runtime.placement import check_placeable
     from ecogen.tracking.uri import resolve_tracking_uri
 
-    try:
-        uri = resolve_tracking_uri(cfg.tracking, root)
-        check_placeable(uri, os.environ.get("PREFECT_API_URL"), pools)
-    except ConfigError as err:
-        raise _fail(err) from None
+    with _refused():
+        check_placeable(resolve_tracking_uri(cfg.tracking, root), os.environ.get("PREFECT_API_URL"), pools)
 
 
 def _flow_args(
@@ -397,7 +388,7 @@ def _run_flow(root: Path, name: str, placed_pools: list[str], flow_args: dict[st
     except (ProjectBusy, ServerError, ConfigError) as err:
         raise _fail(err) from None
     except DataError as err:
-        raise _fail_on_data(err, root) from None
+        raise _fail_logged(err, root, 2) from None
     except Exception as err:
         if (exit_ := _run_failed(err, root)) is None:
             raise
@@ -434,14 +425,11 @@ def _run_failed(err: Exception, root: Path) -> typer.Exit | None:
     runs/.last-error.log): a tracking server lost, a stage failed on a worker, a full disk; None for
     any other error.  Called while ``err`` is handled."""
     if lost := _tracking_lost(err):
-        typer.echo(f"error: {lost}{_save_traceback(root)}", err=True)
-        return typer.Exit(code=1)
+        return _fail_logged(lost, root, 1)
     if _placed_failed(err):  # its traceback is in the worker's flow run (Prefect UI, Logs)
-        typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
-        return typer.Exit(code=1)
-    if (full := _disk_full(err)) is None:
-        return None
-    return _fail_on_disk(full, root)
+        return _fail_logged(err, root, 1)
+    full = _disk_full(err)
+    return None if full is None else _fail_on_disk(full, root)
 
 
 def _echo_summary(run_cfg: RunConfig, summary: dict[str, Any], root: Path) -> None:
@@ -460,35 +448,29 @@ def stage(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run one stage on the project's data/, artifacts/ and metrics/ (what dvc.yaml calls)."""
-    try:
+    root = Path.cwd()
+    with _refused():
         if name not in STAGE_ORDER:
             raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGE_ORDER)}")
         cfg = load_params(params)
-    except ConfigError as err:
-        raise _fail(err) from None
-    _setup_logging()
-    from ecogen.runtime.environment import quiet_defaults
-
-    quiet_defaults()
-    _check_tracking(cfg, Path.cwd())
+    _setup_run(cfg, root)
     logging.getLogger("ecogen").info("stage %s: starting (loading torch)", name)
     from ecogen.pipeline import run_standalone_stage  # imports MLflow, which sets up its logging
     from ecogen.runtime.runlock import ProjectBusy, project_lock
+    from ecogen.runtime.terminal import live_progress
 
     _filter_user_errors()
     try:
-        from ecogen.runtime.terminal import live_progress
-
-        with project_lock(Path.cwd(), name, kind="stage"), stop_on_sigterm(), live_progress():
-            metrics = run_standalone_stage(name, cfg, Path.cwd())  # type: ignore[arg-type]
+        with project_lock(root, name, kind="stage"), stop_on_sigterm(), live_progress():
+            metrics = run_standalone_stage(name, cfg, root)  # type: ignore[arg-type]
     except ProjectBusy as err:
         raise _fail(err) from None
     except DataError as err:
-        raise _fail_on_data(err, Path.cwd()) from None
+        raise _fail_logged(err, root, 2) from None
     except Exception as err:
         if (full := _disk_full(err)) is None:
             raise
-        raise _fail_on_disk(full, Path.cwd()) from None
+        raise _fail_on_disk(full, root) from None
     for key, value in sorted(metrics.items()):
         typer.echo(f"  {key} = {value:.6g}")
 
@@ -498,7 +480,7 @@ def validate(
     params: ParamsOpt = Path("params.yaml"), pipelines: PipelinesOpt = Path("pipelines.yaml")
 ) -> None:
     """Check params.yaml and pipelines.yaml (with every pipeline's overrides applied)."""
-    try:
+    with _refused():
         load_params(params)
         specs = load_pipelines(pipelines)
         for pname, spec in specs.pipelines.items():
@@ -508,8 +490,6 @@ def validate(
                     expand_trials(cfg, spec.trials, str(pipelines))
             except ConfigError as err:
                 raise ConfigError(f"pipeline {pname}: {err}") from None
-    except ConfigError as err:
-        raise _fail(err) from None
     typer.echo(f"ok: {params} and {pipelines} ({', '.join(specs.pipelines)})")
 
 
@@ -535,29 +515,20 @@ def deploy(
     with a ``work_pool`` are registered to that pool instead; its workers clone the project from
     its git remote ``origin`` at each run.
     """
-    try:
+    with _refused():
         specs = load_pipelines(pipelines)
-        names = [_resolve(specs, p) for p in (pipeline or list(specs.pipelines))]
+        names = [pipeline_name(specs, p) for p in (pipeline or list(specs.pipelines))]
         overlay = profile_overrides(specs, profile)
-        configs: dict[str, Params] = {
-            n: load_params(params, specs.pipelines[n].overrides, profile=overlay) for n in names
-        }
+        configs = {n: load_params(params, specs.pipelines[n].overrides, profile=overlay) for n in names}
         for n in names:
             expand_trials(configs[n], specs.pipelines[n].trials, str(pipelines))
-    except ConfigError as err:
-        raise _fail(err) from None
     _setup_logging()
-    from ecogen.runtime.environment import quiet_defaults
-
-    quiet_defaults()
     from flows.deploy import serve_pipelines
 
-    try:
+    with _refused():  # e.g. a work pool that does not exist
         serve_pipelines(
             {n: specs.pipelines[n] for n in names}, Path.cwd(), profile, (str(params), str(pipelines))
         )
-    except ConfigError as err:  # e.g. a work pool that does not exist
-        raise _fail(err) from None
 
 
 ModelOpt = Annotated[
@@ -573,10 +544,8 @@ ReasonOpt = Annotated[
 
 
 def _registry_client(params: Path) -> Any:
-    try:
+    with _refused():
         cfg = load_params(params)
-    except ConfigError as err:
-        raise _fail(err) from None
     _check_tracking(cfg, Path.cwd())
     from ecogen.tracking.runs import tracking_client
 
@@ -595,10 +564,8 @@ def promote(
     from ecogen.tracking.registry import RegistryError
     from ecogen.tracking.registry import promote as set_champion
 
-    try:
+    with _refused(RegistryError):
         set_champion(client, model, version, f"by hand: {reason}")
-    except RegistryError as err:
-        raise _fail(err) from None
     typer.echo(f"{model}: champion is version {version}")
 
 
@@ -609,10 +576,8 @@ def rollback(model: ModelOpt, reason: ReasonOpt, params: ParamsOpt = Path("param
     from ecogen.tracking.registry import RegistryError
     from ecogen.tracking.registry import rollback as roll_back
 
-    try:
+    with _refused(RegistryError):
         back = roll_back(client, model, f"by hand: {reason}")
-    except RegistryError as err:
-        raise _fail(err) from None
     typer.echo(f"{model}: champion is version {back} again")
 
 
@@ -644,17 +609,11 @@ def report(
     pipelines: PipelinesOpt = Path("pipelines.yaml"),
 ) -> None:
     """Compare the latest experiment runs from MLflow alone; log the report as an MLflow run."""
-    try:
+    with _refused():
         cfg = load_params(params)
         if profile not in (None, NO_PROFILE):
             profile_overrides(load_pipelines(pipelines), profile)  # an unknown name is an error
-    except ConfigError as err:
-        raise _fail(err) from None
-    _setup_logging()
-    from ecogen.runtime.environment import quiet_defaults
-
-    quiet_defaults()
-    _check_tracking(cfg, Path.cwd())
+    _setup_run(cfg, Path.cwd())
     from ecogen.reporting.tables import section
     from ecogen.tracking.report import DEFAULT_PIPELINES, build_report
 

@@ -132,6 +132,14 @@ def profile_overrides(pipelines: Pipelines, name: str | None) -> dict[str, Any] 
     return pipelines.profiles[name]
 
 
+def pipeline_name(pipelines: Pipelines, name: str | None) -> str:
+    """``name`` (None: the default pipeline), once it is known to be defined."""
+    name = name or pipelines.default
+    if name not in pipelines.pipelines:
+        raise ConfigError(f"unknown pipeline {name!r}; defined: {', '.join(pipelines.pipelines)}")
+    return name
+
+
 def load_pipelines(path: Path | str = "pipelines.yaml") -> Pipelines:
     path = Path(path)
     return validate(Pipelines, read_yaml(path), str(path))
@@ -203,9 +211,7 @@ def resolve_run(
     the profile and the ``--set`` assignments merged on; ``places`` (stage or ``trials`` → work
     pool) over the pipeline's own; ConfigError in one line otherwise."""
     specs = load_pipelines(root / pipelines_file)
-    name = pipeline or specs.default
-    if name not in specs.pipelines:
-        raise ConfigError(f"unknown pipeline {name!r}; defined: {', '.join(specs.pipelines)}")
+    name = pipeline_name(specs, pipeline)
     spec = place(specs.pipelines[name], places or {}, f"pipeline {name}")
     params = load_params(root / params_file, spec.overrides, assignments, profile_overrides(specs, profile))
     return RunConfig(name, spec, params, expand_trials(params, spec.trials, str(pipelines_file)))
