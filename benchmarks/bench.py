@@ -36,6 +36,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from ecogen.config.params import (
     HfslParams,
@@ -47,14 +48,14 @@ from ecogen.config.params import (
 from ecogen.data.prepared import UNLABELLED, Split
 from ecogen.federated.hfsl import run_hfsl
 from ecogen.federated.strategies import method_names, strategy_for
-from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig, split_segments
-from ecogen.peft.edge import base_vit, build_edge_model
+from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
+from ecogen.peft.edge import build_edge_model
 from ecogen.peft.tunable import module_bytes, state_bytes, tunable_state
 from ecogen.split.allocation import allocate_blocks
-from ecogen.split.chain import SplitChain, has_tunable
 from ecogen.split.channel import Channel
 from ecogen.split.client_training import ClientTraining
-from ecogen.split.semi_supervised import SplitSemiSupervised, fixmatch_loader
+from ecogen.split.semi_supervised import StackedBatches, StackedSemiSupervised
+from ecogen.split.stacked import StackedChain
 from ecogen.stages.common import vit_config_for
 from ecogen.training.augment import weak
 from ecogen.training.trainer import make_trainer
@@ -96,13 +97,11 @@ def synthetic_split(n: int, labelled: int, cfg: ViTConfig, g: torch.Generator) -
     return Split(x, y)
 
 
-def segment_optimizers(segments: list[nn.Module], lr: float) -> list[torch.optim.Optimizer]:
-    """One AdamW per device that holds trainable parameters, as :class:`SplitSemiSupervised` builds them."""
-    return [
-        torch.optim.AdamW([p for p in s.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-        for s in segments
-        if has_tunable(s)
-    ]
+def one_lane(model: nn.Module, cfg: ViTConfig) -> StackedChain:
+    """``model`` as one cluster's chain over ``DEVICES`` devices and one channel (what a client
+    trains through)."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    return StackedChain(model, allocate_blocks(cfg.depth, DEVICES), [Channel()], names)
 
 
 # --------------------------------------------------------------------------- split vs unsplit step
@@ -115,9 +114,10 @@ def split_step(
     base = edge_model(cfg, seed)
     split_model, whole_model = copy.deepcopy(base), copy.deepcopy(base)
     lr = HfslParams().lr
-    segments = split_segments(base_vit(split_model), allocate_blocks(cfg.depth, DEVICES))
-    chain = SplitChain(segments, Channel())
-    split_opts = segment_optimizers(segments, lr)
+    chain = one_lane(split_model, cfg)
+    split_opt = torch.optim.AdamW(
+        [p for p in chain.stacked().values() if p.requires_grad], lr=lr, weight_decay=0.0
+    )
     whole_opt = torch.optim.AdamW(
         [p for p in whole_model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
     )
@@ -127,13 +127,12 @@ def split_step(
     y = torch.randint(0, cfg.num_classes, (batch,), generator=g)
 
     def split() -> None:
-        for opt in split_opts:
-            opt.zero_grad()
-        logits, trace = chain.forward(x, labels=y, train=True)
-        labels = trace.labels if trace.labels is not None else y  # as the end device got them
-        chain.backward(F.cross_entropy(logits, labels), trace)
-        for opt in split_opts:
-            opt.step()
+        split_opt.zero_grad()
+        logits, trace = chain(x[None], [len(x)], [y], train=True)
+        labels = trace.labels[0]
+        labels = labels if labels is not None else y  # as the end device got them
+        chain.backward(F.cross_entropy(logits[0], labels), trace)
+        split_opt.step()
 
     def whole() -> None:
         whole_opt.zero_grad()
@@ -163,7 +162,6 @@ def split_step(
         "batch": batch,
         "devices": DEVICES,
         "block_ranges": allocate_blocks(cfg.depth, DEVICES),
-        "optimizers": {"split": len(split_opts), "unsplit": 1},
         "split_ms_min": 1e3 * min(times["split"]),
         "unsplit_ms_min": 1e3 * min(times["unsplit"]),
     }
@@ -254,20 +252,21 @@ def _hfsl_fit(cfg: ViTConfig, h: HfslParams, batches: int, skip: int, seed: int)
     unlabelled = batches * h.unlabelled_ratio * h.batch_size
     labelled = max(h.batch_size, unlabelled // 9)  # λ = 0.1 of the images, cycled by the sampler
     data = synthetic_split(labelled + unlabelled, labelled, cfg, g)
-    model = edge_model(cfg, seed)
-    chain = SplitChain(split_segments(base_vit(model), allocate_blocks(cfg.depth, DEVICES)), Channel())
+    chain = one_lane(edge_model(cfg, seed), cfg)
     clock = _BatchClock(skip)
     trainer = make_trainer("cpu", max_epochs=1, callbacks=[clock])
     t = ClientTraining.of(h)
-    trainer.fit(SplitSemiSupervised(model, chain, t, seed=seed), fixmatch_loader(data, t, seed=seed))
+    prior = torch.full((cfg.num_classes,), 1 / cfg.num_classes)
+    module = StackedSemiSupervised(chain, t, [seed], [prior], batches)
+    trainer.fit(module, DataLoader(StackedBatches([data], t, [seed], batches), batch_size=None))
     return clock
 
 
 def hfsl_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
-    """One client's SplitSemiSupervised steps via a Lightning Trainer: weak no-grad pass for the
-    pseudo-labels, then split forward/backward on labelled + strong views (FixMatch: the unlabelled
-    loss on, as ecogen-ssl trains; the labels-only default is the same step without the unlabelled
-    part).  Images = batch images."""
+    """One client's steps (one lane of StackedSemiSupervised) via a Lightning Trainer: weak no-grad
+    pass for the pseudo-labels, then split forward/backward on labelled + strong views (FixMatch:
+    the unlabelled loss on, as ecogen-ssl trains; the labels-only default is the same step without
+    the unlabelled part).  Images = batch images."""
     h = HfslParams(unlabelled_weight=0.5, local_steps=None)
     skip = 2  # warm-up batches, not timed
     probe = _hfsl_fit(cfg, h, skip + 3, skip, seed)
@@ -279,13 +278,12 @@ def hfsl_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[floa
 
 def infer_throughput(cfg: ViTConfig, seconds: float, seed: int = 0) -> tuple[float, int]:
     batch = InferenceParams().batch_size
-    model = edge_model(cfg, seed).eval()
-    chain = SplitChain(split_segments(base_vit(model), allocate_blocks(cfg.depth, DEVICES)), Channel())
+    chain = one_lane(edge_model(cfg, seed).eval(), cfg)
     x = synthetic_images(batch, cfg, torch.Generator().manual_seed(seed))
 
     def step() -> int:
         with torch.no_grad():
-            chain.forward(x)
+            chain(x[None], [len(x)])
         return len(x)
 
     return _throughput(step, seconds), batch

@@ -41,7 +41,6 @@ def test_split_step_times_both_paths(bench: ModuleType) -> None:
     assert out["split_ms"] > 0 and out["unsplit_ms"] > 0
     assert out["ratio"] == pytest.approx(out["split_ms"] / out["unsplit_ms"])
     assert out["repeats"] == 3 and out["ratio_target"] == 1.10
-    assert out["optimizers"]["split"] >= 1
 
 
 def test_samples_per_s_covers_every_stage(bench: ModuleType) -> None:

@@ -187,9 +187,9 @@ class HfslParams(Section):
     # possible, extra blocks to the first devices) or "front" (every middle device one block, the
     # last middle device the rest: the weakest devices do the least).
     allocation: Literal["balanced", "front"] = "balanced"
-    # How a round's participants train (ecogen/federated/drivers.py): "serial", each on its own in
-    # threads (the reference), or "batched", every cluster of every edge as one stacked computation
-    # (same results to float rounding, same bytes)
+    # How a round's participants train (ecogen/federated/drivers.py), through the same client step:
+    # "serial", each as a lane of its own, in threads (the reference), or "batched", every cluster of
+    # every edge as the lanes of one stacked computation (same results to float rounding, same bytes)
     driver: Literal["serial", "batched"] = "batched"
     rounds: PositiveInt = 16
     local_epochs: PositiveInt = 1

@@ -1,20 +1,25 @@
 """How a round's participants run their local training: ``hfsl.driver``.
 
-* ``serial`` — each participant trains on its own (:meth:`ClusterClient.fit`), a few at a time in
-  threads of this process, each with its share of the cores.  The reference.
+Both drivers train through the one client step
+(:class:`~ecogen.split.semi_supervised.StackedSemiSupervised` over a
+:class:`~ecogen.split.stacked.StackedChain`, :func:`fit_lanes`); they differ only in how they
+group participants into lanes:
+
+* ``serial`` — one lane each, a few at a time in threads of this process, each with its share of
+  the cores.  The reference.
 * ``batched`` — participants that share a frozen backbone and a step count train as one
-  computation (:class:`~ecogen.split.stacked.StackedChain`): every cluster of every edge in one
-  forward and backward pass per step, their tunable modules stacked.  Same batches, same views,
-  same losses, same bytes through the same channels; the results agree with ``serial`` to float
-  rounding.  Participants with different frozen weights (edges whose LoRA A is kept frozen as
-  each edge trained it) or different step counts (``local_steps: null`` over unequal data) form
-  separate groups.
+  computation: every cluster of every edge in one forward and backward pass per step, their
+  tunable modules stacked.  Same batches, same views, same losses, same bytes through the same
+  channels; the results agree with ``serial`` to float rounding.  Participants with different
+  frozen weights (edges whose LoRA A is kept frozen as each edge trained it) or different step
+  counts (``local_steps: null`` over unequal data) form separate groups.
 
 Both return, per participant in order, (edge name, client steps, images trained on).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -26,9 +31,9 @@ from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state
 from ecogen.runtime.environment import share_cores, use_cores
 from ecogen.split.allocation import allocate_blocks
-from ecogen.split.semi_supervised import FixMatchBatches
+from ecogen.split.channel import Channel
+from ecogen.split.semi_supervised import FixMatchBatches, StackedBatches, StackedSemiSupervised
 from ecogen.split.stacked import StackedChain
-from ecogen.split.stacked_semi_supervised import StackedBatches, StackedSemiSupervised
 from ecogen.training.pseudo_label import class_prior
 from ecogen.training.trainer import make_trainer
 
@@ -46,19 +51,15 @@ def span_of(r: int, rounds: int) -> tuple[float, float]:
     return (r / rounds, (r + 1) / rounds)  # this round's share of the client lr schedule
 
 
-def fit_serial(
-    tasks: list[Task], strategy: Strategy, accelerator: str, r: int, pool: ThreadPoolExecutor, workers: int
-) -> list[Done]:
-    steps, rounds = strategy.local_steps(), strategy.cfg.rounds
-
+def fit_serial(tasks: list[Task], strategy: Strategy, accelerator: str, r: int, workers: int) -> list[Done]:
     def one(task: Task) -> Done:
         use_cores(share)
         edge, k, client = task
-        seed = seed_of(edge, r, k)
-        return (edge.name, *client.fit(strategy, edge.channel, accelerator, seed, steps, span_of(r, rounds)))
+        steps, images = fit_lanes([client], [edge.channel], [seed_of(edge, r, k)], strategy, accelerator, r)
+        return edge.name, steps, images[0]
 
     # no oversubscription: each parallel participant gets its share of torch's threads
-    with share_cores(workers) as share:
+    with share_cores(workers) as share, ThreadPoolExecutor(workers, thread_name_prefix="cluster") as pool:
         return list(pool.map(one, tasks))
 
 
@@ -79,7 +80,6 @@ def _same_backbone(a: nn.Module, b: nn.Module) -> bool:
 
 
 def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int) -> list[Done]:
-    cfg = strategy.cfg
     steps = strategy.local_steps()
     seeds = [seed_of(e, r, k) for e, k, _ in tasks]
     counts = [_steps_of(c, strategy, steps, s) for (_, _, c), s in zip(tasks, seeds, strict=True)]
@@ -99,38 +99,50 @@ def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int)
             home.append(i)
     done: list[Done] = [("", 0, 0)] * len(tasks)
     for group in groups:
-        members = [tasks[i] for i in group]
-        template = members[0][2].model
-        names = [n for n, p in template.named_parameters() if p.requires_grad]
-        depth = len(base_vit(template).blocks)
-        chain = StackedChain(
-            template,
-            allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation),
-            [e.channel if strategy.split and c.over_links else None for e, _, c in members],
-            names,
-            [c.crossings() if c.hosts else None for _, _, c in members],
-        )
-        num_classes = base_vit(template).cfg.num_classes
-        for lane, (_, _, client) in enumerate(members):
-            chain.load(lane, dict(client.model.named_parameters()))
-        module = StackedSemiSupervised(
-            chain,
-            strategy.client,
-            [seeds[i] for i in group],
-            [class_prior(c.data.y, num_classes) for _, _, c in members],
-            counts[group[0]],
-            span_of(r, cfg.rounds),
-            strategy.gradient_term,
-        )
-        data = StackedBatches(
-            [c.data for _, _, c in members], strategy.client, [seeds[i] for i in group], counts[group[0]]
-        )
-        make_trainer(accelerator, max_epochs=1).fit(
-            module, torch.utils.data.DataLoader(data, batch_size=None)
-        )
-        chain.cpu()
+        clients = [tasks[i][2] for i in group]
+        channels = [tasks[i][0].channel for i in group]
+        taken, images = fit_lanes(clients, channels, [seeds[i] for i in group], strategy, accelerator, r)
         for lane, i in enumerate(group):
-            edge, _, client = tasks[i]
-            load_tunable_state(client.model, chain.state(lane))
-            done[i] = (edge.name, module.steps, module.images[lane])
+            done[i] = (tasks[i][0].name, taken, images[lane])
     return done
+
+
+def fit_lanes(
+    clients: Sequence[ClusterClient],
+    channels: Sequence[Channel],
+    seeds: Sequence[int],
+    strategy: Strategy,
+    accelerator: str,
+    r: int = 0,
+) -> tuple[int, list[int]]:
+    """Round ``r``'s local training of ``clients`` (one lane each, sharing a frozen backbone and a
+    step count), each through its edge's channel with its seed; their models take the result.
+    Returns (client steps taken, images each lane trained on)."""
+    cfg = strategy.cfg
+    count = _steps_of(clients[0], strategy, strategy.local_steps(), seeds[0])
+    template = clients[0].model
+    vit = base_vit(template)
+    chain = StackedChain(
+        template,
+        allocate_blocks(len(vit.blocks), cfg.devices_per_cluster, cfg.allocation),
+        [ch if strategy.split and c.over_links else None for c, ch in zip(clients, channels, strict=True)],
+        [n for n, p in template.named_parameters() if p.requires_grad],
+        [c.crossings() if c.hosts else None for c in clients],
+    )
+    for lane, client in enumerate(clients):
+        chain.load(lane, dict(client.model.named_parameters()))
+    module = StackedSemiSupervised(
+        chain,
+        strategy.client,
+        list(seeds),
+        [class_prior(c.data.y, vit.cfg.num_classes) for c in clients],
+        count,
+        span_of(r, cfg.rounds),
+        strategy.gradient_term,
+    )
+    data = StackedBatches([c.data for c in clients], strategy.client, list(seeds), count)
+    make_trainer(accelerator, max_epochs=1).fit(module, torch.utils.data.DataLoader(data, batch_size=None))
+    chain.cpu()
+    for lane, client in enumerate(clients):
+        load_tunable_state(client.model, chain.state(lane))
+    return module.steps, module.images

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -154,28 +153,27 @@ def run_hfsl_edges(
     # participants a round trains, over every edge
     size = sum(participation.per_round(cfg, len(j.clusters)) + (j.own is not None) for j in jobs)
     workers = workers or max(1, min(size, cores()))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
-        for r in range(first, cfg.rounds):
-            handed = [
-                _open_round(e, j if draws else None, r, cfg, strategy)
-                for e, j, draws in zip(edges, jobs, drawing, strict=True)
-            ]
-            active = [(e, e.number(k), c) for e in edges for k, c in enumerate(e.clients) if e.takes_part(k)]
-            if cfg.driver == "batched":
-                done = fit_batched(active, strategy, accelerator, r)
-            else:
-                done = fit_serial(active, strategy, accelerator, r, pool, workers)
-            strategy.aggregate(edges, r)
-            for e, h in zip(edges, handed, strict=True):
-                records[e.name].append(_close_round(e, h, done, strategy))
-                _report(e, r, cfg, records[e.name][-1], len(edges))
-            for e, draws in zip(edges, drawing, strict=True):
-                if draws:  # the round's clients go: their data, model copies and optimiser states
-                    e.clients, e.numbers = [], []
-            active = []  # nor does the round's list of them keep them
-            if checkpoint is not None:
-                saved = {name: [asdict(x) for x in done] for name, done in records.items()}
-                rounds.save(checkpoint, stamp, r, edges, saved)
+    for r in range(first, cfg.rounds):
+        handed = [
+            _open_round(e, j if draws else None, r, cfg, strategy)
+            for e, j, draws in zip(edges, jobs, drawing, strict=True)
+        ]
+        active = [(e, e.number(k), c) for e in edges for k, c in enumerate(e.clients) if e.takes_part(k)]
+        if cfg.driver == "batched":
+            done = fit_batched(active, strategy, accelerator, r)
+        else:
+            done = fit_serial(active, strategy, accelerator, r, workers)
+        strategy.aggregate(edges, r)
+        for e, h in zip(edges, handed, strict=True):
+            records[e.name].append(_close_round(e, h, done, strategy))
+            _report(e, r, cfg, records[e.name][-1], len(edges))
+        for e, draws in zip(edges, drawing, strict=True):
+            if draws:  # the round's clients go: their data, model copies and optimiser states
+                e.clients, e.numbers = [], []
+        active = []  # nor does the round's list of them keep them
+        if checkpoint is not None:
+            saved = {name: [asdict(x) for x in done] for name, done in records.items()}
+            rounds.save(checkpoint, stamp, r, edges, saved)
     rounds.clear(checkpoint)
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
     ranges = (

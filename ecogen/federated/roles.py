@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -28,27 +28,7 @@ from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state, tunable_state
 from ecogen.split.allocation import allocate_blocks
-from ecogen.split.chain import SplitChain
 from ecogen.split.channel import Channel, SegmentWeights, TunableModules
-from ecogen.split.client_training import ClientTraining
-from ecogen.split.semi_supervised import SplitSemiSupervised, WholeModel, fixmatch_loader
-from ecogen.training.pseudo_label import class_prior
-from ecogen.training.trainer import make_trainer
-
-if TYPE_CHECKING:
-    from ecogen.config.params import HfslParams
-
-
-class LocalTraining(Protocol):
-    """What a client's local training needs of its strategy
-    (:class:`~ecogen.federated.strategies.base.Strategy` is one)."""
-
-    cfg: HfslParams
-    client: ClientTraining
-    split: ClassVar[bool]  # through the cluster's device chain, or the whole model in one place
-
-    def gradient_term(self, params: list[Tensor]) -> Callable[[], None] | None: ...
-
 
 Evaluate = Callable[[nn.Module], float]
 
@@ -126,45 +106,6 @@ class ClusterClient:
                     channel.send(TunableModules({k: state[k] for k in keys}), "edge_client", "up").state
                 )
         return out
-
-    def fit(
-        self,
-        strategy: LocalTraining,
-        channel: Channel,
-        accelerator: str,
-        seed: int,
-        steps: int | None = None,
-        span: tuple[float, float] = (0.0, 1.0),
-    ) -> tuple[int, int]:
-        """``steps`` client steps (else ``local_epochs`` epochs) of the strategy's local training;
-        returns (steps, images trained on)."""
-        split = strategy.split and self.over_links
-        path = SplitChain(self.segments, channel, self.crossings()) if split else WholeModel(self.model)
-        prior = class_prior(self.data.y, base_vit(self.model).cfg.num_classes)
-        teacher = None
-        if strategy.client.separate_teacher:
-            # the same devices hold a frozen copy of their segments (deepcopy keeps them sharing modules)
-            t_model, t_segments = copy.deepcopy((self.model, self.segments))
-            t_model.requires_grad_(False)
-            teacher = (
-                t_model,
-                SplitChain(t_segments, channel, self.crossings()) if split else WholeModel(t_model),
-            )
-        module = SplitSemiSupervised(
-            self.model,
-            path,
-            strategy.client,
-            seed=seed,
-            prior=prior,
-            max_steps=steps,
-            teacher=teacher,
-            span=span,
-            gradient_term=strategy.gradient_term([p for p in self.model.parameters() if p.requires_grad]),
-        )
-        trainer = make_trainer(accelerator, max_epochs=strategy.cfg.local_epochs if steps is None else -1)
-        trainer.fit(module, fixmatch_loader(self.data, strategy.client, seed=seed))
-        self.model.cpu()
-        return module.steps, module.images
 
 
 class EdgeClient(ClusterClient):

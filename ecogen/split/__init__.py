@@ -1,16 +1,6 @@
 """Split learning: link channel with byte accounting, block allocation, the device chain."""
 
 from ecogen.split.allocation import allocate_blocks
-from ecogen.split.chain import SplitChain, SplitTrace
 from ecogen.split.channel import Activation, ByteLedger, Channel, Gradient, TunableModules
 
-__all__ = [
-    "Activation",
-    "ByteLedger",
-    "Channel",
-    "Gradient",
-    "SplitChain",
-    "SplitTrace",
-    "TunableModules",
-    "allocate_blocks",
-]
+__all__ = ["Activation", "ByteLedger", "Channel", "Gradient", "TunableModules", "allocate_blocks"]

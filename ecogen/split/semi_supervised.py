@@ -1,4 +1,5 @@
-"""One client cluster's local training, FixMatch-style (Sohn et al., 2020, arXiv 2001.07685).
+"""Client training, FixMatch-style (Sohn et al., 2020, arXiv 2001.07685): one step for every
+participant of a round, over a lane axis.
 
 Each batch holds ``batch_size`` labelled images and ``μ × batch_size`` unlabelled ones
 (:class:`FixMatchBatches`).  Labelled images train with cross-entropy on a weak view; each
@@ -6,15 +7,19 @@ unlabelled image gets a pseudo-label from its weak view (a forward-only pass) an
 strong view where the end device is confident (threshold τ, loss weight ``unlabelled_weight``).
 With λ = 1 there is nothing unlabelled and this is plain supervised training.
 
-The same module trains through a split :class:`~ecogen.split.chain.SplitChain` (EcoGen, SplitFed)
-or through the whole model in one place (:class:`WholeModel`: FedAvg, local, the oracle).
-Views (``augment``, ``unlabelled_view``) and the pseudo-labelling ``teacher`` are levers of
-``HfslParams``: the teacher is another copy of the same segments on the same devices (the
-delivered modules, frozen, or their exponential moving average), run through the same links.
+:class:`StackedSemiSupervised` trains the lanes of a :class:`~ecogen.split.stacked.StackedChain`
+— one participant each — at once: each lane draws its batches from its own sampler, its views from
+its own generator, its pseudo-labels from its own labeller, its logit shift from its own prior;
+the lanes' losses are summed, so each lane's gradients are its own loss's.  The optimiser steps
+the stacked parameters: AdamW and SGD act elementwise, so one optimiser over the stack is each
+lane's optimiser side by side.  All lanes take the same number of steps at the same learning rate
+(:mod:`ecogen.federated.drivers` groups them so; the serial driver runs one lane at a time).
 
-Manual optimisation: one optimiser per device that holds trainable parameters.  A method's
+Views (``augment``, ``unlabelled_view``) and the pseudo-labelling ``teacher`` are levers of
+:class:`~ecogen.split.client_training.ClientTraining`: the teacher is a frozen copy of the
+delivered modules (or their exponential moving average) run through the same links.  A method's
 ``gradient_term`` (FedProx's pull towards the round's start, say) runs after each backward pass,
-on each device's own gradients, before the optimisers step.
+before the optimiser steps.
 """
 
 from __future__ import annotations
@@ -26,28 +31,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import IterableDataset, Sampler
 
 from ecogen.data.prepared import Split, to_float
-from ecogen.split.chain import SplitChain, SplitTrace, has_tunable
 from ecogen.split.client_training import ClientTraining
+from ecogen.split.stacked import StackedChain, pad_stack
 from ecogen.training.augment import strong, weak
 from ecogen.training.pseudo_label import PseudoLabeller
-
-
-class WholeModel:
-    """The unsplit path with :class:`SplitChain`'s interface: one device holds everything."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.segments = [model]
-
-    def forward(
-        self, x: Tensor, labels: Tensor | None = None, train: bool = False
-    ) -> tuple[Tensor, SplitTrace]:
-        return self.segments[0](x), SplitTrace(labels=labels)
-
-    def backward(self, loss: Tensor, trace: SplitTrace) -> None:
-        loss.backward()
 
 
 class FixMatchBatches(Sampler[list[int]]):
@@ -92,17 +82,8 @@ class FixMatchBatches(Sampler[list[int]]):
             yield from self.lab[torch.randperm(len(self.lab), generator=g)].tolist()
 
 
-def fixmatch_loader(split: Split, cfg: ClientTraining, seed: int) -> DataLoader:
-    """float images in [-1, 1] with labels (-1 where unlabelled), batched by :class:`FixMatchBatches`."""
-    ds = TensorDataset(to_float(split.x), split.y)
-    sampler = FixMatchBatches(
-        split.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=cfg.semi_supervised
-    )
-    return DataLoader(ds, batch_sampler=sampler, generator=torch.Generator().manual_seed(seed))
-
-
 def make_optimizer(params: list[nn.Parameter], cfg: ClientTraining) -> torch.optim.Optimizer:
-    """One device's optimiser over its tunable parameters (``cfg.optimizer``)."""
+    """The optimiser over the lanes' tunable parameters (``cfg.optimizer``)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -140,109 +121,125 @@ def client_loss(
     return loss
 
 
-class SplitSemiSupervised(L.LightningModule):
-    logit_shift: Tensor  # a buffer: (num_classes,) or a zero scalar
+LaneBatch = list[tuple[Tensor, Tensor]]  # per lane: (images, labels; -1 where unlabelled)
+
+
+class StackedBatches(IterableDataset):
+    """``steps`` items, each every lane's next batch (its sampler's epochs one after another)."""
+
+    def __init__(self, splits: list[Split], cfg: ClientTraining, seeds: list[int], steps: int) -> None:
+        self.data = [(to_float(s.x), s.y) for s in splits]
+        use = cfg.semi_supervised
+        self.samplers = [
+            FixMatchBatches(s.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=use)
+            for s, seed in zip(splits, seeds, strict=True)
+        ]
+        self.steps = steps
+
+    def __iter__(self) -> Iterator[LaneBatch]:
+        def endless(sampler: FixMatchBatches) -> Iterator[list[int]]:
+            while True:
+                yield from sampler
+
+        lanes = [endless(s) for s in self.samplers]
+        for _ in range(self.steps):
+            yield [(x[idx], y[idx]) for (x, y), idx in zip(self.data, map(next, lanes), strict=True)]
+
+
+class StackedSemiSupervised(L.LightningModule):
+    logit_shift: Tensor  # a buffer: (lanes, num_classes) or a zero scalar
 
     def __init__(
         self,
-        model: nn.Module,
-        chain: SplitChain | WholeModel,
+        chain: StackedChain,
         cfg: ClientTraining,
-        seed: int,
-        prior: Tensor | None = None,  # the client's labelled class frequencies (aligned mode)
-        max_steps: int | None = None,  # stop after this many client steps (None: the epochs given)
-        teacher: tuple[nn.Module, SplitChain | WholeModel] | None = None,  # frozen copy; None: self
-        span: tuple[float, float] = (0.0, 1.0),  # the share of all rounds this local training covers
-        gradient_term: Callable[[], None] | None = None,  # after backward, before the optimisers step
+        seeds: list[int],
+        priors: list[Tensor],
+        steps: int,
+        span: tuple[float, float] = (0.0, 1.0),
+        gradient_term: Callable[[list[Tensor]], Callable[[], None] | None] | None = None,
     ) -> None:
         super().__init__()
-        self.model = model  # registers every segment's parameters (device moves, state)
         self.chain = chain
-        self.teacher_model = teacher[0] if teacher else None  # registered: moves with the module
-        self.teacher = teacher[1] if teacher else chain
-        # EMA pairs: (teacher parameter, the student parameter it follows)
-        self.ema = (
-            [
-                (t, s)
-                for t, s in zip(teacher[0].parameters(), model.parameters(), strict=True)
-                if s.requires_grad
-            ]
-            if teacher and cfg.teacher == "ema"
-            else []
-        )
-        self.cfg = cfg
-        self.span = span
-        self.labeller = PseudoLabeller(cfg.pseudo_labels, cfg.confidence_threshold, prior)
-        # τ·log π added to the training logits (logit adjustment; zeros when off or no prior)
-        shift = cfg.logit_adjustment * prior.log() if prior is not None else torch.zeros(())
+        self.cfg, self.span, self.total = cfg, span, steps
+        self.gens = [torch.Generator().manual_seed(s) for s in seeds]
+        self.labellers = [PseudoLabeller(cfg.pseudo_labels, cfg.confidence_threshold, p) for p in priors]
+        shift = torch.stack([cfg.logit_adjustment * p.log() for p in priors])
         self.register_buffer("logit_shift", shift if cfg.logit_adjustment > 0 else torch.zeros(()))
+        trainable = [p for p in chain.stacked().values() if p.requires_grad]
+        self.gradient_term = gradient_term(trainable) if gradient_term else None
+        # a frozen copy of the delivered modules teaches (round_start, ema), else the lanes themselves
+        self.teacher: dict[str, Tensor] | None = None
+        if cfg.separate_teacher:
+            self.teacher = {n: t.detach().clone() for n, t in chain.stacked().items()}
         self.automatic_optimization = False
-        self.gen = torch.Generator().manual_seed(seed)
-        self.gradient_term = gradient_term
-        self.steps = 0  # client steps taken, and images trained on (client compute)
-        self.images = 0
-        # Lightning's own max_steps counts every optimizer.step(), one per device here: count ours
-        self.max_steps = max_steps
-
-    def on_train_batch_start(self, batch: object, batch_idx: int) -> int | None:
-        if self.max_steps is not None and self.steps >= self.max_steps:
-            self.trainer.should_stop = True
-            return -1  # ends this epoch; should_stop ends the fit
-        return None
+        self.steps = 0
+        self.images = [0] * chain.lanes  # images each lane trained on
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
-        return [
-            make_optimizer([p for p in seg.parameters() if p.requires_grad], self.cfg)
-            for seg in self.chain.segments
-            if has_tunable(seg)
-        ]
+        return make_optimizer([p for p in self.chain.stacked().values() if p.requires_grad], self.cfg)
 
-    def _lr(self) -> float:
-        total = self.max_steps or max(1, int(self.trainer.estimated_stepping_batches))
-        return client_lr(self.cfg, self.span, self.steps, total)
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher = {n: t.to(self.device) for n, t in self.teacher.items()}
 
-    def _view(self, x: Tensor, kind: str) -> Tensor:
-        return view(x, kind, self.gen)
-
-    def training_step(self, batch: list[Tensor], batch_idx: int) -> None:
-        x, y = batch
-        lab = y >= 0
-        x_l, y_l, x_u = x[lab], y[lab], x[~lab]
-        opts = self.optimizers()
-        opts = opts if isinstance(opts, list) else [opts]
-
-        pseudo = mask = None
-        if len(x_u) and self.cfg.semi_supervised:
+    def training_step(self, batch: LaneBatch, batch_idx: int) -> None:
+        cfg = self.cfg
+        lanes = range(self.chain.lanes)
+        split = [(x[y >= 0], y[y >= 0], x[y < 0]) for x, y in batch]
+        unlabelled = cfg.semi_supervised
+        # views in the serial order: the pseudo-labelling view, the unlabelled one, the labelled one
+        teacher_views, unl_views, lab_views = [], [], []
+        for (x_l, _, x_u), g in zip(split, self.gens, strict=True):
+            x_u = x_u if unlabelled else x_u[:0]
+            teacher_views.append(view(x_u, cfg.augment, g) if len(x_u) else x_u)
+            unl_views.append(view(x_u, cfg.unlabelled_view, g) if len(x_u) else x_u)
+            lab_views.append(view(x_l, cfg.augment, g) if len(x_l) else x_l)
+        pseudo: list[tuple[Tensor, Tensor] | None] = [None] * len(split)
+        n_u = [len(v) for v in teacher_views]
+        if max(n_u):
             with torch.no_grad():
-                logits_w, _ = self.teacher.forward(self._view(x_u, self.cfg.augment))
-            pseudo, mask = self.labeller(logits_w)
-            x_u = self._view(x_u, self.cfg.unlabelled_view)
-        else:
-            x_u = x_u[:0]
-        inputs = torch.cat([self._view(x_l, self.cfg.augment), x_u]) if len(x_l) else x_u
-        if not len(inputs):
-            return
-        lr = self._lr()
-        for opt in opts:
-            opt.zero_grad()
-            for group in opt.param_groups:
-                group["lr"] = lr
-        logits, trace = self.chain.forward(inputs, labels=y_l, train=True)
-        logits = logits + self.logit_shift  # on the end device, which knows its client's prior
-        y_end = trace.labels if trace.labels is not None else y_l  # labels as the end device got them
-        loss = client_loss(logits, y_end, pseudo, mask, self.cfg.unlabelled_weight)
-        if mask is not None:
-            self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=len(mask))
+                logits_w, _ = self.chain(pad_stack(teacher_views, max(n_u)), n_u, params=self.teacher)
+            for c in lanes:
+                if n_u[c]:
+                    pseudo[c] = self.labellers[c](logits_w[c, : n_u[c]])
+        inputs = [torch.cat([lab, unl]) for lab, unl in zip(lab_views, unl_views, strict=True)]
+        counts = [len(i) for i in inputs]
+        if not min(counts):
+            raise RuntimeError(
+                "a lane drew an empty batch; the serial driver would skip it: use driver serial"
+            )
+        opt = self.optimizers()
+        assert not isinstance(opt, list)  # one optimiser over the stack
+        opt.zero_grad()
+        for group in opt.param_groups:
+            group["lr"] = client_lr(cfg, self.span, self.steps, self.total)
+        logits, trace = self.chain(
+            pad_stack(inputs, max(counts)), counts, [y for _, y, _ in split], train=True
+        )
+        shift: Tensor = self.logit_shift
+        logits = logits + (shift[:, None] if shift.dim() else shift)
+        losses = []
+        for c in lanes:
+            received = trace.labels[c]
+            y_end = received if received is not None else split[c][1]
+            lane_pseudo = pseudo[c]
+            p, m = lane_pseudo if lane_pseudo is not None else (None, None)
+            losses.append(client_loss(logits[c, : counts[c]], y_end, p, m, cfg.unlabelled_weight))
+        loss = torch.stack(losses).sum()
         if not loss.requires_grad:
             return
         self.chain.backward(loss, trace)
         if self.gradient_term is not None:
             self.gradient_term()
-        for opt in opts:
-            opt.step()
-        with torch.no_grad():
-            for t, s in self.ema:
-                t.lerp_(s.detach(), 1.0 - self.cfg.ema_decay)
+        opt.step()
+        if self.teacher is not None and cfg.teacher == "ema":
+            with torch.no_grad():
+                for n, s in self.chain.stacked().items():
+                    if s.requires_grad:
+                        self.teacher[n].lerp_(s.detach(), 1.0 - cfg.ema_decay)
         self.steps += 1
-        self.images += len(inputs)
-        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=len(inputs))
+        self.images = [i + n for i, n in zip(self.images, counts, strict=True)]
+        self.log(
+            "train_loss", loss.detach() / len(losses), on_step=False, on_epoch=True, batch_size=sum(counts)
+        )

@@ -1,6 +1,14 @@
-"""Many clusters' split chains as one computation: stacked tunable modules, one shared backbone.
+"""Split learning through clusters of devices: segment i runs on device i, devices linked in a
+chain, and many clusters' chains run as one computation (stacked tunable modules, one shared
+backbone).
 
-The batched HFSL driver trains C participants at once — the clusters of every edge, and edges
+Forward: each device runs its segment and sends the activation to the next device over the
+channel.  Backward: the end device backpropagates its loss to its own input, sends that gradient
+upstream, and each device continues backprop from the gradient it received.  Because the
+channel delivers detached copies, no autograd graph spans a link; gradients are only sent to a
+device when it, or a device before it, has tunable parameters.
+
+The chain trains C participants ("lanes") at once — the clusters of every edge, and edges
 that join their rounds — when they share a frozen backbone and differ only in their tunable
 modules.  Their tunable parameters are stacked along a leading participant axis ("lanes") and
 each segment runs once for all of them: on the lanes folded into one batch, the layers whose
@@ -10,11 +18,12 @@ embedding) runs under ``torch.func.vmap`` of ``functional_call``.
 
 The split boundaries stay explicit.  At every link each lane's activation — its own rows, never
 the padding — goes through its edge's :class:`~ecogen.split.channel.Channel`, and on the way back
-its gradient does too, so the byte ledgers count exactly what :class:`~ecogen.split.chain.SplitChain`
-counts for the same batches.  A lane that holds the whole model (the edge's own participant, or
-an unsplit method) has no channel: nothing it does crosses a link; a lane whose device stands in
-for an offline one (``crosses``, as in :class:`~ecogen.split.chain.SplitChain`) sends nothing
-across the boundary inside that device.
+its gradient does too, so the byte ledgers count exactly what each cluster's own chain would.  A
+lane that holds the whole model (the edge's own participant, or an unsplit method) has no
+channel: nothing it does crosses a link; a lane whose device stands in for an offline one
+(``crosses``, see ``hfsl.dropout_policy``) sends nothing across the boundary inside that device:
+the activation and its gradient are handed on in memory.  One lane is one cluster's chain (the
+serial driver).
 
 Lanes may have ragged batches (a labelled set that does not divide by the batch size ends an
 epoch early): each lane's rows are padded to the longest, and padded rows are neither sent nor

@@ -86,6 +86,7 @@ def _products(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def test_frozen_a_makes_lora_aggregation_exact(rule: str) -> None:
     """FFA-LoRA: with A frozen, FedAvg of B gives exactly the average of the clusters' B·A."""
     from ecogen.federated.aggregate import fedavg
+    from ecogen.federated.drivers import fit_lanes
     from ecogen.federated.roles import ClusterClient
     from ecogen.federated.strategies import strategy_for
     from ecogen.peft.tunable import frozen_factor
@@ -97,7 +98,7 @@ def test_frozen_a_makes_lora_aggregation_exact(rule: str) -> None:
         clusters = [ClusterClient.of(model, cluster(s, labelled=24), 3) for s in (1, 2)]
         channel = Channel()
         for k, c in enumerate(clusters):
-            c.fit(strategy_for(cfg), channel, "cpu", seed=k, steps=3)
+            fit_lanes([c], [channel], [k], strategy_for(cfg), "cpu")
         ups = [c.send(channel) for c in clusters]
         merged = {**start, **fedavg([(ups[0], 1), (ups[1], 3)])}
     full = [{**start, **u} for u in ups]
@@ -132,6 +133,7 @@ def test_local_steps_fix_the_client_compute_and_the_edge_joins_without_links() -
 
 
 def test_fedprox_pulls_towards_the_round_start() -> None:
+    from ecogen.federated.drivers import fit_lanes
     from ecogen.federated.roles import ClusterClient
     from ecogen.federated.strategies import strategy_for
 
@@ -141,9 +143,15 @@ def test_fedprox_pulls_towards_the_round_start() -> None:
         model = _lora_edge()
         client = ClusterClient.of(model, cluster(1, labelled=24), 3)
         cfg = HfslParams(
-            method=method, batch_size=8, unlabelled_weight=0.0, lr=0.01, optimizer="sgd", proximal_mu=mu
+            method=method,
+            batch_size=8,
+            unlabelled_weight=0.0,
+            lr=0.01,
+            optimizer="sgd",
+            proximal_mu=mu,
+            local_steps=20,
         )
-        client.fit(strategy_for(cfg), Channel(), "cpu", seed=0, steps=20)
+        fit_lanes([client], [Channel()], [0], strategy_for(cfg), "cpu")
         after = tunable_state(client.model)
         moved[mu] = sum((after[k] - start[k]).norm().item() for k in start)
     assert 0 < moved[30.0] < 0.7 * moved[0.0]

@@ -13,7 +13,7 @@ does differently:
   :meth:`Strategy.save`.
 
 Every method starts from the same edge model and trains on the same clusters for the same rounds
-with the same client loss (:class:`~ecogen.split.semi_supervised.SplitSemiSupervised`).
+with the same client step (:class:`~ecogen.split.semi_supervised.StackedSemiSupervised`).
 """
 
 from __future__ import annotations
