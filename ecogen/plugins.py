@@ -1,11 +1,14 @@
-"""Names that a folder of one-file plugins registers: a module's file name is its name.
+"""Names that a folder of one-file plugins registers: a module's file name is its name; and names
+that a module's registry dict declares.
 
 Strategies (``federated/strategies/``) and image sources (``data/sources/``) are registered this
-way: adding one is adding a file.  Listing them imports none of them, and a plugin's declared
-constants are read from its file (:func:`plugin_constant`), so configuration validates against
-them without importing algorithm code, or torch: the process's first torch import must come after
-the entry point's defaults (``MKL_CBWR``, :mod:`ecogen.runtime.environment`) or runs stop being
-bit-for-bit repeatable.
+way: adding one is adding a file.  Block allocation rules (``split/allocation.py``, ``RULES``) and
+HFSL drivers (``federated/drivers.py``, ``DRIVERS``) are a dict each: adding one is an entry.
+Listing them imports none of them, and a plugin's declared constants and a registry's keys are
+read from its file (:func:`plugin_constant`, :func:`registry_keys`), so configuration validates
+against them without importing algorithm code, or torch: the process's first torch import must
+come after the entry point's defaults (``MKL_CBWR``, :mod:`ecogen.runtime.environment`) or runs
+stop being bit-for-bit repeatable.
 """
 
 from __future__ import annotations
@@ -38,7 +41,19 @@ def plugin(folder: str, name: str) -> ModuleType:
 def plugin_constant(folder: str, name: str, constant: str) -> object:
     """The literal value of ``constant = ...`` at the top level of plugin ``name``'s file, read
     without importing it (``ast.literal_eval``)."""
-    path = ROOT / folder / f"{name}.py"
+    return ast.literal_eval(_assigned(ROOT / folder / f"{name}.py", constant))
+
+
+def registry_keys(module: str, registry: str) -> list[str]:
+    """The keys of the dict ``registry = {"name": ..., ...}`` at the top level of ``module`` (a
+    path relative to the ``ecogen`` package, without ``.py``), read without importing it."""
+    value = _assigned(ROOT / f"{module}.py", registry)
+    if not isinstance(value, ast.Dict):
+        raise ValueError(f"ecogen/{module}.py: {registry} is not a dict")
+    return [ast.literal_eval(k) for k in value.keys if k is not None]
+
+
+def _assigned(path: Path, constant: str) -> ast.expr:
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
@@ -47,5 +62,5 @@ def plugin_constant(folder: str, name: str, constant: str) -> object:
         else:
             continue
         if isinstance(target, ast.Name) and target.id == constant:
-            return ast.literal_eval(value)
-    raise ValueError(f"{path} does not define {constant} (a literal)")
+            return value
+    raise ValueError(f"{path} does not define {constant}")

@@ -1,5 +1,6 @@
 """The house rules a newcomer relies on: no import cycle in ``ecogen``, short functions, and
-plugins (strategies, image sources) registered by their files alone."""
+plugins (strategies, image sources) registered by their files alone, and registries (allocation
+rules, drivers) by their dicts alone."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import ecogen
 from ecogen.config.params import DataParams, HfslParams
 from ecogen.data.sources import source_names
 from ecogen.federated.strategies import method_names
-from ecogen.plugins import SOURCES, plugin_constant, plugin_names
+from ecogen.federated.drivers import DRIVERS
+from ecogen.plugins import SOURCES, plugin_constant, plugin_names, registry_keys
+from ecogen.split.allocation import RULES
 
 PACKAGE = Path(ecogen.__file__).parent
 MAX_LINES = 60
@@ -79,3 +82,17 @@ def test_config_knows_plugins_by_name():
         DataParams(source="cifar")
     with pytest.raises(ValueError, match="unknown HFSL method 'fedsgd'"):
         HfslParams(method="fedsgd")
+    with pytest.raises(ValueError, match="unknown hfsl.driver 'async'; known: serial, batched"):
+        HfslParams(driver="async")
+    with pytest.raises(ValueError, match="unknown hfsl.allocation 'back'; known: balanced, front"):
+        HfslParams(allocation="back")
+
+
+def test_registries_are_their_dicts(tmp_path: Path):
+    """Config reads a registry's keys from its file: the keys are the dict's, whatever it holds."""
+    assert registry_keys("split/allocation", "RULES") == list(RULES)
+    assert registry_keys("federated/drivers", "DRIVERS") == list(DRIVERS)
+    (tmp_path / "mine.py").write_text("def f(): ...\n\nTABLE: dict = {'a': f, 'b': print}\nLIST = [1]\n")
+    assert registry_keys(str(tmp_path / "mine"), "TABLE") == ["a", "b"]
+    with pytest.raises(ValueError, match="LIST is not a dict"):
+        registry_keys(str(tmp_path / "mine"), "LIST")

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from ecogen.plugins import SOURCES, STRATEGIES, plugin_constant, plugin_names
+from ecogen.plugins import SOURCES, STRATEGIES, plugin_constant, plugin_names, registry_keys
 
 DomainName = Literal["identity", "rotate90", "invert", "blur", "noise", "flip"]
 DOMAIN_NAMES: tuple[str, ...] = get_args(DomainName)
@@ -31,6 +31,8 @@ FOLDER_NAME = re.compile(r"[^/\\.][^/\\]{0,127}")  # one folder, not a path, not
 
 # The linear layers of a ViT block (ecogen/models/vit.py) that LoRA can adapt
 LORA_TARGETS = ("qkv", "proj", "fc1", "fc2")
+# hfsl fields whose names a module's registry dict declares: field → (module, registry)
+REGISTRIES = {"allocation": ("split/allocation", "RULES"), "driver": ("federated/drivers", "DRIVERS")}
 
 
 def _default_domains() -> list[str]:
@@ -186,11 +188,11 @@ class HfslParams(Section):
     # How blocks are shared among the middle devices: "balanced" (contiguous ranges as equal as
     # possible, extra blocks to the first devices) or "front" (every middle device one block, the
     # last middle device the rest: the weakest devices do the least).
-    allocation: Literal["balanced", "front"] = "balanced"
+    allocation: str = "balanced"  # a rule of ecogen/split/allocation.py's RULES
     # How a round's participants train (ecogen/federated/drivers.py), through the same client step:
     # "serial", each as a lane of its own, in threads (the reference), or "batched", every cluster of
     # every edge as the lanes of one stacked computation (same results to float rounding, same bytes)
-    driver: Literal["serial", "batched"] = "batched"
+    driver: str = "batched"  # a driver of ecogen/federated/drivers.py's DRIVERS
     rounds: PositiveInt = 16
     local_epochs: PositiveInt = 1
     # A fixed number of client steps per round instead of epochs (null: local_epochs), so methods
@@ -280,6 +282,15 @@ class HfslParams(Section):
         if method not in known:
             raise ValueError(f"unknown HFSL method {method!r}; known: {', '.join(known)}")
         return method
+
+    @field_validator("allocation", "driver")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        module, registry = REGISTRIES[info.field_name or ""]
+        known = registry_keys(module, registry)  # reads the registry's keys, imports nothing
+        if name not in known:
+            raise ValueError(f"unknown hfsl.{info.field_name} {name!r}; known: {', '.join(known)}")
+        return name
 
     @field_validator("proximal_mu")
     @classmethod

@@ -19,7 +19,7 @@ Both return, per participant in order, (edge name, client steps, images trained 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -79,7 +79,7 @@ def _same_backbone(a: nn.Module, b: nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(_frozen(a), _frozen(b), strict=True))
 
 
-def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int) -> list[Done]:
+def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int, workers: int) -> list[Done]:
     steps = strategy.local_steps()
     seeds = [seed_of(e, r, k) for e, k, _ in tasks]
     counts = [_steps_of(c, strategy, steps, s) for (_, _, c), s in zip(tasks, seeds, strict=True)]
@@ -105,6 +105,11 @@ def fit_batched(tasks: list[Task], strategy: Strategy, accelerator: str, r: int)
         for lane, i in enumerate(group):
             done[i] = (tasks[i][0].name, taken, images[lane])
     return done
+
+
+Driver = Callable[[list[Task], Strategy, str, int, int], list[Done]]
+# hfsl.driver → how round r's participants train: (tasks, strategy, accelerator, r, workers) → done
+DRIVERS: dict[str, Driver] = {"serial": fit_serial, "batched": fit_batched}
 
 
 def fit_lanes(

@@ -41,7 +41,7 @@ from ecogen.config.params import HfslParams
 from ecogen.data.prepared import Split, SplitSource
 from ecogen.federated import checkpoint as rounds
 from ecogen.federated import faults, participation
-from ecogen.federated.drivers import Done, fit_batched, fit_serial
+from ecogen.federated.drivers import DRIVERS, Done
 from ecogen.federated.roles import EdgeServer, Evaluate
 from ecogen.federated.strategies import strategy_for
 from ecogen.federated.strategies.base import Strategy, clients_of
@@ -159,10 +159,7 @@ def run_hfsl_edges(
             for e, j, draws in zip(edges, jobs, drawing, strict=True)
         ]
         active = [(e, e.number(k), c) for e in edges for k, c in enumerate(e.clients) if e.takes_part(k)]
-        if cfg.driver == "batched":
-            done = fit_batched(active, strategy, accelerator, r)
-        else:
-            done = fit_serial(active, strategy, accelerator, r, workers)
+        done = DRIVERS[cfg.driver](active, strategy, accelerator, r, workers)
         strategy.aggregate(edges, r)
         for e, h in zip(edges, handed, strict=True):
             records[e.name].append(_close_round(e, h, done, strategy))

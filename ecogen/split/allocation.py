@@ -1,7 +1,7 @@
 """Which device holds which part of the model.
 
 Device 0 (start) holds the embedding, device C-1 (end) the norm + head, and the C-2 middle
-devices hold contiguous block ranges, by one of two rules:
+devices hold contiguous block ranges, by one of the rules in ``RULES`` (``hfsl.allocation``):
 
 * ``balanced``: ranges as equal as possible; when the depth does not divide evenly the *earlier*
   middle devices take one block more (they sit closer to the data holder).
@@ -11,27 +11,33 @@ devices hold contiguous block ranges, by one of two rules:
 
 from __future__ import annotations
 
-from typing import Literal
-
-AllocationRule = Literal["balanced", "front"]
+from collections.abc import Callable
 
 
-def allocate_blocks(depth: int, devices: int, rule: AllocationRule = "balanced") -> list[tuple[int, int]]:
+def _balanced(depth: int, middle: int) -> list[int]:
+    base, extra = divmod(depth, middle)
+    return [base + (1 if i < extra else 0) for i in range(middle)]
+
+
+def _front(depth: int, middle: int) -> list[int]:
+    return [1] * (middle - 1) + [depth - (middle - 1)]
+
+
+# rule name → blocks per middle device, given the depth and the middle devices (a new rule is an entry)
+RULES: dict[str, Callable[[int, int], list[int]]] = {"balanced": _balanced, "front": _front}
+
+
+def allocate_blocks(depth: int, devices: int, rule: str = "balanced") -> list[tuple[int, int]]:
     """Half-open block ranges ``[(start, end), ...]``, one per middle device."""
     if devices < 3:
         raise ValueError(f"a cluster needs ≥3 devices (start, middle, end), got {devices}")
     middle = devices - 2
     if depth < middle:
         raise ValueError(f"{middle} middle devices cannot share {depth} blocks (≥1 block each)")
-    if rule == "front":
-        sizes = [1] * (middle - 1) + [depth - (middle - 1)]
-    elif rule == "balanced":
-        base, extra = divmod(depth, middle)
-        sizes = [base + (1 if i < extra else 0) for i in range(middle)]
-    else:
-        raise ValueError(f"unknown allocation rule {rule!r}")
+    if rule not in RULES:
+        raise ValueError(f"unknown allocation rule {rule!r}; known: {', '.join(RULES)}")
     ranges, start = [], 0
-    for size in sizes:
+    for size in RULES[rule](depth, middle):
         ranges.append((start, start + size))
         start += size
     return ranges
