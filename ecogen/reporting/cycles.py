@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ecogen.reporting.summary import EDGE_CLIENT_BYTES, END, ENERGY_KWH, TUNABLE_BYTES
+from ecogen.stages.hfsl_metrics import EDGE_CLIENT_BYTES, END, TUNABLE_BYTES
+from ecogen.stages.metric import ENERGY_KWH, Metric
 
 CYCLES_PIPELINE = "cycles"
 CYCLE_STAGES = ("finetune", "hfsl", "relay")
@@ -26,8 +27,16 @@ BEST_EDGE = "best_edge"  # a param: the best edge's domain
 # finetune stage: accuracies are means over the edges, each on its own domain
 REDELIVERED = "mean_accuracy_redelivered"  # previous modules on the new FM (cycle ≥ 1)
 DELIVERY_BYTES = "mean_cloud_edge_down_bytes"  # the FM delivered, per edge
-# edge runs
-EDGE_ACCURACY = "accuracy"
+
+
+class StageMetric:
+    """A :class:`Cycle`'s number: ``metric`` of one of its stage runs (``None`` when not logged)."""
+
+    def __init__(self, stage: str, metric: str | Metric) -> None:
+        self.stage, self.metric = stage, metric if isinstance(metric, str) else metric.name
+
+    def __get__(self, cycle: Cycle, owner: object = None) -> float | None:
+        return getattr(cycle, self.stage).get(self.metric)
 
 
 @dataclass(frozen=True)
@@ -42,17 +51,19 @@ class Cycle:
     hfsl_edges: Mapping[str, float] = field(default_factory=dict)  # edge → accuracy after HFSL
     redelivered_edges: Mapping[str, float] = field(default_factory=dict)  # edge → before re-adapting
 
-    @property
-    def fm(self) -> float | None:
-        return self.relay.get(FM_MEAN)
-
-    @property
-    def naive(self) -> float | None:
-        return self.relay.get(NAIVE_MEAN)
-
-    @property
-    def best(self) -> float | None:
-        return self.relay.get(BEST_EDGE_MEAN)
+    fm = StageMetric("relay", FM_MEAN)
+    naive = StageMetric("relay", NAIVE_MEAN)
+    best = StageMetric("relay", BEST_EDGE_MEAN)
+    redelivered = StageMetric("finetune", REDELIVERED)
+    finetuned = StageMetric("finetune", END)
+    after_hfsl = StageMetric("hfsl", END)
+    upload_bytes = StageMetric("relay", UPLOAD_BYTES)
+    prototype_bytes = StageMetric("relay", "prototype_bytes_per_edge")  # the routed relay's, per edge
+    tunable_bytes = StageMetric("hfsl", TUNABLE_BYTES)
+    fm_bytes = StageMetric("relay", FM_BYTES)
+    delivery_bytes = StageMetric("finetune", DELIVERY_BYTES)
+    edge_client_bytes = StageMetric("hfsl", EDGE_CLIENT_BYTES)
+    energy_kwh = StageMetric("relay", ENERGY_KWH)
 
     @property
     def fm_vs_best_edge(self) -> float | None:
@@ -61,46 +72,6 @@ class Cycle:
     @property
     def fm_vs_naive(self) -> float | None:
         return None if self.fm is None or self.naive is None else self.fm - self.naive
-
-    @property
-    def redelivered(self) -> float | None:
-        return self.finetune.get(REDELIVERED)
-
-    @property
-    def finetuned(self) -> float | None:
-        return self.finetune.get(END)
-
-    @property
-    def after_hfsl(self) -> float | None:
-        return self.hfsl.get(END)
-
-    @property
-    def upload_bytes(self) -> float | None:
-        return self.relay.get(UPLOAD_BYTES)
-
-    @property
-    def prototype_bytes(self) -> float | None:  # the routed relay's style prototypes, per edge
-        return self.relay.get("prototype_bytes_per_edge")
-
-    @property
-    def tunable_bytes(self) -> float | None:
-        return self.hfsl.get(TUNABLE_BYTES)
-
-    @property
-    def fm_bytes(self) -> float | None:
-        return self.relay.get(FM_BYTES)
-
-    @property
-    def delivery_bytes(self) -> float | None:
-        return self.finetune.get(DELIVERY_BYTES)
-
-    @property
-    def edge_client_bytes(self) -> float | None:
-        return self.hfsl.get(EDGE_CLIENT_BYTES)
-
-    @property
-    def energy_kwh(self) -> float | None:
-        return self.relay.get(ENERGY_KWH)
 
     def values(self) -> dict[str, float | None]:
         """The numbers of one table row, by the names the CSV and report.json use."""

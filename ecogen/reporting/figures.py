@@ -23,17 +23,14 @@ from ecogen.reporting.cycles import Cycle, in_order  # noqa: E402
 from ecogen.reporting.summary import (  # noqa: E402
     BASELINE_ROWS,
     ECOGEN,
-    EDGE_CLIENT_BYTES,
-    END,
-    ENERGY_KWH,
     FEDAVG_FULL,
-    FEDAVG_FULL_BYTES,
-    FIRST,
     RowSummary,
     by_clusters,
+    format_bytes,
     ordered,
 )
-from ecogen.reporting.tables import format_bytes  # noqa: E402
+from ecogen.stages.hfsl_metrics import EDGE_CLIENT_BYTES, END, FEDAVG_FULL_BYTES, FIRST  # noqa: E402
+from ecogen.stages.metric import ENERGY_KWH, Metric  # noqa: E402
 
 Rows = Mapping[str, RowSummary]
 
@@ -67,7 +64,7 @@ def _ordered(rows: Rows | None) -> list[RowSummary]:
     return [s for r in ordered(rows, BASELINE_ROWS) if (s := rows.get(r)) is not None]
 
 
-def _present(rows: Rows | None, metric: str) -> list[RowSummary]:
+def _present(rows: Rows | None, metric: Metric) -> list[RowSummary]:
     return [s for s in _ordered(rows) if s.stat(metric) is not None]
 
 
@@ -112,7 +109,7 @@ def table3(table3_rows: Rows | None, path: Path) -> Path:
     return _finish_lines(fig, ax, "clusters per edge", "test accuracy", "Table 3: accuracy vs clusters", path)
 
 
-def _bars(rows: list[RowSummary], metric: str, ax: Axes, label: Callable[[float], str]) -> None:
+def _bars(rows: list[RowSummary], metric: Metric, ax: Axes, label: Callable[[float], str]) -> None:
     stats = [s.stat(metric) for s in rows]
     means = [st.mean if st else 0.0 for st in stats]
     stds = [st.std if st else 0.0 for st in stats]

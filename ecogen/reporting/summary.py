@@ -15,23 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Scalar metrics of the hfsl stage (one value per trial).
-START = "mean_accuracy_start"
-FIRST = "mean_accuracy_first"  # after round 1
-END = "mean_accuracy"  # after the last round
-EDGE_CLIENT_BYTES = "mean_edge_client_bytes_per_round"
-D2D_BYTES = "mean_d2d_bytes_per_round"
-CLOUD_EDGE_BYTES = "mean_cloud_edge_bytes_per_round"
-FEDAVG_FULL_BYTES = "mean_fedavg_full_bytes_per_round"  # what FedAvg on the full model would send
-VS_FEDAVG_FULL = "mean_edge_client_bytes_vs_fedavg_full"
-TUNABLE_BYTES = "mean_tunable_bytes"
-FULL_MODEL_BYTES = "mean_full_model_bytes"
-ENERGY_KWH = "energy_kwh"
-EMISSIONS = "emissions_kg_co2eq"
-DURATION_S = "duration_s"
-CLIENT_STEPS = "mean_client_steps_per_round"  # optimizer steps, summed over every participant
-CLIENT_IMAGES = "mean_client_images_per_round"  # images trained on, summed over every participant
-GAIN = "gain"  # derived per trial by aggregate(): END − START, what HFSL added to the edge model
+from ecogen.stages.hfsl_metrics import END, GAIN, START
+from ecogen.stages.metric import Metric
 
 # Experiment pipelines (pipelines.yaml) the report tabulates row by row.
 TABLE3_PIPELINE = "table3"
@@ -125,6 +110,34 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+# unit → format of one run's value and of a row's mean ± std (bytes and counts: in their units)
+SPECS = {
+    "accuracy": (".4f", ".3f"),
+    "gain": ("+.4f", ".3f"),  # signed
+    "ratio": (".2%", ".2%"),
+    "kWh": (".3g", ".3g"),
+    "kg": (".3g", ".3g"),
+    "s": (".1f", ".1f"),
+}
+SCALED = {"bytes": format_bytes, "count": format_count}
+
+
+def format_value(metric: Metric, value: float) -> str:
+    """One run's value of ``metric``, as the ``default`` chain's table writes it."""
+    if (scaled := SCALED.get(metric.unit)) is not None:
+        return scaled(value)
+    return format(value, SPECS[metric.unit][0])
+
+
+def format_stat(metric: Metric, stat: Stat | None) -> str:
+    """A row's mean ± std of ``metric`` over its replicates, as the report's tables write it."""
+    if stat is None:
+        return DASH
+    if (scaled := SCALED.get(metric.unit)) is not None:
+        return scaled(stat.mean)
+    return stat.format(SPECS[metric.unit][1], signed=metric.unit == "gain")
+
+
 def summarize(values: Sequence[float]) -> Stat | None:
     """Mean ± sample std of the finite values; ``None`` when there are none."""
     finite = [float(v) for v in values if math.isfinite(v)]
@@ -145,11 +158,11 @@ class RowSummary:
     curve: dict[int, Stat]  # round → accuracy over the replicates that reached it
     params: dict[str, str]  # params every replicate shares
 
-    def stat(self, key: str) -> Stat | None:
-        return self.metrics.get(key)
+    def stat(self, metric: Metric) -> Stat | None:
+        return self.metrics.get(metric.name)
 
-    def mean(self, key: str) -> float | None:
-        stat = self.metrics.get(key)
+    def mean(self, metric: Metric) -> float | None:
+        stat = self.stat(metric)
         return None if stat is None else stat.mean
 
     def gain(self) -> float | None:
@@ -182,8 +195,8 @@ class RowSummary:
 def derived(metrics: Mapping[str, float]) -> dict[str, float]:
     """``metrics`` plus :data:`GAIN` (END − START) when the trial logged both and no gain itself."""
     out = dict(metrics)
-    if GAIN not in out and END in out and START in out:
-        out[GAIN] = out[END] - out[START]
+    if GAIN.name not in out and END.name in out and START.name in out:
+        out[GAIN.name] = out[END.name] - out[START.name]
     return out
 
 

@@ -20,48 +20,40 @@ from ecogen.reporting.cycles import Cycle, in_order
 from ecogen.reporting.summary import (
     BASELINE_ROWS,
     CENTRALIZED,
-    CLIENT_IMAGES,
-    CLIENT_STEPS,
-    CLOUD_EDGE_BYTES,
-    D2D_BYTES,
     DASH,
-    DURATION_S,
-    EDGE_CLIENT_BYTES,
-    END,
-    ENERGY_KWH,
     FEDAVG_FULL,
-    FEDAVG_FULL_BYTES,
-    FIRST,
-    GAIN,
-    START,
     STUDY_PIPELINE,
-    VS_FEDAVG_FULL,
     RowSummary,
-    Stat,
     by_clusters,
     derived,
     format_bytes,
     format_count,
     format_duration,
+    format_stat,
+    format_value,
     ordered,
 )
 from ecogen.reporting.targets import TargetCheck
+from ecogen.stages.hfsl_metrics import (
+    ACCURACIES,
+    CHAIN,
+    CLIENT_IMAGES,
+    CLIENT_STEPS,
+    CLOUD_EDGE_BYTES,
+    D2D_BYTES,
+    EDGE_CLIENT_BYTES,
+    END,
+    FEDAVG_FULL_BYTES,
+    FIRST,
+    GAIN,
+    REPORT_JSON,
+    STUDY,
+    VS_FEDAVG_FULL,
+)
+from ecogen.stages.metric import DURATION_S, ENERGY_KWH, Metric
 
 Rows = Mapping[str, RowSummary]
 NOT_RUN = "not run"
-
-# report.json names → hfsl metrics (the numbers `dvc metrics diff` compares).
-JSON_METRICS = {
-    "accuracy_start": START,
-    "accuracy_first": FIRST,
-    "accuracy": END,
-    "gain": GAIN,
-    "edge_client_bytes_per_round": EDGE_CLIENT_BYTES,
-    "d2d_bytes_per_round": D2D_BYTES,
-    "client_steps_per_round": CLIENT_STEPS,
-    "client_images_per_round": CLIENT_IMAGES,
-    "energy_kwh": ENERGY_KWH,
-}
 
 
 @dataclass(frozen=True)
@@ -82,8 +74,8 @@ class PipelineSource:
     wall_s: float | None = None  # the pipeline run's end − start (None while it has no end)
 
 
-def _stat(stat: Stat | None, spec: str = ".3f", signed: bool = False) -> str:
-    return DASH if stat is None else stat.format(spec, signed)
+def _cell(s: RowSummary, metric: Metric) -> str:
+    return format_stat(metric, s.stat(metric))
 
 
 def _cell_row(cells: Sequence[str]) -> str:
@@ -171,7 +163,7 @@ def table3_markdown(table3: Rows | None) -> str:
         if (s := measured.get(c)) is None:
             body.append([str(c), NOT_RUN, NOT_RUN, *ref, "0"])
         else:
-            body.append([str(c), _stat(s.stat(FIRST)), _stat(s.stat(END)), *ref, str(s.replicates)])
+            body.append([str(c), _cell(s, FIRST), _cell(s, END), *ref, str(s.replicates)])
     head = ["Clusters", "First (round 1)", "End (last round)", "Paper first", "Paper end", "Replicates"]
     return title + _table(head, body)
 
@@ -217,16 +209,14 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
         body.append(
             [
                 row,
-                _stat(s.stat(FIRST)),
-                _stat(s.stat(END)),
-                _stat(s.stat(GAIN), signed=True),
+                *(_cell(s, m) for m in (FIRST, END, GAIN)),
                 ratio,
-                format_bytes(s.mean(EDGE_CLIENT_BYTES)),
-                DASH if vs_full is None else f"{vs_full:.2%}",
-                format_bytes(s.mean(D2D_BYTES)),
+                _cell(s, EDGE_CLIENT_BYTES),
+                DASH if vs_full is None else format_value(VS_FEDAVG_FULL, vs_full),
+                _cell(s, D2D_BYTES),
                 client_compute(s),
-                _stat(s.stat(ENERGY_KWH), ".3g"),
-                _stat(s.stat(DURATION_S), ".1f"),
+                _cell(s, ENERGY_KWH),
+                _cell(s, DURATION_S),
             ]
         )
     head = [
@@ -235,12 +225,12 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
         "End",
         "Gain vs start",
         "End / oracle",
-        "Edge↔client / round",
+        EDGE_CLIENT_BYTES.column,
         "vs FedAvg-full",
-        "D2D / round",
+        D2D_BYTES.column,
         "Client compute (steps × images per round)",
-        "Energy (kWh)",
-        "Duration (s)",
+        ENERGY_KWH.column,
+        DURATION_S.column,
     ]
     return title + _table(head, body)
 
@@ -253,34 +243,12 @@ def study_markdown(study: Rows | None, pipeline: str = STUDY_PIPELINE) -> str:
     if study is None:
         return title + f"_not run: no finished `{pipeline}` pipeline run._"
     body = [
-        [
-            row,
-            DASH if s.rounds is None else str(s.rounds),
-            _stat(s.stat(START)),
-            _stat(s.stat(FIRST)),
-            _stat(s.stat(END)),
-            _stat(s.stat(GAIN), signed=True),
-            format_count(s.mean(CLIENT_STEPS)),
-            format_count(s.mean(CLIENT_IMAGES)),
-            format_bytes(s.mean(EDGE_CLIENT_BYTES)),
-            str(s.replicates),
-        ]
+        [row, DASH if s.rounds is None else str(s.rounds), *(_cell(s, m) for m in STUDY), str(s.replicates)]
         for row, s in study.items()
     ]
     if not body:
-        body.append([NOT_RUN, *[DASH] * 9])
-    head = [
-        "Row",
-        "Rounds",
-        "Start",
-        "After round 1",
-        "End",
-        "End − start",
-        "Client steps / round",
-        "Client images / round",
-        "Edge↔client / round",
-        "Replicates",
-    ]
+        body.append([NOT_RUN, *[DASH] * (len(STUDY) + 2)])
+    head = ["Row", "Rounds", *(m.column for m in STUDY), "Replicates"]
     return title + _table(head, body)
 
 
@@ -372,29 +340,10 @@ def not_run_markdown(pipelines: Sequence[str]) -> str:
     )
 
 
-# The default chain's hfsl stage, as the report shows it: (label, metric, format)
-CHAIN_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("edge model before HFSL (after its fine-tune)", START, "acc"),
-    ("after the first round", FIRST, "acc"),
-    ("after the last round", END, "acc"),
-    ("HFSL's gain", GAIN, "gain"),
-    ("edge↔client bytes per round", EDGE_CLIENT_BYTES, "bytes"),
-    ("device↔device bytes per round", D2D_BYTES, "bytes"),
-    ("what FedAvg on the full model would send per round", FEDAVG_FULL_BYTES, "bytes"),
-    ("client optimiser steps per round", CLIENT_STEPS, "count"),
-    ("client images trained per round", CLIENT_IMAGES, "count"),
-)
-
-
 def chain_markdown(metrics: Mapping[str, float], pipeline: str, run_id: str) -> str:
     """A plain pipeline's (``default``'s) HFSL stage: accuracy before, after, and what it cost."""
     values = derived(metrics)
-    show = {"acc": lambda v: f"{v:.4f}", "gain": lambda v: f"{v:+.4f}", "bytes": format_bytes}
-    body = [
-        [label, show.get(kind, format_count)(values[key])]  # type: ignore[operator]
-        for label, key, kind in CHAIN_ROWS
-        if key in values
-    ]
+    body = [[m.label, format_value(m, values[m.name])] for m in CHAIN if m.name in values]
     head = f"## `{pipeline}` pipeline\n\nIts newest finished run (`{run_id}`), mean over the edges:\n\n"
     return head + _table(["", "value"], body)
 
@@ -449,19 +398,17 @@ def table3_csv(table3: Rows | None, path: Path) -> Path:
 
 def study_csv(study: Rows | None, path: Path) -> Path:
     """One line per HFSL-study row, in the order run (header only when the pipeline never ran)."""
-    keys = (START, FIRST, END, GAIN)
+    means = (CLIENT_STEPS, CLIENT_IMAGES, EDGE_CLIENT_BYTES)
     body: list[list[object]] = []
     for row, s in (study or {}).items():
-        stats = [s.stat(k) for k in keys]
+        stats = [s.stat(k) for k in ACCURACIES]
         body.append(
             [
                 row,
                 "" if s.rounds is None else s.rounds,
                 *(_num(st.mean if st else None) for st in stats),
                 *(_num(st.std if st else None) for st in stats),
-                _num(s.mean(CLIENT_STEPS)),
-                _num(s.mean(CLIENT_IMAGES)),
-                _num(s.mean(EDGE_CLIENT_BYTES)),
+                *(_num(s.mean(m)) for m in means),
                 s.replicates,
             ]
         )
@@ -476,9 +423,7 @@ def study_csv(study: Rows | None, path: Path) -> Path:
         "first_std",
         "end_std",
         "gain_std",
-        "client_steps_per_round",
-        "client_images_per_round",
-        "edge_client_bytes_per_round",
+        *(m.key for m in means),
         "replicates",
     ]
     return _write_csv(path, head, body)
@@ -487,27 +432,13 @@ def study_csv(study: Rows | None, path: Path) -> Path:
 def bytes_csv(baselines: Rows | None, path: Path) -> Path:
     """Traffic per round per method (means over replicates)."""
     rows = baselines or {}
+    traffic = (EDGE_CLIENT_BYTES, D2D_BYTES, CLOUD_EDGE_BYTES, FEDAVG_FULL_BYTES)
     body = [
-        [
-            row,
-            _num(s.mean(EDGE_CLIENT_BYTES)),
-            _num(s.mean(D2D_BYTES)),
-            _num(s.mean(CLOUD_EDGE_BYTES)),
-            _num(s.mean(FEDAVG_FULL_BYTES)),
-            _num(_vs_full(s, rows)),
-        ]
+        [row, *(_num(s.mean(m)) for m in traffic), _num(_vs_full(s, rows))]
         for row in ordered(rows, BASELINE_ROWS)
         if (s := rows.get(row)) is not None
     ]
-    head = [
-        "method",
-        "edge_client_bytes_per_round",
-        "d2d_bytes_per_round",
-        "cloud_edge_bytes_per_round",
-        "fedavg_full_bytes_per_round",
-        "vs_fedavg_full",
-    ]
-    return _write_csv(path, head, body)
+    return _write_csv(path, ["method", *(m.key for m in traffic), "vs_fedavg_full"], body)
 
 
 def cycles_csv(cycles: Sequence[Cycle] | None, path: Path) -> Path:
@@ -539,16 +470,16 @@ def _row_json(s: RowSummary, with_clusters: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"replicates": s.replicates}
     if with_clusters and s.clusters is not None:
         out["clusters"] = s.clusters
-    for name, key in JSON_METRICS.items():
-        if (stat := s.stat(key)) is not None:
-            out[name] = {"mean": stat.mean, "std": stat.std}
+    for m in REPORT_JSON:
+        if (stat := s.stat(m)) is not None:
+            out[m.key] = {"mean": stat.mean, "std": stat.std}
     return out
 
 
 def stage_json(metrics: Mapping[str, float]) -> dict[str, float]:
     """One stage run's numbers under their report.json names (the default chain's hfsl stage)."""
     values = derived(metrics)
-    return {name: values[key] for name, key in JSON_METRICS.items() if key in values}
+    return {m.key: values[m.name] for m in REPORT_JSON if m.name in values}
 
 
 def report_json(

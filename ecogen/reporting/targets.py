@@ -19,14 +19,9 @@ from ecogen.reporting.summary import (
     BASELINES_PIPELINE,
     CENTRALIZED,
     ECOGEN,
-    EDGE_CLIENT_BYTES,
-    END,
     FEDAVG_FULL,
-    FEDAVG_FULL_BYTES,
-    FIRST,
     POOLED_LABELS,
     SEMI_SUPERVISED,
-    START,
     STUDY_PIPELINE,
     TABLE3_PIPELINE,
     RowSummary,
@@ -34,6 +29,7 @@ from ecogen.reporting.summary import (
     format_bytes,
     format_duration,
 )
+from ecogen.stages.hfsl_metrics import EDGE_CLIENT_BYTES, END, FEDAVG_FULL_BYTES, FIRST, START
 
 Status = Literal["PASS", "MISS", "not run"]
 Rows = Mapping[str, RowSummary]
@@ -165,7 +161,7 @@ def default_hfsl_gain(default: Mapping[str, float] | None, gain: float = DEFAULT
     key, claim = "default_hfsl_gain", "Default pipeline: HFSL end − start"
     required = f"≥ {gain:+.3f}"
     metrics = default or {}
-    end, start = metrics.get(END), metrics.get(START)
+    end, start = metrics.get(END.name), metrics.get(START.name)
     if end is None or start is None:
         return _not_run(key, claim, required, "needs a finished default pipeline run's hfsl stage")
     value = end - start

@@ -42,7 +42,3 @@ def edge_seed(params: Params, domain: str) -> int:
 def example_input(split: Split, n: int = 2) -> np.ndarray:
     """The first ``n`` images, raw (uint8 (n, C, H, W)): what a logged model takes."""
     return split.x[:n].numpy()
-
-
-def mean(values: list[float]) -> float:
-    return float(sum(values) / len(values)) if values else float("nan")

@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from ecogen.stages import hfsl_metrics
+
 # stage → column → the stage metric(s) it shows (several: their sum)
 COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "prepare": {
@@ -21,7 +23,7 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "pretrain": {"mae_loss": ("mae_loss",)},
     "finetune": {"accuracy": ("mean_accuracy",)},
-    "hfsl": {"accuracy": ("mean_accuracy",), "bytes_per_round": ("mean_edge_client_bytes_per_round",)},
+    "hfsl": {column: (metric.name,) for column, metric in hfsl_metrics.DVC.items()},
     "relay": {"accuracy": ("fm_mean_accuracy",)},
     "infer": {"accuracy": ("mean_accuracy",), "ms_per_request": ("mean_latency_ms_per_request",)},
 }

@@ -25,8 +25,9 @@ from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import MaskedAutoencoder
 from ecogen.peft.edge import base_vit, load_edge_model
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
-from ecogen.split.channel import LinkClass
-from ecogen.stages.common import edge_seed, example_input, mean
+from ecogen.stages.common import edge_seed, example_input
+from ecogen.stages.hfsl_metrics import edge_metrics, link_bytes
+from ecogen.stages.metric import mean
 from ecogen.stages.result import ModelArtifact, StageResult, combine
 from ecogen.training.classifier import class_accuracy, evaluate, mix_accuracy
 from ecogen.training.pseudo_label import class_prior
@@ -142,39 +143,14 @@ def _edge_result(
 ) -> StageResult:
     h, domain, model = params.hfsl, job.name, job.model
     path = strategy.save(model, ws.hfsl(domain), params.peft.method)
-
-    def link(name: LinkClass) -> list[float]:
-        return [float(r.link_bytes(name)) for r in out.records]
-
-    edge_client, d2d, cloud = link("edge_client"), link("d2d"), link("cloud_edge")
-    # down + up of the whole model per cluster that takes part per round
-    fedavg_full = 2 * (h.clusters_per_round or h.clusters) * full
     clusters = job.clusters
     return StageResult(
         name=f"edge-{domain}",
-        metrics={
-            "accuracy_start": start,
-            "accuracy_first": out.accuracy[0],
-            "accuracy": out.accuracy[-1],
-            "edge_client_bytes_per_round": mean(edge_client),
-            "d2d_bytes_per_round": mean(d2d),
-            "cloud_edge_bytes_per_round": mean(cloud),
-            "tunable_bytes": float(state_bytes(tunable_state(model))),
-            "full_model_bytes": float(full),
-            "fedavg_full_bytes_per_round": float(fedavg_full),
-            "edge_client_bytes_vs_fedavg_full": mean(edge_client) / fedavg_full,
-            # client compute: optimiser steps and images trained on per round, all participants
-            "client_steps_per_round": mean([float(v) for v in out.steps_per_round]),
-            "client_images_per_round": mean([float(v) for v in out.images_per_round]),
-            "clusters_aggregated_per_round": mean([float(v) for v in out.clusters_aggregated]),
-            "segments_handed_over_per_round": mean([float(v) for v in out.handed_over]),
-            "clusters_trained_per_round": mean([float(v) for v in out.clusters_trained]),
-            **_privacy(h),
-        },
+        metrics={**edge_metrics(out, start, state_bytes(tunable_state(model)), full, h), **_privacy(h)},
         history={
             "accuracy": out.accuracy,
-            "bytes_d2d": d2d,
-            "bytes_edge_client": edge_client,
+            "bytes_d2d": link_bytes(out, "d2d"),
+            "bytes_edge_client": link_bytes(out, "edge_client"),
             "client_images": [float(v) for v in out.images_per_round],
             "clusters_trained": [float(v) for v in out.clusters_trained],
         },

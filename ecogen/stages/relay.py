@@ -25,7 +25,8 @@ from ecogen.plots import reconstruction_grid
 from ecogen.relay.relay import RelayOutcome, relayed_fm, run_relay
 from ecogen.relay.routing import PROTOTYPES, StyleRouter
 from ecogen.split.channel import Channel, StylePrototypes, TunableModules
-from ecogen.stages.common import example_input, mean
+from ecogen.stages.common import example_input
+from ecogen.stages.metric import mean
 from ecogen.stages.result import ModelArtifact, StageResult
 from ecogen.training.classifier import evaluate
 from ecogen.workspace import Workspace

@@ -12,6 +12,7 @@ import numpy as np
 from torch import nn
 
 from ecogen.models.export import ModelOutput
+from ecogen.stages.metric import over_edges
 
 
 @dataclass
@@ -51,10 +52,10 @@ def combine(stage: str, children: list[StageResult]) -> StageResult:
     if not children:
         return StageResult(name=stage)
     shared = set.intersection(*(set(c.metrics) for c in children))
-    metrics = {f"mean_{k}": sum(c.metrics[k] for c in children) / len(children) for k in sorted(shared)}
+    metrics = {over_edges(k): sum(c.metrics[k] for c in children) / len(children) for k in sorted(shared)}
     series = set.intersection(*(set(c.history) for c in children))
     history = {
-        f"mean_{k}": [sum(v) / len(v) for v in zip(*(c.history[k] for c in children), strict=True)]
+        over_edges(k): [sum(v) / len(v) for v in zip(*(c.history[k] for c in children), strict=True)]
         for k in sorted(series)
         if len({len(c.history[k]) for c in children}) == 1
     }

@@ -15,26 +15,16 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mlflow.utils.validation import MAX_EXPERIMENT_TAG_VAL_LENGTH
 
+from ecogen.stages import hfsl_metrics
+from ecogen.stages.metric import COST
 from ecogen.tracking.runs import PIPELINE
 
 # summed over the pipeline's stage runs
-TOTALS = {
-    "duration_s": "total_duration_s",
-    "energy_kwh": "total_energy_kwh",
-    "emissions_kg_co2eq": "total_emissions_kg_co2eq",
-}
-# from the stages' own metrics (``stage.metric`` or ``trial.stage.metric``)
-HEADLINE = (
-    "mean_accuracy",
-    "mean_edge_client_bytes_per_round",
-    "mean_d2d_bytes_per_round",
-    "fm_accuracy",
-    # a stream run's: what is served after its gate, and per edge the version registered and
-    # whether it was promoted (gate.<domain>.version / .promoted)
-    "mean_served_newest",
-    "version",
-    "promoted",
-)
+TOTALS = {m.name: f"total_{m.name}" for m in COST}
+# from the stages' own metrics (``stage.metric`` or ``trial.stage.metric``); a stream run's too:
+# what is served after its gate, and per edge the version registered and whether it was promoted
+# (gate.<domain>.version / .promoted)
+HEADLINE = (*(m.name for m in hfsl_metrics.HEADLINE), "mean_served_newest", "version", "promoted")
 
 # The MLflow UI's runs table shows only Source, Models and Dataset until a user ticks columns,
 # and keeps that choice in the browser; an experiment's saved views (the "Views" menu; a link

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ecogen.runtime.progress import ListenerFatal, Step
+from ecogen.stages.metric import over_edges
 from ecogen.tracking.runs import EDGE, finish_run, start_child_run
 from ecogen.tracking.uri import tracking_lost
 
@@ -33,9 +34,11 @@ class LiveMetrics:
     def __call__(self, step: Step) -> None:
         if step.part != self.part:
             return
-        prefix = "mean_" if step.mean else ""
         now = int(time.time() * 1000)
-        metrics = [Metric(f"{prefix}{k}", float(v), now, step.step) for k, v in step.metrics.items()]
+        metrics = [
+            Metric(over_edges(k) if step.mean else k, float(v), now, step.step)
+            for k, v in step.metrics.items()
+        ]
         try:
             MlflowClient().log_batch(self.run_id, metrics=metrics)
         except Exception as exc:

@@ -31,15 +31,12 @@ from ecogen.reporting.cycles import (
     BEST_EDGE,
     CYCLE_STAGES,
     CYCLES_PIPELINE,
-    EDGE_ACCURACY,
     Cycle,
 )
 from ecogen.reporting.stream import StreamPoint, stream_checks, stream_csv, stream_markdown
 from ecogen.reporting.summary import (
     BASELINES_PIPELINE,
     FAULTS_PIPELINE,
-    FULL_MODEL_BYTES,
-    START,
     STUDY_PIPELINE,
     TABLE3_PIPELINE,
     RowSummary,
@@ -47,6 +44,7 @@ from ecogen.reporting.summary import (
     aggregate,
 )
 from ecogen.reporting.targets import TargetCheck, check_targets
+from ecogen.stages.hfsl_metrics import END, FULL_MODEL_BYTES, START
 from ecogen.tracking.runs import (
     CYCLE,
     EDGE,
@@ -67,7 +65,7 @@ from ecogen.tracking.stream_report import STREAM_PIPELINE, load_stream
 DEFAULT_PIPELINES = (TABLE3_PIPELINE, BASELINES_PIPELINE, STUDY_PIPELINE, FAULTS_PIPELINE, CYCLES_PIPELINE)
 CHAIN_PIPELINE = "default"  # the plain chain (no trials): its hfsl stage run feeds one target
 TRIAL_STAGE = "hfsl"  # the stage every (row, replicate) reruns
-ACCURACY_HISTORY = "mean_accuracy"  # step r = after round r
+ACCURACY_HISTORY = END.name  # step r = after round r
 REPORT_KIND = "report"
 SOURCES = "ecogen.report.sources"  # comma-separated pipeline run ids
 USABLE = ("FINISHED", "FAILED")
@@ -129,8 +127,8 @@ def to_trial(client: MlflowClient, run: Run) -> Trial:
         metrics[key.removeprefix(SOURCE)] = metrics[key]
     history = sorted(client.get_metric_history(run.info.run_id, ACCURACY_HISTORY), key=lambda m: m.timestamp)
     curve = {int(m.step): float(m.value) for m in history}
-    if START in metrics:
-        curve.setdefault(0, metrics[START])
+    if START.name in metrics:
+        curve.setdefault(0, metrics[START.name])
     try:
         replicate = int(run.data.tags.get(REPLICATE, "0"))
     except ValueError:
@@ -242,7 +240,7 @@ def to_cycles(client: MlflowClient, exp_id: str, runs: list[Run]) -> list[Cycle]
                 finetune=dict(finetune.data.metrics) if finetune else {},
                 hfsl=dict(hfsl.data.metrics) if hfsl else {},
                 best_edge=relay.data.params.get(BEST_EDGE) if relay else None,
-                hfsl_edges=edge_metric(client, exp_id, hfsl, EDGE_ACCURACY),
+                hfsl_edges=edge_metric(client, exp_id, hfsl, END.key),
                 redelivered_edges=edge_metric(client, exp_id, finetune, REDELIVERED_EDGE),
             )
         )
@@ -280,7 +278,7 @@ def load_cycles(
         trials=len(cycles),
         skipped=len(runs) - used,
         params=dict(run.data.params),
-        model_bytes=next((m for c in cycles if (m := c.hfsl.get(FULL_MODEL_BYTES)) is not None), None),
+        model_bytes=next((m for c in cycles if (m := c.hfsl.get(FULL_MODEL_BYTES.name)) is not None), None),
         unit="cycles",
     )
     return PipelineTrials(source, None, cycles)
@@ -315,7 +313,7 @@ def load_chain(
         trials=len(finished[-1:]),
         skipped=len(runs) - len(finished[-1:]),
         params=dict(run.data.params),
-        model_bytes=(metrics or {}).get(FULL_MODEL_BYTES),
+        model_bytes=(metrics or {}).get(FULL_MODEL_BYTES.name),
         unit="hfsl stage run",
     )
     return PipelineTrials(source, None, metrics=metrics)

@@ -12,12 +12,18 @@ from mlflow.entities import Run
 
 from ecogen.config.pipelines import STAGE_ORDER
 from ecogen.reporting.summary import DASH, format_bytes
+from ecogen.stages.hfsl_metrics import EDGE_CLIENT_BYTES, END
+from ecogen.stages.metric import DURATION_S, ENERGY_KWH, Metric
 from ecogen.tracking.headline import SAVED_VIEW, runs_table_page, view_id
 from ecogen.tracking.registry import INCREMENT, STARTED_FROM
 from ecogen.tracking.runs import EDGE, KIND, PIPELINE, STAGE
 from ecogen.tracking.uri import redact_uri
 
-ACCURACY = ("mean_accuracy", "fm_mean_accuracy")
+ACCURACY = (END.name, "fm_mean_accuracy")  # an edge stage's mean over its edges; the relay's FM's
+
+
+def _logged(runs: list[Run], metric: Metric) -> list[float]:
+    return [r.data.metrics[metric.name] for r in runs if metric.name in r.data.metrics]
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -46,26 +52,19 @@ def summary_lines(run_id: str, tracking_uri: str) -> list[str]:
     for stage in sorted(by_stage, key=lambda s: order.index(s) if s in order else len(order)):
         runs = by_stage[stage]
         acc = [r.data.metrics[k] for r in runs for k in ACCURACY if k in r.data.metrics][: len(runs)]
-        energy = [r.data.metrics["energy_kwh"] for r in runs if "energy_kwh" in r.data.metrics]
-        traffic = [
-            r.data.metrics[k]
-            for r in runs
-            for k in ("mean_edge_client_bytes_per_round",)
-            if k in r.data.metrics
-        ]
+        energy, traffic = _logged(runs, ENERGY_KWH), _logged(runs, EDGE_CLIENT_BYTES)
         rows.append(
             [
                 stage,
                 str(len(runs)),
-                f"{sum(r.data.metrics.get('duration_s', 0.0) for r in runs):.1f}",
+                f"{sum(_logged(runs, DURATION_S)):.1f}",
                 f"{mean(acc):.4f}" if acc else DASH,
                 f"{sum(energy):.3g}" if energy else DASH,
                 format_bytes(mean(traffic)) if traffic else DASH,
             ]
         )
     stages = [r for runs in by_stage.values() for r in runs]
-    seconds = sum(r.data.metrics.get("duration_s", 0.0) for r in stages)
-    kwh = sum(r.data.metrics.get("energy_kwh", 0.0) for r in stages)
+    seconds, kwh = sum(_logged(stages, DURATION_S)), sum(_logged(stages, ENERGY_KWH))
     rows.append(["total", str(len(stages)), f"{seconds:.1f}", "", f"{kwh:.3g}" if kwh else DASH, ""])
     pages = [f"#/experiments/{exp}/runs/{run_id}"]
     pipeline = parent.data.tags.get(PIPELINE, "")

@@ -9,6 +9,8 @@ from mlflow import MlflowClient
 
 from ecogen.config.pipelines import NO_PROFILE
 from ecogen.reporting.stream import StreamPoint
+from ecogen.stages.hfsl_metrics import CLIENT_IMAGES, END
+from ecogen.stages.metric import DURATION_S
 from ecogen.stream.increments import bounds
 from ecogen.tracking.registry import INCREMENT
 from ecogen.tracking.runs import KIND, PIPELINE, PROFILE, STAGE, quote, search_all
@@ -37,7 +39,7 @@ def load_stream(
         p = run.data.params
         increment = int(run.data.tags[INCREMENT])
         hfsl_id = next((r for r, m in ids.items() if m == "hfsl"), None)
-        rounds = len(client.get_metric_history(hfsl_id, "mean_accuracy")) if hfsl_id else 0
+        rounds = len(client.get_metric_history(hfsl_id, END.name)) if hfsl_id else 0
         edge_images = bounds(int(p["data.edge_labelled"]), int(p["stream.increments"]))[increment + 1]
         retuned = finetune.get("mean_finetuned", 1.0) * int(p["peft.epochs"]) * edge_images
         point = StreamPoint(
@@ -50,9 +52,9 @@ def load_stream(
             drift_score=finetune.get("mean_drift_score"),
             drift_share=finetune.get("mean_drift"),
             promoted=gate.get("mean_promoted", 0.0),
-            compute_s=finetune.get("duration_s", 0.0) + hfsl.get("duration_s", 0.0),
+            compute_s=finetune.get(DURATION_S.name, 0.0) + hfsl.get(DURATION_S.name, 0.0),
             # images trained on per edge: HFSL's (all participants, all rounds) + the fine-tune's
-            compute_images=hfsl.get("mean_client_images_per_round", 0.0) * rounds + retuned,
+            compute_images=hfsl.get(CLIENT_IMAGES.name, 0.0) * rounds + retuned,
             shift_at=json.loads(p.get("stream.shift_at", "null")),
         )
         points[(point.mode, point.seed, point.increment)] = point  # the newest run of each

@@ -8,13 +8,11 @@ from ecogen.reporting import figures
 from ecogen.reporting.summary import (
     CENTRALIZED,
     ECOGEN,
-    EDGE_CLIENT_BYTES,
-    END,
-    ENERGY_KWH,
-    FIRST,
     Trial,
     aggregate,
 )
+from ecogen.stages.hfsl_metrics import EDGE_CLIENT_BYTES, END, FIRST
+from ecogen.stages.metric import ENERGY_KWH
 
 PNG = b"\x89PNG"
 
@@ -24,14 +22,14 @@ def test_figures_with_data_and_without(tmp_path: Path) -> None:
         Trial(
             row,
             k,
-            {END: 0.9, EDGE_CLIENT_BYTES: 1e6 * (k + 1), ENERGY_KWH: 1e-4},
+            {END.name: 0.9, EDGE_CLIENT_BYTES.name: 1e6 * (k + 1), ENERGY_KWH.name: 1e-4},
             {},
             {0: 0.1, 1: 0.5, 2: 0.9},
         )
         for row in (ECOGEN, CENTRALIZED)
         for k in (0, 1)
     )
-    t3 = aggregate(Trial(f"c{c}", 0, {FIRST: 0.9, END: 0.95}) for c in (1, 2, 3))
+    t3 = aggregate(Trial(f"c{c}", 0, {FIRST.name: 0.9, END.name: 0.95}) for c in (1, 2, 3))
     written = figures.write_figures(t3, base, tmp_path / "with")
     empty = figures.write_figures(None, None, tmp_path / "without")
     assert (

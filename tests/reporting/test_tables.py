@@ -13,18 +13,10 @@ from ecogen.reporting import paper, tables
 from ecogen.reporting.summary import (
     BASELINE_ROWS,
     CENTRALIZED,
-    CLIENT_IMAGES,
-    CLIENT_STEPS,
     ECOGEN,
-    EDGE_CLIENT_BYTES,
-    END,
     FEDAVG_FULL,
-    FEDAVG_FULL_BYTES,
-    FIRST,
-    GAIN,
     POOLED_LABELS,
     SEMI_SUPERVISED,
-    START,
     RowSummary,
     Stat,
     Trial,
@@ -50,6 +42,16 @@ from ecogen.reporting.targets import (
     semi_supervised_gain,
     table3_clusters_gain,
 )
+from ecogen.stages.hfsl_metrics import (
+    CLIENT_IMAGES,
+    CLIENT_STEPS,
+    EDGE_CLIENT_BYTES,
+    END,
+    FEDAVG_FULL_BYTES,
+    FIRST,
+    GAIN,
+    START,
+)
 
 
 def rows(spec: dict[str, list[dict[str, float]]], params: dict[str, dict[str, str]] | None = None):
@@ -65,7 +67,8 @@ def rows(spec: dict[str, list[dict[str, float]]], params: dict[str, dict[str, st
 def table3(ends: dict[int, list[float]], firsts: dict[int, list[float]] | None = None):
     firsts = firsts or {c: [v - 0.02 for v in vs] for c, vs in ends.items()}
     spec = {
-        f"c{c}": [{FIRST: f, END: e} for f, e in zip(firsts[c], vs, strict=True)] for c, vs in ends.items()
+        f"c{c}": [{FIRST.name: f, END.name: e} for f, e in zip(firsts[c], vs, strict=True)]
+        for c, vs in ends.items()
     }
     return rows(spec, {f"c{c}": {"hfsl.clusters": str(c)} for c in ends})
 
@@ -90,9 +93,11 @@ def test_one_replicate_has_no_spread_and_nothing_is_none() -> None:
 
 def test_aggregate_groups_rows_curves_and_shared_params() -> None:
     trials = [
-        Trial("a", 0, {END: 0.5}, {"hfsl.method": "x", "replicate": "0"}, {0: 0.1, 1: 0.3, 2: 0.5}),
-        Trial("a", 1, {END: 0.7, FIRST: 0.2}, {"hfsl.method": "x", "replicate": "1"}, {0: 0.1, 1: 0.5}),
-        Trial("b", 0, {END: 0.9}),
+        Trial("a", 0, {END.name: 0.5}, {"hfsl.method": "x", "replicate": "0"}, {0: 0.1, 1: 0.3, 2: 0.5}),
+        Trial(
+            "a", 1, {END.name: 0.7, FIRST.name: 0.2}, {"hfsl.method": "x", "replicate": "1"}, {0: 0.1, 1: 0.5}
+        ),
+        Trial("b", 0, {END.name: 0.9}),
     ]
     out = aggregate(trials)
     assert list(out) == ["a", "b"]
@@ -110,21 +115,21 @@ def test_gain_is_derived_per_replicate() -> None:
     # gains 0.05 and 0.03: their spread (0.014), not one made from the END and START spreads
     out = aggregate(
         [
-            Trial("a", 0, {START: 0.70, END: 0.75}),
-            Trial("a", 1, {START: 0.74, END: 0.77}),
-            Trial("a", 2, {END: 0.99}),  # no start: no gain from this replicate
-            Trial("b", 0, {END: 0.8}),
+            Trial("a", 0, {START.name: 0.70, END.name: 0.75}),
+            Trial("a", 1, {START.name: 0.74, END.name: 0.77}),
+            Trial("a", 2, {END.name: 0.99}),  # no start: no gain from this replicate
+            Trial("b", 0, {END.name: 0.8}),
         ]
     )
     assert out["a"].stat(GAIN) == Stat(pytest.approx(0.04), pytest.approx(math.sqrt(2e-4)), 2)
     assert out["a"].gain() == pytest.approx(0.04)
     assert out["b"].stat(GAIN) is None and out["b"].gain() is None
-    built = RowSummary("c", 1, {START: Stat(0.7, 0.0, 1), END: Stat(0.75, 0.0, 1)}, {}, {})
+    built = RowSummary("c", 1, {START.name: Stat(0.7, 0.0, 1), END.name: Stat(0.75, 0.0, 1)}, {}, {})
     assert built.gain() == pytest.approx(0.05)  # no per-replicate gain: from the means
 
 
 def test_rounds_from_the_shared_param() -> None:
-    out = rows({"a": [{END: 1.0}], "b": [{END: 1.0}]}, {"a": {"hfsl.rounds": "5"}})
+    out = rows({"a": [{END.name: 1.0}], "b": [{END.name: 1.0}]}, {"a": {"hfsl.rounds": "5"}})
     assert out["a"].rounds == 5 and out["b"].rounds is None
 
 
@@ -157,7 +162,10 @@ def test_pooled_labels_is_a_baseline_row_after_the_ecogen_rows() -> None:
 
 
 def test_clusters_from_param_or_row_name() -> None:
-    out = rows({"c4": [{END: 1.0}], "x": [{END: 1.0}], "y": [{END: 1.0}]}, {"x": {"hfsl.clusters": "2"}})
+    out = rows(
+        {"c4": [{END.name: 1.0}], "x": [{END.name: 1.0}], "y": [{END.name: 1.0}]},
+        {"x": {"hfsl.clusters": "2"}},
+    )
     assert out["c4"].clusters == 4 and out["x"].clusters == 2 and out["y"].clusters is None
 
 
@@ -172,7 +180,7 @@ def baselines(**ends: float) -> dict[str, RowSummary]:
         "oracle": CENTRALIZED,
         "full": FEDAVG_FULL,
     }
-    return rows({names[k]: [{END: v}] for k, v in ends.items()})
+    return rows({names[k]: [{END.name: v}] for k, v in ends.items()})
 
 
 def test_ecogen_vs_oracle_pass_miss_not_run() -> None:
@@ -211,9 +219,9 @@ def test_non_decreasing_is_ordered_by_clusters_not_row_order() -> None:
 
 
 def bytes_rows(ours: float, full: float | None, end_ours: float = 0.9, end_full: float = 0.9):
-    spec = {ECOGEN: [{EDGE_CLIENT_BYTES: ours, END: end_ours, FEDAVG_FULL_BYTES: 1000.0}]}
+    spec = {ECOGEN: [{EDGE_CLIENT_BYTES.name: ours, END.name: end_ours, FEDAVG_FULL_BYTES.name: 1000.0}]}
     if full is not None:
-        spec[FEDAVG_FULL] = [{EDGE_CLIENT_BYTES: full, END: end_full}]
+        spec[FEDAVG_FULL] = [{EDGE_CLIENT_BYTES.name: full, END.name: end_full}]
     return rows(spec)
 
 
@@ -242,7 +250,7 @@ def test_semi_supervised_gain() -> None:
 
 def ecogen_row(*replicates: tuple[float, float]) -> dict[str, RowSummary]:
     """The baselines ecogen row from ``(start, end)`` per replicate."""
-    return rows({ECOGEN: [{START: s, END: e} for s, e in replicates]})
+    return rows({ECOGEN: [{START.name: s, END.name: e} for s, e in replicates]})
 
 
 def test_hfsl_gain_needs_both_the_gain_and_the_start() -> None:
@@ -279,7 +287,7 @@ def test_table3_most_vs_fewest_clusters() -> None:
 
 def oracle(*curve: float) -> dict[str, RowSummary]:
     """A centralized row with the accuracy curve ``curve`` (round 0 = before training)."""
-    return aggregate([Trial(CENTRALIZED, 0, {END: curve[-1]}, {}, dict(enumerate(curve)))])
+    return aggregate([Trial(CENTRALIZED, 0, {END.name: curve[-1]}, {}, dict(enumerate(curve)))])
 
 
 def test_oracle_converged_reads_the_last_two_rounds() -> None:
@@ -298,12 +306,12 @@ def test_oracle_converged_reads_the_last_two_rounds() -> None:
 
 
 def test_default_hfsl_gain() -> None:
-    ok = default_hfsl_gain({START: 0.69, END: 0.71})
+    ok = default_hfsl_gain({START.name: 0.69, END.name: 0.71})
     assert ok.status == "PASS" and ok.value == pytest.approx(0.02) and ok.measured == "0.710 − 0.690 = +0.020"
-    below = default_hfsl_gain({START: 0.69, END: 0.705})
+    below = default_hfsl_gain({START.name: 0.69, END.name: 0.705})
     assert below.status == "MISS" and below.value == pytest.approx(0.015)
-    assert default_hfsl_gain({START: 0.694, END: 0.689}).status == "MISS"
-    assert default_hfsl_gain({END: 0.71}).status == "not run"
+    assert default_hfsl_gain({START.name: 0.694, END.name: 0.689}).status == "MISS"
+    assert default_hfsl_gain({END.name: 0.71}).status == "not run"
     assert default_hfsl_gain(None).status == "not run"
 
 
@@ -318,7 +326,7 @@ def test_runtime_of_each_experiment_pipeline() -> None:
 
 
 def faults(**ends: float) -> dict[str, RowSummary]:
-    return rows({row.replace("_", "-"): [{END: v}] for row, v in ends.items()})
+    return rows({row.replace("_", "-"): [{END.name: v}] for row, v in ends.items()})
 
 
 def test_dropout_costs_at_most_a_point() -> None:
@@ -368,7 +376,9 @@ def test_check_targets_without_any_run_is_all_not_run() -> None:
 def test_check_targets_reads_the_default_chain_and_wall_times() -> None:
     checks = {
         c.key: c
-        for c in check_targets(None, None, default={START: 0.7, END: 0.75}, wall_times={"baselines": 3000.0})
+        for c in check_targets(
+            None, None, default={START.name: 0.7, END.name: 0.75}, wall_times={"baselines": 3000.0}
+        )
     }
     assert checks["default_hfsl_gain"].status == "PASS" and checks["runtime"].status == "MISS"
 
@@ -391,15 +401,15 @@ def md_cells(md: str, first_cell: str) -> list[str]:
 
 
 def test_baselines_markdown_ratio_bytes_and_missing_rows() -> None:
-    compute = {CLIENT_STEPS: 210.0, CLIENT_IMAGES: 16_800.0}
+    compute = {CLIENT_STEPS.name: 210.0, CLIENT_IMAGES.name: 16_800.0}
     out = rows(
         {
             ECOGEN: [
-                {START: 0.75, END: 0.9, FIRST: 0.8, EDGE_CLIENT_BYTES: 1.5e6, **compute},
-                {START: 0.77, END: 0.9, FIRST: 0.8, EDGE_CLIENT_BYTES: 1.5e6, **compute},
+                {START.name: 0.75, END.name: 0.9, FIRST.name: 0.8, EDGE_CLIENT_BYTES.name: 1.5e6, **compute},
+                {START.name: 0.77, END.name: 0.9, FIRST.name: 0.8, EDGE_CLIENT_BYTES.name: 1.5e6, **compute},
             ],
-            CENTRALIZED: [{END: 1.0}],
-            FEDAVG_FULL: [{END: 0.9, EDGE_CLIENT_BYTES: 3e7, CLIENT_STEPS: 1200.0}],
+            CENTRALIZED: [{END.name: 1.0}],
+            FEDAVG_FULL: [{END.name: 0.9, EDGE_CLIENT_BYTES.name: 3e7, CLIENT_STEPS.name: 1200.0}],
         }
     )
     md = tables.baselines_markdown(out)
@@ -427,15 +437,26 @@ def test_study_markdown_in_run_order_with_per_replicate_gain() -> None:
     study = aggregate(
         [
             Trial(
-                "z-long", 0, {START: 0.70, FIRST: 0.72, END: 0.76, CLIENT_STEPS: 420.0}, {"hfsl.rounds": "10"}
+                "z-long",
+                0,
+                {START.name: 0.70, FIRST.name: 0.72, END.name: 0.76, CLIENT_STEPS.name: 420.0},
+                {"hfsl.rounds": "10"},
             ),
             Trial(
-                "z-long", 1, {START: 0.72, FIRST: 0.73, END: 0.76, CLIENT_STEPS: 420.0}, {"hfsl.rounds": "10"}
+                "z-long",
+                1,
+                {START.name: 0.72, FIRST.name: 0.73, END.name: 0.76, CLIENT_STEPS.name: 420.0},
+                {"hfsl.rounds": "10"},
             ),
             Trial(
                 "a-short",
                 0,
-                {START: 0.7, END: 0.71, CLIENT_IMAGES: 33_600.0, EDGE_CLIENT_BYTES: 2.5e5},
+                {
+                    START.name: 0.7,
+                    END.name: 0.71,
+                    CLIENT_IMAGES.name: 33_600.0,
+                    EDGE_CLIENT_BYTES.name: 2.5e5,
+                },
                 {"hfsl.rounds": "5"},
             ),
         ]
@@ -474,9 +495,9 @@ def test_study_markdown_in_run_order_with_per_replicate_gain() -> None:
 def test_study_csv_in_run_order(tmp_path: Path) -> None:
     study = aggregate(
         [
-            Trial("b", 0, {START: 0.70, END: 0.75, CLIENT_STEPS: 210.0}, {"hfsl.rounds": "5"}),
-            Trial("b", 1, {START: 0.74, END: 0.77, CLIENT_STEPS: 210.0}, {"hfsl.rounds": "5"}),
-            Trial("a", 0, {END: 0.8}),
+            Trial("b", 0, {START.name: 0.70, END.name: 0.75, CLIENT_STEPS.name: 210.0}, {"hfsl.rounds": "5"}),
+            Trial("b", 1, {START.name: 0.74, END.name: 0.77, CLIENT_STEPS.name: 210.0}, {"hfsl.rounds": "5"}),
+            Trial("a", 0, {END.name: 0.8}),
         ]
     )
     with tables.study_csv(study, tmp_path / "study.csv").open() as f:
@@ -514,7 +535,13 @@ def test_csv_and_json_outputs(tmp_path: Path) -> None:
     t3 = table3({1: [0.95, 0.97], 2: [0.96, 0.96]})
     base = aggregate(
         [
-            Trial(ECOGEN, k, {END: 0.9 + k / 100, EDGE_CLIENT_BYTES: 10.0}, {}, {1: 0.5, 2: 0.9 + k / 100})
+            Trial(
+                ECOGEN,
+                k,
+                {END.name: 0.9 + k / 100, EDGE_CLIENT_BYTES.name: 10.0},
+                {},
+                {1: 0.5, 2: 0.9 + k / 100},
+            )
             for k in (0, 1)
         ]
     )
@@ -549,8 +576,16 @@ def test_csv_and_json_outputs(tmp_path: Path) -> None:
 def test_json_has_start_gain_and_client_compute(tmp_path: Path) -> None:
     study = aggregate(
         [
-            Trial("r", 0, {START: 0.70, END: 0.75, CLIENT_STEPS: 210.0, CLIENT_IMAGES: 16_800.0}),
-            Trial("r", 1, {START: 0.74, END: 0.77, CLIENT_STEPS: 210.0, CLIENT_IMAGES: 16_800.0}),
+            Trial(
+                "r",
+                0,
+                {START.name: 0.70, END.name: 0.75, CLIENT_STEPS.name: 210.0, CLIENT_IMAGES.name: 16_800.0},
+            ),
+            Trial(
+                "r",
+                1,
+                {START.name: 0.74, END.name: 0.77, CLIENT_STEPS.name: 210.0, CLIENT_IMAGES.name: 16_800.0},
+            ),
         ]
     )
     data = json.loads(tables.report_json({"hfsl-study": study}, [], tmp_path / "r.json").read_text())
@@ -559,7 +594,7 @@ def test_json_has_start_gain_and_client_compute(tmp_path: Path) -> None:
     assert row["accuracy_start"]["mean"] == pytest.approx(0.72)
     assert row["client_steps_per_round"] == {"mean": 210.0, "std": 0.0}
     assert row["client_images_per_round"]["mean"] == 16_800.0
-    assert tables.stage_json({START: 0.69, END: 0.71, "other": 1.0}) == {
+    assert tables.stage_json({START.name: 0.69, END.name: 0.71, "other": 1.0}) == {
         "accuracy_start": 0.69,
         "accuracy": 0.71,
         "gain": pytest.approx(0.02),
