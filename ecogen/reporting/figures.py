@@ -6,7 +6,7 @@ the paths `dvc plots` and the MLflow report run list never go stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -26,7 +26,7 @@ from ecogen.reporting.summary import (  # noqa: E402
     FEDAVG_FULL,
     RowSummary,
     by_clusters,
-    format_bytes,
+    format_value,
     ordered,
 )
 from ecogen.stages.hfsl_metrics import EDGE_CLIENT_BYTES, END, FEDAVG_FULL_BYTES, FIRST  # noqa: E402
@@ -62,10 +62,6 @@ def _not_run(ax: Axes, what: str) -> None:
 def _ordered(rows: Rows | None) -> list[RowSummary]:
     rows = rows or {}
     return [s for r in ordered(rows, BASELINE_ROWS) if (s := rows.get(r)) is not None]
-
-
-def _present(rows: Rows | None, metric: Metric) -> list[RowSummary]:
-    return [s for s in _ordered(rows) if s.stat(metric) is not None]
 
 
 def accuracy_per_round(baselines: Rows | None, path: Path) -> Path:
@@ -109,25 +105,29 @@ def table3(table3_rows: Rows | None, path: Path) -> Path:
     return _finish_lines(fig, ax, "clusters per edge", "test accuracy", "Table 3: accuracy vs clusters", path)
 
 
-def _bars(rows: list[RowSummary], metric: Metric, ax: Axes, label: Callable[[float], str]) -> None:
+def _bars(baselines: Rows | None, metric: Metric, ax: Axes) -> list[RowSummary]:
+    """A bar per method that logged ``metric`` (mean ± std over replicates), labelled with its mean;
+    returns the methods drawn (none: the axes say "not run")."""
+    rows = [s for s in _ordered(baselines) if s.stat(metric) is not None]
+    if not rows:
+        _not_run(ax, "baselines")
+        return rows
     stats = [s.stat(metric) for s in rows]
     means = [st.mean if st else 0.0 for st in stats]
     stds = [st.std if st else 0.0 for st in stats]
     colours = ["tab:green" if s.row == ECOGEN else "tab:gray" for s in rows]
     bars = ax.bar(range(len(rows)), means, yerr=stds, color=colours, capsize=3)
-    ax.bar_label(bars, [label(m) for m in means], fontsize=7)
+    ax.bar_label(bars, [format_value(metric, m) for m in means], fontsize=7)
     ax.set_xticks(range(len(rows)), [s.row for s in rows], rotation=30, ha="right", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    return rows
 
 
 def bytes_per_round(baselines: Rows | None, path: Path) -> Path:
     """Edge↔client bytes per round per method (log scale) with FedAvg on the full model as reference."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    rows = _present(baselines, EDGE_CLIENT_BYTES)
-    if not rows:
-        _not_run(ax, "baselines")
+    if not (rows := _bars(baselines, EDGE_CLIENT_BYTES, ax)):
         return _save(fig, path)
-    _bars(rows, EDGE_CLIENT_BYTES, ax, format_bytes)
     by_row = {s.row: s for s in rows}
     full = by_row[FEDAVG_FULL].mean(EDGE_CLIENT_BYTES) if FEDAVG_FULL in by_row else None
     if full is None:
@@ -145,13 +145,9 @@ def bytes_per_round(baselines: Rows | None, path: Path) -> Path:
 def energy(baselines: Rows | None, path: Path) -> Path:
     """Energy of each method's hfsl stage (kWh, CodeCarbon), mean ± std over replicates."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    rows = _present(baselines, ENERGY_KWH)
-    if not rows:
-        _not_run(ax, "baselines")
-        return _save(fig, path)
-    _bars(rows, ENERGY_KWH, ax, lambda kwh: f"{kwh:.3g}")
-    ax.set_ylabel("energy (kWh)")
-    ax.set_title("Energy of the hfsl stage (mean ± std)", fontsize=9)
+    if _bars(baselines, ENERGY_KWH, ax):
+        ax.set_ylabel("energy (kWh)")
+        ax.set_title("Energy of the hfsl stage (mean ± std)", fontsize=9)
     return _save(fig, path)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -264,6 +264,29 @@ def _upload_cell(c: Cycle) -> str:
     return format_bytes(up) if not fm else f"{format_bytes(up)} of FM {format_bytes(fm)} ({up / fm:.1%})"
 
 
+def _best_cell(c: Cycle) -> str:
+    """The best single edge's accuracy, and which edge it is."""
+    return _acc(c.best) + (f" ({c.best_edge})" if c.best is not None and c.best_edge else "")
+
+
+# The cycles table: each column's heading and its cell of one cycle
+CYCLE_COLUMNS: tuple[tuple[str, Callable[[Cycle], str]], ...] = (
+    ("Cycle", lambda c: str(c.k)),
+    ("FM", lambda c: _acc(c.fm)),
+    ("Naive", lambda c: _acc(c.naive)),
+    ("Best edge", _best_cell),
+    ("FM − best edge", lambda c: _acc(c.fm_vs_best_edge, "+.3f")),
+    ("FM − naive", lambda c: _acc(c.fm_vs_naive, "+.3f")),
+    ("Edges redelivered", lambda c: _acc(c.redelivered)),
+    ("Edges after finetune", lambda c: _acc(c.finetuned)),
+    ("Edges after HFSL", lambda c: _acc(c.after_hfsl)),
+    ("Upload / edge", _upload_cell),
+    ("Cloud→edge / edge", lambda c: format_bytes(c.delivery_bytes)),
+    (EDGE_CLIENT_BYTES.column, lambda c: format_bytes(c.edge_client_bytes)),
+    ("Relay energy (kWh)", lambda c: _acc(c.energy_kwh, ".3g")),
+)
+
+
 def cycles_markdown(cycles: Sequence[Cycle] | None, pipeline: str = "cycles") -> str:
     """One row per cycle: the relay's FM beside naive averaging and the best edge, the edges'
     accuracy through the cycle (redelivered, fine-tuned, after HFSL) and its traffic and energy."""
@@ -278,45 +301,10 @@ def cycles_markdown(cycles: Sequence[Cycle] | None, pipeline: str = "cycles") ->
         "FM, before re-adapting (from cycle 1). Bytes are per edge: upload = the edge's tunable "
         "modules; cloud→edge = the FM delivered."
     )
-    body = []
-    for c in in_order(cycles):
-        best = _acc(c.best)
-        if c.best is not None and c.best_edge:
-            best += f" ({c.best_edge})"
-        body.append(
-            [
-                str(c.k),
-                _acc(c.fm),
-                _acc(c.naive),
-                best,
-                _acc(c.fm_vs_best_edge, "+.3f"),
-                _acc(c.fm_vs_naive, "+.3f"),
-                _acc(c.redelivered),
-                _acc(c.finetuned),
-                _acc(c.after_hfsl),
-                _upload_cell(c),
-                format_bytes(c.delivery_bytes),
-                format_bytes(c.edge_client_bytes),
-                _acc(c.energy_kwh, ".3g"),
-            ]
-        )
+    body = [[cell(c) for _, cell in CYCLE_COLUMNS] for c in in_order(cycles)]
     if not body:
-        body.append([NOT_RUN, *[DASH] * 12])
-    head = [
-        "Cycle",
-        "FM",
-        "Naive",
-        "Best edge",
-        "FM − best edge",
-        "FM − naive",
-        "Edges redelivered",
-        "Edges after finetune",
-        "Edges after HFSL",
-        "Upload / edge",
-        "Cloud→edge / edge",
-        "Edge↔client / round",
-        "Relay energy (kWh)",
-    ]
+        body.append([NOT_RUN, *[DASH] * (len(CYCLE_COLUMNS) - 1)])
+    head = [heading for heading, _ in CYCLE_COLUMNS]
     return title + note + "\n\n" + _table(head, body)
 
 
@@ -412,20 +400,8 @@ def study_csv(study: Rows | None, path: Path) -> Path:
                 s.replicates,
             ]
         )
-    head = [
-        "row",
-        "rounds",
-        "start",
-        "first",
-        "end",
-        "gain",
-        "start_std",
-        "first_std",
-        "end_std",
-        "gain_std",
-        *(m.key for m in means),
-        "replicates",
-    ]
+    short = ("start", "first", "end", "gain")  # ACCURACIES, as the CSV names them
+    head = ["row", "rounds", *short, *(f"{a}_std" for a in short), *(m.key for m in means), "replicates"]
     return _write_csv(path, head, body)
 
 

@@ -80,6 +80,14 @@ def _end(rows: Rows | None, row: str) -> float | None:
     return None if rows is None or row not in rows else rows[row].mean(END)
 
 
+def _end_difference(rows: Rows | None, row: str, other: str) -> tuple[float, str] | None:
+    """END of ``row`` − END of ``other``, and how it was measured; None when either is missing."""
+    ours, theirs = _end(rows, row), _end(rows, other)
+    if ours is None or theirs is None:
+        return None
+    return ours - theirs, f"{ours:.3f} − {theirs:.3f} = {ours - theirs:+.3f}"
+
+
 def ecogen_vs_oracle(baselines: Rows | None, ratio: float = ORACLE_RATIO) -> TargetCheck:
     key, claim, required = "ecogen_vs_oracle", "EcoGen end accuracy vs centralized oracle", f"≥ {ratio:.2f}"
     ecogen, oracle = _end(baselines, ECOGEN), _end(baselines, CENTRALIZED)
@@ -243,22 +251,18 @@ def labels_only_vs_central(baselines: Rows | None, gap: float = LABELS_ONLY_GAP)
     key = "labels_only_vs_central"
     claim = "EcoGen labels only vs central training on the same labels, same client compute"
     required = f"pooled-labels − ecogen ≤ {gap:+.3f}"
-    pooled, ours = _end(baselines, POOLED_LABELS), _end(baselines, ECOGEN)
-    if pooled is None or ours is None:
+    if (difference := _end_difference(baselines, POOLED_LABELS, ECOGEN)) is None:
         return _not_run(key, claim, required, "needs baselines rows pooled-labels and ecogen")
-    value = pooled - ours
-    measured = f"{pooled:.3f} − {ours:.3f} = {value:+.3f}"
+    value, measured = difference
     return TargetCheck(key, claim, measured, required, _status(value <= gap + EPS), value, gap)
 
 
 def semi_supervised_gain(baselines: Rows | None, gain: float = SEMI_SUPERVISED_GAIN) -> TargetCheck:
     key, claim = "semi_supervised_gain", "Unlabelled data helps: ecogen-ssl − ecogen (labels only) end"
     required = f"≥ {gain:+.3f}"
-    ours, labels_only = _end(baselines, SEMI_SUPERVISED), _end(baselines, ECOGEN)
-    if ours is None or labels_only is None:
+    if (difference := _end_difference(baselines, SEMI_SUPERVISED, ECOGEN)) is None:
         return _not_run(key, claim, required, "needs baselines rows ecogen-ssl and ecogen")
-    value = ours - labels_only
-    measured = f"{ours:.3f} − {labels_only:.3f} = {value:+.3f}"
+    value, measured = difference
     return TargetCheck(key, claim, measured, required, _status(value >= gain - EPS), value, gain)
 
 
@@ -367,11 +371,9 @@ def dropout_cost(faults: Rows | None, cost: float = DROPOUT_COST) -> TargetCheck
     """clean END − the dropout row's END ≤ ``cost``: the run completes and loses little to dropout."""
     key, claim = "dropout_cost", "30 % device dropout per round: EcoGen end vs the clean run (faults)"
     required = f"clean − {DROPOUT} ≤ {cost:+.3f}"
-    clean, dropped = _end(faults, CLEAN), _end(faults, DROPOUT)
-    if clean is None or dropped is None:
+    if (difference := _end_difference(faults, CLEAN, DROPOUT)) is None:
         return _not_run(key, claim, required, f"needs faults rows {CLEAN} and {DROPOUT}")
-    value = clean - dropped
-    measured = f"{clean:.3f} − {dropped:.3f} = {value:+.3f}"
+    value, measured = difference
     return TargetCheck(key, claim, measured, required, _status(value <= cost + EPS), value, cost)
 
 

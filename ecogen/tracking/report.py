@@ -80,13 +80,18 @@ class PipelineTrials:
     metrics: dict[str, float] | None = None  # a chain's one hfsl stage run's metrics (None: none)
 
 
-def trial_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
-    """The ``hfsl`` stage runs directly under ``parent_id`` that belong to an experiment row."""
+def hfsl_stage_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
+    """The ``hfsl`` stage runs directly under ``parent_id``."""
     query = (
         f"tags.mlflow.parentRunId = {quote(parent_id)} AND tags.`{KIND}` = 'stage' "
         f"AND tags.`{STAGE}` = {quote(TRIAL_STAGE)}"
     )
-    return [r for r in search_all(client, exp_id, query) if ROW in r.data.tags]
+    return search_all(client, exp_id, query)
+
+
+def trial_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
+    """The ``hfsl`` stage runs directly under ``parent_id`` that belong to an experiment row."""
+    return [r for r in hfsl_stage_runs(client, exp_id, parent_id) if ROW in r.data.tags]
 
 
 def _finished(run: Run) -> bool:
@@ -282,15 +287,6 @@ def load_cycles(
         unit="cycles",
     )
     return PipelineTrials(source, None, cycles)
-
-
-def hfsl_stage_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
-    """The ``hfsl`` stage runs directly under ``parent_id`` (a chain's, not an experiment row's)."""
-    query = (
-        f"tags.mlflow.parentRunId = {quote(parent_id)} AND tags.`{KIND}` = 'stage' "
-        f"AND tags.`{STAGE}` = {quote(TRIAL_STAGE)}"
-    )
-    return search_all(client, exp_id, query)
 
 
 def _never(_: Run) -> bool:
