@@ -56,7 +56,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 POOLED = {"centralized", "pooled_labels"}  # one learner, no rounds to federate
-FEDERATED = set(method_names()) - POOLED - {"local"}
+NO_LINKS = POOLED | {"edge_alone"}  # nothing crosses an edge-client link
+FEDERATED = set(method_names()) - NO_LINKS - {"local"}
 
 
 def test_every_method_file_is_a_strategy() -> None:
@@ -69,6 +70,7 @@ def test_every_method_file_is_a_strategy() -> None:
         "fedavg_peft",
         "splitfed",
         "fedprox",
+        "edge_alone",
     } <= set(method_names())
     assert "base" not in method_names()
 
@@ -95,7 +97,7 @@ def test_each_method_runs_one_round_on_digits(workspace: Workspace, method: str)
             assert (m["edge_client_bytes_per_round"] < 0.5 * m["fedavg_full_bytes_per_round"]) == (
                 not strategy.full_model
             )
-        if method in POOLED:
+        if method in NO_LINKS:
             assert m["edge_client_bytes_per_round"] == 0.0
         assert (m["d2d_bytes_per_round"] > 0) == strategy.split
         saved = ws.hfsl(child.name.removeprefix("edge-")) / (
@@ -149,3 +151,17 @@ def test_a_round_that_draws_two_of_three_clusters_trains_and_pays_for_two(worksp
         assert m["edge_client_bytes_per_round"] == 2 * 2 * m["tunable_bytes"]
         assert m["fedavg_full_bytes_per_round"] == 2 * 2 * m["full_model_bytes"]
     assert result.history["mean_clusters_trained"] == [2.0]
+
+
+def test_the_edge_alone_trains_on_its_labels_at_the_edge_participants_schedule(workspace: Workspace) -> None:
+    """Its round is the edge's own participant's in EcoGen's rounds, and nothing else: the same
+    client steps, on the edge's labelled images only."""
+    params = _params(method="edge_alone", local_steps=3, rounds=2)
+    alone = hfsl(params, Workspace(workspace.root, trial="edge-alone-schedule")).children[0]
+    assert alone.metrics["client_steps_per_round"] == 3.0  # one participant: the edge
+    assert alone.history["client_images"] == [12.0, 12.0]  # 3 steps × batch 4, labelled only
+    joined = hfsl(
+        _params(method="ecogen", local_steps=3, rounds=2, edge_joins=True),
+        Workspace(workspace.root, trial="edge-joins-schedule"),
+    ).children[0]
+    assert joined.metrics["client_steps_per_round"] == 12.0  # 3 clusters and the edge, 3 steps each
