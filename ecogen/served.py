@@ -16,6 +16,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 from ecogen.config.params import Params, StreamParams
 from ecogen.config.pipelines import StageName
 from ecogen.pipeline import RunContext, _stage
@@ -90,7 +92,7 @@ def fetch_served(ctx: RunContext) -> RunContext:
     gate scores); what it started from is recorded on the pipeline run."""
     ws, s = ctx.workspace, ctx.params.stream
     shutil.rmtree(ws.served, ignore_errors=True)
-    client = registry.client()
+    client = MlflowClient()  # the tracking store the pipeline run set
     client.set_tag(ctx.run_id, INCREMENT, str(s.increment))
     client.set_tag(ctx.run_id, LINEAGE, lineage(ctx.pipeline, ctx.profile, ctx.params))
     fm_name, edges = _names(ctx)
@@ -132,7 +134,7 @@ def settle(ctx: RunContext) -> dict[str, float]:
     made = {p.stem: json.loads(p.read_text()) for p in sorted(ctx.workspace.gate.glob("*.json"))}
     if not made:
         return {}
-    client = registry.client()
+    client = MlflowClient()
     fm_name, edges = _names(ctx)
     increment = ctx.params.stream.increment
     if registry.champion(client, fm_name) is None:

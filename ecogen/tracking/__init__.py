@@ -5,7 +5,7 @@ each stage runs inside :func:`track_stage` and logs its :class:`~ecogen.stages.r
 with :func:`log_result` (or ``handle.log(result)``).
 """
 
-from ecogen.tracking.mlflow_log import log_model, log_result
+from ecogen.tracking.mlflow_log import log_result
 from ecogen.tracking.runs import (
     DATA_VERSION,
     finish_run,
@@ -14,20 +14,17 @@ from ecogen.tracking.runs import (
     start_child_run,
     start_pipeline_run,
 )
-from ecogen.tracking.stage import StageRun, track_stage
-from ecogen.tracking.uri import resolve_tracking_uri, use_tracking_uri
+from ecogen.tracking.stage import track_stage
+from ecogen.tracking.uri import resolve_tracking_uri
 
 __all__ = [
     "DATA_VERSION",
-    "StageRun",
     "finish_run",
     "flatten_params",
-    "log_model",
     "log_result",
     "resolve_tracking_uri",
     "set_data_version",
     "start_child_run",
     "start_pipeline_run",
     "track_stage",
-    "use_tracking_uri",
 ]

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +33,6 @@ _CSV_LOCK = threading.Lock()
 
 
 SHARE_TAG = "ecogen.energy.machine_share"
-ENERGY_FIELDS = (
-    "energy_kwh",
-    "emissions_kg_co2eq",
-    "cpu_kwh",
-    "ram_kwh",
-    "gpu_kwh",
-    "cpu_power_w",
-    "ram_power_w",
-    "gpu_power_w",
-)
 
 
 class Sharing:
@@ -98,7 +88,7 @@ class EnergyReading:
         """This reading scaled to the ``share`` (0…1] of the machine the stage held."""
         if share >= 1.0:
             return self
-        scaled = {k: getattr(self, k) * share for k in ENERGY_FIELDS}
+        scaled = {f.name: getattr(self, f.name) * share for f in fields(self) if f.name != "tags"}
         return replace(self, **scaled, tags=self.tags | {SHARE_TAG: f"{share:.3f}"})
 
     def metrics(self) -> dict[str, float]:

@@ -41,7 +41,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,10 +50,9 @@ import numpy as np
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric
-from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
 from ecogen.stages.result import ModelArtifact, StageResult
-from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_params, start_child_run
+from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_metrics, log_params, start_child_run
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -166,10 +165,10 @@ def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | 
 
 
 def _signature(program: torch.export.ExportedProgram, model: ModelArtifact) -> ModelSignature:
+    """uint8 images in, the program's output on the input example (its width) out, named."""
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    """uint8 images in, the program's output on the input example (its width) out, named."""
     example = model.input_example
     with torch.inference_mode():
         out = program.module()(torch.from_numpy(example))
@@ -206,8 +205,7 @@ def _log_metrics(client: MlflowClient, run_id: str, result: StageResult, logged:
         if series and float(series[-1]) == float(value):
             continue
         metrics.append(Metric(key, float(value), now + 1, len(series)))
-    for batch in _chunks(metrics, MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=batch)
+    log_metrics(client, run_id, metrics)
 
 
 def _without_clashes(
@@ -223,8 +221,3 @@ def _without_clashes(
         elif existing[key] != str(value):
             out[f"result.{key}"] = value
     return out
-
-
-def _chunks(items: list[Metric], size: int) -> Iterable[list[Metric]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -37,11 +37,6 @@ class RegistryError(RuntimeError):
     """A registry request that cannot be met; the message says why, in one line."""
 
 
-def client() -> MlflowClient:
-    """A client of the current tracking store (the one the pipeline run set)."""
-    return MlflowClient()
-
-
 def prefix(pipeline: str, profile: str | None) -> str:
     return pipeline if profile in (None, NO_PROFILE) else f"{pipeline}-{profile}"
 
@@ -121,8 +116,9 @@ def _history(client: MlflowClient, name: str) -> list[str]:
     return [v for v in tag.split(",") if v]
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+def _stamped(text: str) -> str:
+    """``text`` after the time (UTC), cut to what a model-version tag holds."""
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {text}"[:5000]
 
 
 def promote(client: MlflowClient, name: str, version: str | int, reason: str) -> None:
@@ -136,11 +132,9 @@ def promote(client: MlflowClient, name: str, version: str | int, reason: str) ->
     if old is not None and str(old.version) == version:
         raise RegistryError(f"{name} version {version} is the champion already")
     client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, PROMOTED, f"{_now()}: {reason}"[:5000])
+    client.set_model_version_tag(name, version, PROMOTED, _stamped(reason))
     if old is not None:
-        client.set_model_version_tag(
-            name, old.version, DEMOTED, f"{_now()}: replaced by {version}: {reason}"[:5000]
-        )
+        client.set_model_version_tag(name, old.version, DEMOTED, _stamped(f"replaced by {version}: {reason}"))
     client.set_registered_model_tag(name, HISTORY, ",".join([*_history(client, name), version]))
 
 
@@ -157,10 +151,8 @@ def rollback(client: MlflowClient, name: str, reason: str) -> str:
         )
     back = earlier[-1]
     client.set_registered_model_alias(name, CHAMPION, back)
-    client.set_model_version_tag(name, back, PROMOTED, f"{_now()}: rolled back to: {reason}"[:5000])
-    client.set_model_version_tag(
-        name, current.version, DEMOTED, f"{_now()}: rolled back from: {reason}"[:5000]
-    )
+    client.set_model_version_tag(name, back, PROMOTED, _stamped(f"rolled back to: {reason}"))
+    client.set_model_version_tag(name, current.version, DEMOTED, _stamped(f"rolled back from: {reason}"))
     # the rolled-back version leaves the history, so a second rollback goes one further
     client.set_registered_model_tag(name, HISTORY, ",".join([*history[: history.index(back)], back]))
     return back

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 from mlflow import MlflowClient
-from mlflow.entities import Param, Run, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 from ecogen.config.params import Params
 from ecogen.tracking.source import source_tags
@@ -67,6 +67,11 @@ def log_params(client: MlflowClient, run_id: str, values: Mapping[str, object]) 
         client.log_batch(run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
 
+def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
+    for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
+
+
 # what a stage run measures of itself (track_stage): a copy keeps the source's as source_<key>
 OWN_MEASUREMENTS = ("duration_s", "energy_", "emissions_", "power_")
 SOURCE = "source_"
@@ -79,9 +84,6 @@ def copy_results(source_run_id: str, target_run_id: str, reused_from: str) -> No
     copy); and where they came from (param ``reused_from``)."""
     import time
 
-    from mlflow.entities import Metric
-    from mlflow.utils.validation import MAX_METRICS_PER_BATCH
-
     client = MlflowClient()
     metrics = client.get_run(source_run_id).data.metrics
     keys = [k for k in metrics if not k.startswith(OWN_MEASUREMENTS)]
@@ -89,8 +91,7 @@ def copy_results(source_run_id: str, target_run_id: str, reused_from: str) -> No
     points = [Metric(k, m.value, m.timestamp, m.step) for k in keys for m in history(source_run_id, k)]
     now = int(time.time() * 1000)
     points += [Metric(SOURCE + k, v, now, 0) for k, v in metrics.items() if k.startswith(OWN_MEASUREMENTS)]
-    for i in range(0, len(points), MAX_METRICS_PER_BATCH):
-        client.log_batch(target_run_id, metrics=points[i : i + MAX_METRICS_PER_BATCH])
+    log_metrics(client, target_run_id, points)
     log_params(client, target_run_id, {"reused_from": reused_from})
 
 
