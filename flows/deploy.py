@@ -78,14 +78,7 @@ def _parameters(name: str, profile: str | None, files: tuple[str, str]) -> dict[
     """What a deployment pins: the pipeline, the profile and which files configure it.  Their
     contents are read when a run starts; ``overrides`` (``KEY=VALUE``, as ``--set``) are given
     per run, in the UI's form or with ``prefect deployment run ... --param``."""
-    params_file, pipelines_file = files
-    return {
-        "pipeline": name,
-        "profile": profile,
-        "overrides": [],
-        "params_file": params_file,
-        "pipelines_file": pipelines_file,
-    }
+    return dict(pipeline=name, profile=profile, overrides=[], params_file=files[0], pipelines_file=files[1])
 
 
 def project_source(project_root: Path) -> GitRepository:
@@ -122,30 +115,19 @@ def serve_pipelines(
     deploy_placed(list(dict.fromkeys(p for spec in pipelines.values() for p in spec.placed_pools)))
     served = []
     for name, spec in pipelines.items():
-        parameters = _parameters(name, profile, files)
-        deployment = f"{name}-{profile}" if profile else name
+        deployment: RunnerDeployment = pipeline_flow.to_deployment(  # type: ignore[assignment]
+            name=f"{name}-{profile}" if profile else name,
+            work_pool_name=spec.work_pool,
+            parameters=_parameters(name, profile, files),
+            schedules=_schedule(spec.schedule),
+            concurrency_limit=ONE_AT_A_TIME,
+            description=spec.description,
+            entrypoint_type=EntrypointType.MODULE_PATH,  # the installed package runs it
+        )
         if spec.work_pool:
-            remote: RunnerDeployment = pipeline_flow.to_deployment(  # type: ignore[assignment]
-                name=deployment,
-                work_pool_name=spec.work_pool,
-                parameters=parameters,
-                schedules=_schedule(spec.schedule),
-                concurrency_limit=ONE_AT_A_TIME,
-                description=spec.description,
-                entrypoint_type=EntrypointType.MODULE_PATH,  # the installed package runs it
-            )
-            remote.storage = project_source(project_root)  # pull step: the project, cloned per run
-            remote.apply(work_pool_name=spec.work_pool)
+            deployment.storage = project_source(project_root)  # pull step: the project, cloned per run
+            deployment.apply(work_pool_name=spec.work_pool)
         else:
-            served.append(
-                pipeline_flow.to_deployment(
-                    name=deployment,
-                    parameters=parameters,
-                    schedules=_schedule(spec.schedule),
-                    concurrency_limit=ONE_AT_A_TIME,
-                    description=spec.description,
-                    entrypoint_type=EntrypointType.MODULE_PATH,
-                )
-            )
+            served.append(deployment)
     if served:
         serve(*served)  # type: ignore[arg-type]
