@@ -228,10 +228,10 @@ def completed_stage(ctx: RunContext, stage: StageName) -> dict[str, float] | Non
         return None
     where = f"[{ctx.trial.name}]" if ctx.trial else f"[cycle {ctx.cycle}]" if ctx.cycle is not None else ""
     log.info("resume: %s%s finished in run %s; not run again", stage, where, run.info.run_id)
-    return {k: v for k, v in _written(ctx, stage).items() if "/" not in k}
+    return {k: v for k, v in written_metrics(ctx, stage).items() if "/" not in k}
 
 
-def _written(ctx: RunContext, stage: StageName) -> dict[str, float]:
+def written_metrics(ctx: RunContext, stage: StageName) -> dict[str, float]:
     """The metrics a stage wrote to its ``metrics/<stage>.json`` (those with a value)."""
     written = json.loads((ctx.workspace.metrics / f"{stage}.json").read_text())
     return {k: float(v) for k, v in written.items() if v is not None}
@@ -279,13 +279,11 @@ def _shared(ctx: RunContext, stage: StageName) -> bool:
 
 @contextmanager
 def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
-    tags = None
+    tags = {WORKER: ctx.worker or LOCAL_WORKER, HOST: socket.gethostname()}
     if ctx.trial is not None:
-        t = ctx.trial
-        tags = {ROW: t.row, REPLICATE: str(t.replicate), TRIAL: t.name}
-    if ctx.cycle is not None:
-        tags = {CYCLE: str(ctx.cycle)}
-    tags = {**(tags or {}), WORKER: ctx.worker or LOCAL_WORKER, HOST: socket.gethostname()}
+        tags |= {ROW: ctx.trial.row, REPLICATE: str(ctx.trial.replicate), TRIAL: ctx.trial.name}
+    elif ctx.cycle is not None:
+        tags[CYCLE] = str(ctx.cycle)
     name = ctx.stage_label(stage)
     if name in ctx.plan:
         log.info("stage %d/%d: %s", ctx.plan.index(name) + 1, len(ctx.plan), name)
@@ -348,7 +346,7 @@ def reused_stage(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[st
     log.info("reuse: %s made with the same params and code in %s; copied, not run again", stage, where)
     with _stage(ctx, stage) as run:
         reuse.copy_outputs(source, ctx.workdir, stage)
-        flat = _written(ctx, stage)
+        flat = written_metrics(ctx, stage)
         if stage == "prepare":
             ctx = ctx.model_copy(update={"data_version": _version(ctx, run)})
         run.log(StageResult(name=stage, metrics=flat, params={"reused_from": where}))
@@ -369,7 +367,7 @@ def _reused_trial(ctx: RunContext, stage: StageName) -> tuple[RunContext, dict[s
     with _stage(ctx, stage) as run:
         reuse.copy_trial_outputs(source, source_trial, ctx.workdir, ctx.trial.name, stage)
         copy_results(source_run, run.run_id, where)
-    return ctx, {k: v for k, v in _written(ctx, stage).items() if "/" not in k}
+    return ctx, {k: v for k, v in written_metrics(ctx, stage).items() if "/" not in k}
 
 
 def _version(ctx: RunContext, run: StageRun) -> str:

@@ -10,14 +10,13 @@ reaches (``tracking.uri`` or ``$MLFLOW_TRACKING_URI`` = ``http(s)://...``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
 from ecogen.config import ConfigError
 from ecogen.config.pipelines import StageName
-from ecogen.pipeline import RunContext, forget_made, remember_made
+from ecogen.pipeline import RunContext, forget_made, remember_made, written_metrics
 from ecogen.tracking import exchange
 from ecogen.tracking.resume import finished_stage_run
 from ecogen.tracking.uri import handed_uri, redact_uri, resolve_tracking_uri, use_tracking_uri
@@ -101,6 +100,5 @@ def receive_outputs(ctx: RunContext, stages: list[StageName], label: str) -> dic
                 f"{label}: the placed run completed but {stage} has no finished run or metrics"
             )
         remember_made(ctx, stage, run.info.run_id)  # here, as a stage run in this process would
-        written = json.loads(path.read_text())
-        metrics |= {f"{stage}.{k}": float(v) for k, v in written.items() if v is not None and "/" not in k}
+        metrics |= {f"{stage}.{k}": v for k, v in written_metrics(ctx, stage).items() if "/" not in k}
     return metrics

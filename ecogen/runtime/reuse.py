@@ -117,10 +117,7 @@ def find_trial(
     trial's name, the run that made it); None when there is none."""
     if stage not in TRIAL_REUSABLE or (key := trial_key(trial_params, stage, workdir)) is None:
         return None
-    runs = project_root / "runs"
-    for other in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if other.resolve() == workdir.resolve() or not other.is_dir():
-            continue
+    for other in _other_folders(project_root, workdir):
         for name, entry in sorted(_keys(other).items()):
             trial = name[len(stage) + 1 : -1]
             if name.startswith(f"{stage}[") and entry.get("key") == key and entry.get("run_id"):
@@ -184,14 +181,18 @@ def find(project_root: Path, workdir: Path, params: Params, stage: str) -> tuple
     """Another pipeline folder under ``runs/`` holding ``stage``'s outputs for these params, with
     the run that made them; None when there is none."""
     key = stage_key(params, stage)
-    runs = project_root / "runs"
-    for other in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if other.resolve() == workdir.resolve() or not other.is_dir():
-            continue
+    for other in _other_folders(project_root, workdir):
         entry = _keys(other).get(stage)
         if entry and entry.get("key") == key and all(p.exists() for p in outputs(Workspace(other), stage)):
             return other, entry.get("run_id", "")
     return None
+
+
+def _other_folders(project_root: Path, workdir: Path) -> list[Path]:
+    """The pipeline folders under ``runs/`` other than ``workdir``, by name."""
+    runs = project_root / "runs"
+    found = sorted(runs.iterdir()) if runs.is_dir() else []
+    return [p for p in found if p.is_dir() and p.resolve() != workdir.resolve()]
 
 
 def copy_outputs(source: Path, workdir: Path, stage: str) -> None:

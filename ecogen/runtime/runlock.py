@@ -57,9 +57,8 @@ def project_lock(project_root: Path, pipeline: str, kind: str = "pipeline") -> I
         since = time.strftime("%H:%M:%S", time.localtime(float(str(who.get("since", 0)))))
         raise ProjectBusy(
             f"this project is busy: {who.get('kind', 'pipeline')} {who.get('pipeline', '?')} is running "
-            f"in process "
-            f"{who.get('pid', '?')} on {who.get('host', '?')} since {since}; wait for it to finish "
-            "or stop it (Ctrl-C, or kill that process), then run again"
+            f"in process {who.get('pid', '?')} on {who.get('host', '?')} since {since}; wait for it to "
+            "finish or stop it (Ctrl-C, or kill that process), then run again"
         ) from None
     try:
         me = {
