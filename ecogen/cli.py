@@ -279,7 +279,9 @@ def run(
 ) -> None:
     """Run a pipeline as a Prefect flow (outputs under runs/PIPELINE/, tracked in MLflow)."""
     root = Path.cwd()
-    places, run_cfg = _run_config(root, pipeline, profile, set_, params, pipelines, place)
+    with _refused():
+        places = parse_places(place or [])
+        run_cfg = resolve_run(root, pipeline, profile, set_ or [], params, pipelines, places)
     _setup_run(run_cfg.params, root)
     if not _ready_to_run(run_cfg, root, profile, resume):
         return
@@ -288,22 +290,6 @@ def run(
     )
     summary = _run_flow(root, run_cfg.name, run_cfg.spec.placed_pools, flow_args)
     _echo_summary(run_cfg, summary, root)
-
-
-def _run_config(
-    root: Path,
-    pipeline: str | None,
-    profile: str | None,
-    set_: list[str] | None,
-    params: Path,
-    pipelines: Path,
-    place: list[str] | None,
-) -> tuple[dict[str, str], RunConfig]:
-    """The ``--place`` options parsed and the run's configuration resolved; a bad one said in one
-    line (exit 2)."""
-    with _refused():
-        places = parse_places(place or [])
-        return places, resolve_run(root, pipeline, profile, set_ or [], params, pipelines, places)
 
 
 def _setup_run(cfg: Params, root: Path) -> None:

@@ -35,10 +35,6 @@ LORA_TARGETS = ("qkv", "proj", "fc1", "fc2")
 REGISTRIES = {"allocation": ("split/allocation", "RULES"), "driver": ("federated/drivers", "DRIVERS")}
 
 
-def _default_domains() -> list[str]:
-    return ["identity", "rotate90", "invert"]
-
-
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,11 +45,10 @@ class DataParams(Section):
     source: str = "fashion_mnist"  # a file of ecogen/data/sources/: fashion_mnist, digits, imagefolder
     # IDX root for fashion_mnist, or the parent of one ImageFolder directory per domain.
     root: str | None = None
-    # One domain per edge; each is a deterministic transform of the base images.
     # One domain per edge.  Built-in sources: each is a deterministic transform of the base images
     # (identity, rotate90, invert, blur, noise, flip).  imagefolder: the names of the domain folders
     # under data.root, each already its own style.
-    domains: list[str] = Field(default_factory=_default_domains, min_length=1)
+    domains: list[str] = Field(default_factory=lambda: ["identity", "rotate90", "invert"], min_length=1)
     # imagefolder only: a transform to apply to a domain folder's images, e.g. {scans: invert}
     transforms: dict[str, DomainName] = Field(default_factory=dict)
     # imagefolder only: the square side every image is brought to (null: the most common shorter

@@ -84,24 +84,13 @@ class Partition:
     public_domain: np.ndarray  # int64, index into ``domains``: the style each public image gets
     domains: list[DomainIndices]
 
-    def train_sets(self) -> dict[str, np.ndarray]:
-        """Every train-pool index set by name (``public``, ``<domain>/edge``, ``<domain>/cluster_<k>``)."""
-        sets = {"public": self.public}
-        for dom in self.domains:
-            sets[f"{dom.name}/edge"] = dom.edge
-            sets.update({f"{dom.name}/cluster_{k}": c.index for k, c in enumerate(dom.clusters)})
-        return sets
-
-    def test_sets(self) -> dict[str, np.ndarray]:
-        return {f"{dom.name}/test": dom.test for dom in self.domains}
-
 
 def check_sizes(
     spec: PartitionSpec,
     train_size: int,
     test_size: int,
-    train_domain: np.ndarray | None = None,
-    test_domain: np.ndarray | None = None,
+    train_domain: np.ndarray | None,
+    test_domain: np.ndarray | None,
 ) -> None:
     """Raise DataError, saying what is needed against what is there, if the pools are too small."""
     n_dom, per = len(spec.domains), spec.train_per_domain

@@ -256,13 +256,3 @@ def _init_linear(m: nn.Module) -> None:
 
 def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-__all__ = [
-    "MAEDecoder",
-    "MaskedAutoencoder",
-    "ViT",
-    "ViTConfig",
-    "parameter_count",
-    "split_segments",
-]

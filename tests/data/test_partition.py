@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ecogen.data.partition import PartitionSpec, dirichlet_sample, label_skew, partition
+from ecogen.data.partition import Partition, PartitionSpec, dirichlet_sample, label_skew, partition
 
 C = 10
 TRAIN = np.repeat(np.arange(C), 300)  # 3000 images, 300 per class
@@ -29,6 +29,15 @@ def _part(spec: PartitionSpec = SPEC, seed: int = 0, **kw):
     return partition(TRAIN, TEST, C, spec, seed, **kw)
 
 
+def _train_sets(p: Partition) -> dict[str, np.ndarray]:
+    """Every train-pool index set by name (``public``, ``<domain>/edge``, ``<domain>/cluster_<k>``)."""
+    sets = {"public": p.public}
+    for dom in p.domains:
+        sets[f"{dom.name}/edge"] = dom.edge
+        sets.update({f"{dom.name}/cluster_{k}": c.index for k, c in enumerate(dom.clusters)})
+    return sets
+
+
 def _assert_disjoint(sets: dict[str, np.ndarray]) -> None:
     for name, idx in sets.items():
         assert len(np.unique(idx)) == len(idx), f"{name} repeats an image"
@@ -38,7 +47,7 @@ def _assert_disjoint(sets: dict[str, np.ndarray]) -> None:
 
 def test_sizes_and_disjointness():
     p = _part()
-    train, test = p.train_sets(), p.test_sets()
+    train, test = _train_sets(p), {f"{d.name}/test": d.test for d in p.domains}
     assert len(train) == 1 + 3 * (1 + 3) and len(test) == 3
     _assert_disjoint(train)
     _assert_disjoint(test)
@@ -51,7 +60,7 @@ def test_sizes_and_disjointness():
 
 def test_same_seed_same_partition_other_seed_differs():
     a, b, c = _part(seed=7), _part(seed=7), _part(seed=8)
-    sa, sb, sc = a.train_sets(), b.train_sets(), c.train_sets()
+    sa, sb, sc = _train_sets(a), _train_sets(b), _train_sets(c)
     assert all(np.array_equal(sa[name], sb[name]) for name in sa)
     assert np.array_equal(a.public_domain, b.public_domain)
     masks = [
@@ -106,7 +115,7 @@ def test_folder_domains_draw_from_their_own_images():
     train_domain = np.arange(len(TRAIN)) % 3
     test_domain = np.arange(len(TEST)) % 3
     p = _part(train_domain=train_domain, test_domain=test_domain)
-    _assert_disjoint(p.train_sets())
+    _assert_disjoint(_train_sets(p))
     for d, dom in enumerate(p.domains):
         assert (train_domain[dom.edge] == d).all() and (test_domain[dom.test] == d).all()
         assert all((train_domain[c.index] == d).all() for c in dom.clusters)
