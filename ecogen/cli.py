@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 import traceback
 from collections.abc import Callable, Iterator
@@ -303,8 +304,13 @@ def _ready_to_run(run_cfg: RunConfig, root: Path, profile: str | None, resume: b
     placed stages, a run that cannot be resumed (exit 2); False: a stream with nothing to take in
     (said, nothing to run)."""
     name, spec, cfg = run_cfg.name, run_cfg.spec, run_cfg.params
-    if spec.placed_pools:
-        _check_placed_pools(cfg, root, spec.placed_pools)
+    if spec.placed_pools:  # the pools exist and can reach the tracking server
+        from ecogen.runtime.placement import check_placeable
+        from ecogen.tracking.uri import resolve_tracking_uri
+
+        with _refused():
+            uri = resolve_tracking_uri(cfg.tracking, root)
+            check_placeable(uri, os.environ.get("PREFECT_API_URL"), spec.placed_pools)
     if cfg.stream.increments is not None:  # a stream with nothing to take in: said, nothing run
         from ecogen.served import NothingToDo, resolve_increment
 
@@ -319,17 +325,6 @@ def _ready_to_run(run_cfg: RunConfig, root: Path, profile: str | None, resume: b
         with _refused(ResumeError):
             resumable(name, cfg, root, profile)
     return True
-
-
-def _check_placed_pools(cfg: Params, root: Path, pools: list[str]) -> None:
-    """The work pools stages are placed on exist and can reach the tracking server (exit 2 if not)."""
-    import os
-
-    from ecogen.runtime.placement import check_placeable
-    from ecogen.tracking.uri import resolve_tracking_uri
-
-    with _refused():
-        check_placeable(resolve_tracking_uri(cfg.tracking, root), os.environ.get("PREFECT_API_URL"), pools)
 
 
 def _flow_args(

@@ -73,11 +73,10 @@ def start_stage_run(
     uri = use_tracking_uri(params.tracking, project_root)
     tags = {STAGE: stage, **(tags or {})}
     run_name = run_name or stage
+    client = MlflowClient()
     if parent_run_id is not None:
         run_id = start_child_run(parent_run_id, run_name, "stage", data_version, tags)
-        client = MlflowClient()
     else:
-        client = MlflowClient()
         exp_id = experiment_id(client, params.tracking.experiment, uri, project_root)
         tags |= {KIND: "stage", DATA_VERSION: data_version or UNKNOWN_VERSION}
         run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
