@@ -114,7 +114,7 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_round": times,
         "rss_before_rounds_mib": _mib(before),
         "peak_rss_mib": _mib(_peak_kib()),
-        "clusters_trained": out.clusters_trained,
+        "clusters_trained": out.per_round("trained"),
         "edge_client_bytes_per_round": [
             sum(v for k, v in r.items() if k.startswith("edge_client/")) for r in out.bytes_per_round
         ],

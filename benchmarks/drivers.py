@@ -74,7 +74,7 @@ def drivers(cfg: ViTConfig, args: argparse.Namespace) -> dict[str, Any]:
             log.info("drivers: %s %s s/round", driver, " ".join(f"{t:.2f}" for t in times))
     s, b = outcomes["serial"], outcomes["batched"]
     per_round = {d: statistics.median(t) for d, t in seconds.items()}
-    images = s.images_per_round[-1]
+    images = s.per_round("images")[-1]
     return {
         "seconds_per_round": per_round,
         "batched_speedup": per_round["serial"] / per_round["batched"],
@@ -82,7 +82,7 @@ def drivers(cfg: ViTConfig, args: argparse.Namespace) -> dict[str, Any]:
         "same_bytes": s.bytes_per_round == b.bytes_per_round,
         "bytes_per_round": s.bytes_per_round[-1],
         "participants": args.clusters + 1,
-        "steps_per_round": s.steps_per_round[-1],
+        "steps_per_round": s.per_round("steps")[-1],
         "images_per_round": images,
         "images_per_s": {d: images / t for d, t in per_round.items()},
         "windows": windows,

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -89,6 +90,9 @@ class RoundRecord:
         return sum(v for k, v in self.bytes.items() if k.startswith(f"{link}/"))
 
 
+RoundField = Literal["accuracy", "steps", "images", "aggregated", "handed_over", "trained"]
+
+
 @dataclass
 class HfslOutcome:
     state: dict[str, Tensor]  # the edge's aggregated tunable modules after the last round
@@ -106,25 +110,10 @@ class HfslOutcome:
     def bytes_per_round(self) -> list[dict[str, int]]:
         return [r.bytes for r in self.records]
 
-    @property
-    def steps_per_round(self) -> list[int]:
-        return [r.steps for r in self.records]
-
-    @property
-    def images_per_round(self) -> list[int]:
-        return [r.images for r in self.records]
-
-    @property
-    def clusters_aggregated(self) -> list[int]:
-        return [r.aggregated for r in self.records]
-
-    @property
-    def handed_over(self) -> list[int]:
-        return [r.handed_over for r in self.records]
-
-    @property
-    def clusters_trained(self) -> list[int]:
-        return [r.trained for r in self.records]
+    def per_round(self, field: RoundField) -> list[float]:
+        """One of the records' counts (``steps``, ``images``, ``aggregated``, ``handed_over``,
+        ``trained``) or ``accuracy``, round by round."""
+        return [getattr(r, field) for r in self.records]
 
 
 def run_hfsl_edges(

@@ -151,8 +151,8 @@ def _edge_result(
             "accuracy": out.accuracy,
             "bytes_d2d": link_bytes(out, "d2d"),
             "bytes_edge_client": link_bytes(out, "edge_client"),
-            "client_images": [float(v) for v in out.images_per_round],
-            "clusters_trained": [float(v) for v in out.clusters_trained],
+            "client_images": [float(v) for v in out.per_round("images")],
+            "clusters_trained": [float(v) for v in out.per_round("trained")],
         },
         params={
             "domain": domain,

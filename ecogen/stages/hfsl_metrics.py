@@ -13,7 +13,7 @@ from ecogen.stages.metric import ENERGY_KWH, Metric, mean
 
 if TYPE_CHECKING:
     from ecogen.config.params import HfslParams
-    from ecogen.federated.hfsl import HfslOutcome
+    from ecogen.federated.hfsl import HfslOutcome, RoundField
     from ecogen.split.channel import LinkClass
 
 START = Metric("accuracy_start", "accuracy", "edge model before HFSL (after its fine-tune)", "Start")
@@ -60,8 +60,8 @@ def edge_metrics(out: HfslOutcome, start: float, tunable: int, full: int, h: Hfs
     """One edge's scalars after its rounds: ``start`` is its accuracy before them, ``tunable`` and
     ``full`` the bytes of its tunable modules and of the whole model."""
 
-    def per_round(values: list[int]) -> float:
-        return mean([float(v) for v in values])
+    def per_round(field: RoundField) -> float:
+        return mean([float(v) for v in out.per_round(field)])
 
     links = {m.key: mean(link_bytes(out, link)) for link, m in LINKS.items()}
     # down + up of the whole model per cluster that takes part per round
@@ -75,11 +75,11 @@ def edge_metrics(out: HfslOutcome, start: float, tunable: int, full: int, h: Hfs
         FULL_MODEL_BYTES.key: float(full),
         FEDAVG_FULL_BYTES.key: float(fedavg_full),
         VS_FEDAVG_FULL.key: links[EDGE_CLIENT_BYTES.key] / fedavg_full,
-        CLIENT_STEPS.key: per_round(out.steps_per_round),
-        CLIENT_IMAGES.key: per_round(out.images_per_round),
-        "clusters_aggregated_per_round": per_round(out.clusters_aggregated),
-        "segments_handed_over_per_round": per_round(out.handed_over),
-        "clusters_trained_per_round": per_round(out.clusters_trained),
+        CLIENT_STEPS.key: per_round("steps"),
+        CLIENT_IMAGES.key: per_round("images"),
+        "clusters_aggregated_per_round": per_round("aggregated"),
+        "segments_handed_over_per_round": per_round("handed_over"),
+        "clusters_trained_per_round": per_round("trained"),
     }
 
 

@@ -53,7 +53,7 @@ def test_a_run_stopped_after_round_two_continues_from_round_three(
     assert "continuing after round 2" in caplog.text
     assert not ckpt.exists()  # gone once the run finished
     assert resumed.bytes_per_round == whole.bytes_per_round
-    assert resumed.steps_per_round == whole.steps_per_round and len(resumed.accuracy) == 4
+    assert resumed.per_round("steps") == whole.per_round("steps") and len(resumed.accuracy) == 4
     gap = max((resumed.state[k] - whole.state[k]).abs().max().item() for k in whole.state)
     assert gap <= 1e-6
 

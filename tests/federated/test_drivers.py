@@ -73,7 +73,7 @@ def test_batched_gives_the_serial_modules_and_bytes(levers: dict) -> None:
     for name in serial:
         s, b = serial[name], batched[name]
         assert s.bytes_per_round == b.bytes_per_round
-        assert s.steps_per_round == b.steps_per_round and s.images_per_round == b.images_per_round
+        assert s.per_round("steps") == b.per_round("steps") and s.per_round("images") == b.per_round("images")
         assert s.state.keys() == b.state.keys()
         gap = max((s.state[k] - b.state[k]).abs().max().item() for k in s.state)
         assert gap <= 1e-5, f"{name}: aggregated modules differ by {gap}"

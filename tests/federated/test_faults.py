@@ -89,8 +89,8 @@ def _run(**levers: object):
 
 def test_a_run_with_dropout_completes_over_the_survivors() -> None:
     clean, dropped = _run(), _run(device_dropout=0.5, dropout_policy="sit_out")
-    assert clean.clusters_aggregated == [4, 4, 4]
-    assert len(dropped.accuracy) == 3 and min(dropped.clusters_aggregated) < 4
+    assert clean.per_round("aggregated") == [4, 4, 4]
+    assert len(dropped.accuracy) == 3 and min(dropped.per_round("aggregated")) < 4
     # offline clusters neither receive nor send: fewer edge↔client bytes
     assert sum(r.get("edge_client/down", 0) for r in dropped.bytes_per_round) < sum(
         r["edge_client/down"] for r in clean.bytes_per_round
@@ -101,13 +101,16 @@ def test_handed_over_segments_keep_clusters_training_and_are_paid_for_in_bytes()
     clean = _run()
     sat_out = _run(device_dropout=0.5, dropout_policy="sit_out")
     handed = _run(device_dropout=0.5, dropout_policy="hand_over")
-    assert sum(handed.clusters_aggregated) > sum(sat_out.clusters_aggregated)
-    assert sum(handed.handed_over) > 0 and sum(sat_out.handed_over) == sum(clean.handed_over) == 0
+    assert sum(handed.per_round("aggregated")) > sum(sat_out.per_round("aggregated"))
+    assert (
+        sum(handed.per_round("handed_over")) > 0
+        and sum(sat_out.per_round("handed_over")) == sum(clean.per_round("handed_over")) == 0
+    )
 
     def total(out, key: str) -> int:
         return sum(r.get(key, 0) for r in out.bytes_per_round)
 
-    if sum(handed.clusters_aggregated) == sum(clean.clusters_aggregated):  # every cluster trained:
+    if sum(handed.per_round("aggregated")) == sum(clean.per_round("aggregated")):  # every cluster trained:
         # a stand-in device gets its segment's frozen weights, and the link inside it carries nothing
         assert total(handed, "edge_client/down") > total(clean, "edge_client/down")
         assert total(handed, "d2d/forward") < total(clean, "d2d/forward")

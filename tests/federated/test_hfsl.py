@@ -126,8 +126,8 @@ def test_local_steps_fix_the_client_compute_and_the_edge_joins_without_links() -
         "e", model, [cluster(1), cluster(2)], lambda m: 0.0, 0, channel, own=cluster(9, labelled=24)
     )
     out = run_hfsl_edges([job], cfg, "cpu")["e"]
-    assert out.steps_per_round == [15, 15]  # 5 steps × (2 clusters + the edge)
-    assert out.images_per_round == [60, 60]  # batches of 4 labelled images
+    assert out.per_round("steps") == [15, 15]  # 5 steps × (2 clusters + the edge)
+    assert out.per_round("images") == [60, 60]  # batches of 4 labelled images
     # the edge's own training crosses no link: only the two clusters' modules go down and up
     assert out.bytes_per_round[0]["edge_client/down"] == 2 * state_bytes(tunable_state(model))
 

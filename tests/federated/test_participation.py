@@ -94,8 +94,8 @@ def test_only_the_drawn_clusters_are_read_and_trained() -> None:
     expected = [k for r in range(3) for k in drawn(SEED, r, n, cfg)]
     assert reads == expected  # each drawn cluster read once in its round, no other cluster ever
     assert len(set(range(n)) - set(reads)) >= 3
-    assert out.clusters_trained == out.clusters_aggregated == [3, 3, 3]
-    assert out.steps_per_round == [(3 + 1) * 2] * 3  # three clusters and the edge's own, 2 steps each
+    assert out.per_round("trained") == out.per_round("aggregated") == [3, 3, 3]
+    assert out.per_round("steps") == [(3 + 1) * 2] * 3  # three clusters and the edge's own, 2 steps each
 
 
 def test_a_drawn_round_is_fedavg_over_the_drawn_clusters_only() -> None:
@@ -120,7 +120,7 @@ def test_every_cluster_a_round_is_the_run_without_drawing() -> None:
     plain, all_drawn = _run(4, rounds=2), _run(4, rounds=2, clusters_per_round=4)
     assert all(torch.equal(plain.state[k], all_drawn.state[k]) for k in plain.state)
     assert plain.bytes_per_round == all_drawn.bytes_per_round
-    assert plain.clusters_trained == [4, 4]
+    assert plain.per_round("trained") == [4, 4]
 
 
 def test_bytes_follow_the_clusters_drawn() -> None:
@@ -137,12 +137,12 @@ def test_bytes_follow_the_clusters_drawn() -> None:
 def test_faults_strike_among_the_drawn_clusters() -> None:
     tunable = state_bytes(tunable_state(_model()))
     out = _run(10, rounds=4, clusters_per_round=4, device_dropout=0.5, dropout_policy="sit_out")
-    assert all(t <= 4 for t in out.clusters_trained) and min(out.clusters_trained) < 4
+    assert all(t <= 4 for t in out.per_round("trained")) and min(out.per_round("trained")) < 4
     # an offline cluster receives nothing: the bytes follow the clusters that trained
     downs = [r.get("edge_client/down", 0) for r in out.bytes_per_round]
-    assert downs == [t * tunable for t in out.clusters_trained]
+    assert downs == [t * tunable for t in out.per_round("trained")]
     late = _run(10, rounds=4, clusters_per_round=4, straggler_rate=0.5)
-    assert late.clusters_trained == [4] * 4 and min(late.clusters_aggregated) < 4
+    assert late.per_round("trained") == [4] * 4 and min(late.per_round("aggregated")) < 4
 
 
 def test_edges_that_draw_still_meet_at_the_cloud() -> None:
@@ -153,7 +153,7 @@ def test_edges_that_draw_still_meet_at_the_cloud() -> None:
     ]
     out = run_hfsl_edges(jobs, cfg, "cpu")
     assert all(torch.equal(out["a"].state[k], out["b"].state[k]) for k in out["a"].state)
-    assert out["a"].clusters_trained == out["b"].clusters_trained == [2, 2]
+    assert out["a"].per_round("trained") == out["b"].per_round("trained") == [2, 2]
 
 
 class Stop(Exception):
@@ -177,7 +177,7 @@ def test_a_drawing_run_stopped_after_round_two_resumes(tmp_path: Path) -> None:
     resumed = _run(6, checkpoint=ckpt, **levers)
     assert not ckpt.exists()
     assert resumed.bytes_per_round == whole.bytes_per_round
-    assert resumed.clusters_trained == whole.clusters_trained == [2] * 4
+    assert resumed.per_round("trained") == whole.per_round("trained") == [2] * 4
     assert max((resumed.state[k] - whole.state[k]).abs().max().item() for k in whole.state) <= 1e-6
 
 
