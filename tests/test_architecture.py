@@ -15,8 +15,8 @@ import pytest
 import ecogen
 from ecogen.config.params import DataParams, HfslParams
 from ecogen.data.sources import source_names
-from ecogen.federated.strategies import method_names
 from ecogen.federated.drivers import DRIVERS
+from ecogen.federated.strategies import method_names
 from ecogen.plugins import SOURCES, plugin_constant, plugin_names, registry_keys
 from ecogen.split.allocation import RULES
 

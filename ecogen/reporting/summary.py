@@ -29,12 +29,14 @@ ROUNDS_PARAM = "hfsl.rounds"
 ECOGEN = "ecogen"  # EcoGen as params.yaml configures it (labels only since the HFSL study)
 SEMI_SUPERVISED = "ecogen-ssl"  # the same with an unlabelled loss (FixMatch) switched on
 POOLED_LABELS = "pooled-labels"  # central training on exactly the federation's labels, same client compute
+EDGE_ALONE = "edge-alone"  # the edge on its own labels at its participant's schedule, no clusters
 CENTRALIZED = "centralized"  # the oracle: all client data in one place
 FEDAVG_FULL = "fedavg-full"
 BASELINE_ROWS = (
     ECOGEN,
     SEMI_SUPERVISED,
     POOLED_LABELS,
+    EDGE_ALONE,
     CENTRALIZED,
     "local",
     FEDAVG_FULL,

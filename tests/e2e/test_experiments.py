@@ -68,7 +68,8 @@ def test_every_row_and_replicate_is_a_tagged_run_on_shared_stages(project: Path)
     rows = {r.data.tags["ecogen.row"]: r for r in trials}
     assert set(rows) == set(read_yaml(project / "pipelines.yaml")["pipelines"]["baselines"]["trials"]["rows"])
     assert {r.data.params["hfsl.method"] for r in trials} == {
-        "ecogen", "centralized", "pooled_labels", "local", "fedavg_full", "fedavg_peft", "splitfed"
+        "ecogen", "centralized", "pooled_labels", "edge_alone", "local", "fedavg_full", "fedavg_peft",
+        "splitfed",
     }  # fmt: skip
     assert {r.data.tags["ecogen.data_version"] for r in trials} == {
         client.search_runs([exp], "tags.`ecogen.pipeline` = 'baselines' AND tags.`ecogen.stage` = 'prepare'")[

@@ -14,6 +14,7 @@ from ecogen.reporting.summary import (
     BASELINE_ROWS,
     CENTRALIZED,
     ECOGEN,
+    EDGE_ALONE,
     FEDAVG_FULL,
     POOLED_LABELS,
     SEMI_SUPERVISED,
@@ -28,6 +29,7 @@ from ecogen.reporting.summary import (
 from ecogen.reporting.targets import (
     SEMI_SUPERVISED_GAIN,
     check_targets,
+    clusters_worth_having,
     communication,
     default_hfsl_gain,
     dropout_cost,
@@ -153,11 +155,11 @@ def test_count_duration_and_signed_formats() -> None:
     assert Stat(-0.002, 0.0, 1).format(signed=True) == "-0.002 ± —"
 
 
-def test_pooled_labels_is_a_baseline_row_after_the_ecogen_rows() -> None:
+def test_pooled_labels_and_the_edge_alone_are_baseline_rows_after_the_ecogen_rows() -> None:
     assert (
-        BASELINE_ROWS[:3]
-        == (ECOGEN, SEMI_SUPERVISED, POOLED_LABELS)
-        == ("ecogen", "ecogen-ssl", "pooled-labels")
+        BASELINE_ROWS[:4]
+        == (ECOGEN, SEMI_SUPERVISED, POOLED_LABELS, EDGE_ALONE)
+        == ("ecogen", "ecogen-ssl", "pooled-labels", "edge-alone")
     )
 
 
@@ -177,6 +179,7 @@ def baselines(**ends: float) -> dict[str, RowSummary]:
         "ecogen": ECOGEN,
         "ssl": SEMI_SUPERVISED,
         "pooled": POOLED_LABELS,
+        "alone": EDGE_ALONE,
         "oracle": CENTRALIZED,
         "full": FEDAVG_FULL,
     }
@@ -241,10 +244,10 @@ def test_communication_falls_back_to_the_computed_fedavg_cost() -> None:
 
 
 def test_semi_supervised_gain() -> None:
-    assert SEMI_SUPERVISED_GAIN == 0.01
-    assert semi_supervised_gain(baselines(ssl=0.95, ecogen=0.94)).status == "PASS"  # exactly one point
-    miss = semi_supervised_gain(baselines(ssl=0.95, ecogen=0.945))
-    assert miss.status == "MISS" and miss.value == pytest.approx(0.005) and miss.threshold == 0.01
+    assert SEMI_SUPERVISED_GAIN == 0.015
+    assert semi_supervised_gain(baselines(ssl=0.955, ecogen=0.94)).status == "PASS"  # exactly 1.5 points
+    miss = semi_supervised_gain(baselines(ssl=0.95, ecogen=0.94))
+    assert miss.status == "MISS" and miss.value == pytest.approx(0.01) and miss.threshold == 0.015
     assert semi_supervised_gain(baselines(ecogen=0.95)).status == "not run"
 
 
@@ -273,6 +276,15 @@ def test_labels_only_within_reach_of_pooled_labels() -> None:
     miss = labels_only_vs_central(baselines(ecogen=0.74, pooled=0.76))
     assert miss.status == "MISS" and miss.value == pytest.approx(0.02)
     assert labels_only_vs_central(baselines(ecogen=0.74)).status == "not run"
+
+
+def test_clusters_worth_having_over_the_edge_alone() -> None:
+    ok = clusters_worth_having(baselines(ecogen=0.76, alone=0.74))  # exactly 2 points
+    assert ok.status == "PASS" and ok.value == pytest.approx(0.02) and ok.threshold == 0.02
+    assert ok.measured == "0.760 − 0.740 = +0.020"
+    miss = clusters_worth_having(baselines(ecogen=0.76, alone=0.75))
+    assert miss.status == "MISS" and miss.value == pytest.approx(0.01)
+    assert clusters_worth_having(baselines(ecogen=0.76)).status == "not run"
 
 
 def test_table3_most_vs_fewest_clusters() -> None:
@@ -353,6 +365,7 @@ def test_check_targets_without_any_run_is_all_not_run() -> None:
     assert [c.key for c in checks] == [
         "hfsl_gain",
         "labels_only_vs_central",
+        "clusters_worth_having",
         "semi_supervised_gain",
         "end_above_first",
         "table3_clusters_gain",

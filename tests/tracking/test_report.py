@@ -23,6 +23,7 @@ BASELINE_ENDS = {  # row → end accuracy per replicate; first round = end − 0
     "ecogen": [0.95, 0.96],
     "ecogen-ssl": [0.965, 0.98],
     "pooled-labels": [0.93, 0.94],
+    "edge-alone": [0.92, 0.93],
     "centralized": [0.97, 0.98],
     "fedavg-full": [0.94, 0.95],
 }
@@ -35,6 +36,7 @@ MINUTES = {"table3": 21.5, "baselines": 16.75, "hfsl-study": 30.0}  # wall time 
 TARGETS = (
     "HFSL lifts the EcoGen edge model: ecogen end − start (baselines)",
     "EcoGen labels only vs central training on the same labels, same client compute",
+    "The clusters are worth having: ecogen − edge alone end",
     "Unlabelled data helps: ecogen-ssl − ecogen (labels only) end",
     "Table 3: end > first in every row",
     "Table 3: most clusters vs fewest clusters, end accuracy",
@@ -281,7 +283,7 @@ def test_report_numbers_match_the_runs(
     assert cells(md, "table3")[1:3] == [f"`{store['table3']}`", "—"]
     assert cells(md, "table3")[-1] == "21 min 30 s"  # the pipeline run's end − start
     assert cells(md, "baselines")[1:4] == [f"`{store['baselines']}`", "—", "FAILED"]
-    assert cells(md, "baselines")[5] == "10 (+2 unfinished or rerun, left out)"
+    assert cells(md, "baselines")[5] == "12 (+2 unfinished or rerun, left out)"
     assert cells(md, "default")[1:6] == [
         f"`{store['default']}`",
         "—",
@@ -323,10 +325,10 @@ def test_report_numbers_match_the_runs(
 
     assert [cells(md, t)[-1] for t in TARGETS] == ["**PASS**"] * len(TARGETS)
     assert cells(md, TARGETS[0])[1] == f"start {START_ACC:.3f}, end {end:.3f}: gain {end - START_ACC:+.3f}"
-    assert cells(md, TARGETS[7])[1] == "0.770 − 0.740 = +0.030"  # the finished run's finished hfsl
-    assert cells(md, TARGETS[8])[1] == "table3 21 min 30 s; baselines 16 min 45 s; hfsl-study 30 min 00 s"
-    assert cells(md, TARGETS[11])[1] == "0.766 − 0.759 = +0.007"  # means over the replicates
-    assert cells(md, TARGETS[12])[1] == "sign-flip-median +0.013, sign-flip-trimmed +0.016; fedavg +0.305"
+    assert cells(md, TARGETS[8])[1] == "0.770 − 0.740 = +0.030"  # the finished run's finished hfsl
+    assert cells(md, TARGETS[9])[1] == "table3 21 min 30 s; baselines 16 min 45 s; hfsl-study 30 min 00 s"
+    assert cells(md, TARGETS[12])[1] == "0.766 − 0.759 = +0.007"  # means over the replicates
+    assert cells(md, TARGETS[13])[1] == "sign-flip-median +0.013, sign-flip-trimmed +0.016; fedavg +0.305"
 
     data = json.loads((out / "report.json").read_text())
     assert data["table3"]["c3"]["accuracy"]["mean"] == pytest.approx(
