@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData, Split, to_float
@@ -34,38 +34,32 @@ from ecogen.workspace import Workspace
 log = logging.getLogger("ecogen.relay")
 
 
-def upload_modules(params: Params, ws: Workspace, channel: Channel) -> dict[str, TunableModules]:
-    """Every edge sends its HFSL-tuned modules (the only thing an edge ever sends the cloud)."""
-    uploads: dict[str, TunableModules] = {}
-    for domain in params.data.domains:
-        path = ws.hfsl(domain) / "tunable.pt"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run hfsl (method ecogen) before relay")
-        blob = torch.load(path, weights_only=True)
-        uploads[domain] = channel.send(TunableModules(blob["state"]), "cloud_edge", "up")
-    return uploads
-
-
-def upload_prototypes(params: Params, ws: Workspace, channel: Channel) -> dict[str, StylePrototypes]:
-    """Every edge sends the style prototypes its finetune stage computed (class means of the FM's
-    token features on its labelled set), for the relay's routing."""
-    out: dict[str, StylePrototypes] = {}
-    for domain in params.data.domains:
-        path = ws.edge(domain) / PROTOTYPES
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run finetune again (relay.weighting is routed)")
-        proto = torch.load(path, weights_only=True)
-        out[domain] = channel.send(StylePrototypes(proto), "cloud_edge", "up")
-    return out
+def _edge_file(path: Path, missing: str) -> Any:
+    """What an edge sends the cloud, read from its workspace (``missing``: how to make it)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {missing}")
+    return torch.load(path, weights_only=True)
 
 
 def relay(params: Params, ws: Workspace) -> StageResult:
     fm = load_fm(ws.fm)
     data = PreparedData(ws.data)
     channel = Channel()
-    uploads = upload_modules(params, ws, channel)
+    domains = params.data.domains
+    # every edge sends its HFSL-tuned modules (the only thing an edge ever sends the cloud) and, for
+    # the routed weighting, the style prototypes its finetune stage computed
+    tuned = {
+        d: _edge_file(ws.hfsl(d) / "tunable.pt", "run hfsl (method ecogen) before relay") for d in domains
+    }
+    uploads = {
+        d: channel.send(TunableModules(blob["state"]), "cloud_edge", "up") for d, blob in tuned.items()
+    }
     modules_up = channel.ledger.total("cloud_edge")
-    prototypes = upload_prototypes(params, ws, channel) if params.relay.weighting == "routed" else None
+    prototypes = None
+    if params.relay.weighting == "routed":
+        missing = "run finetune again (relay.weighting is routed)"
+        found = {d: _edge_file(ws.edge(d) / PROTOTYPES, missing) for d in domains}
+        prototypes = {d: channel.send(StylePrototypes(p), "cloud_edge", "up") for d, p in found.items()}
     public = data.public()
     out = run_relay(
         fm, uploads, public, params.relay, params.peft, params.accelerator, params.seed, prototypes
@@ -75,11 +69,15 @@ def relay(params: Params, ws: Workspace) -> StageResult:
     torch.save(out.naive.state_dict(), ws.relay / "naive.pt")
 
     # measurement: every model on every domain's held-out test set
-    tests = {d: data.test(d) for d in params.data.domains}
+    tests = {d: data.test(d) for d in domains}
     acc = _measure(params, fm, out, tests, prototypes)
     best = acc.best_edge()
-    grids = _fm_samples(params, ws, fm, new_fm, to_float(public[:8]))
-    metrics = _relay_metrics(acc, best, out, new_fm, _upload_traffic(uploads, channel, modules_up))
+    sample, ratio = to_float(public[:8]), params.pretrain.mask_ratio
+    grids = [  # the FM's reconstructions of public images before and after the relay
+        reconstruction_grid(m, sample, ratio, ws.plots / f"relay_fm_{when}.png", params.seed)
+        for when, m in (("before", fm), ("after", new_fm))
+    ]
+    metrics = _relay_metrics(acc, best, out, new_fm, uploads, channel.ledger.total("cloud_edge"), modules_up)
     log.info(
         "relay: FM %.4f, naive %.4f, best edge (%s) %.4f mean accuracy over %d domains",
         metrics["fm_mean_accuracy"],
@@ -137,36 +135,17 @@ def _measure(
     return _Accuracies(fm_acc, naive_acc, edge_acc, routing)
 
 
-def _fm_samples(
-    params: Params, ws: Workspace, fm: MaskedAutoencoder, new_fm: MaskedAutoencoder, sample: Tensor
-) -> list[Path]:
-    """The FM's reconstructions of ``sample`` before and after the relay, as plots."""
-    return [
-        reconstruction_grid(
-            fm, sample, params.pretrain.mask_ratio, ws.plots / "relay_fm_before.png", params.seed
-        ),
-        reconstruction_grid(
-            new_fm, sample, params.pretrain.mask_ratio, ws.plots / "relay_fm_after.png", params.seed
-        ),
-    ]
-
-
-def _upload_traffic(
-    uploads: dict[str, TunableModules], channel: Channel, modules_up: int
-) -> dict[str, float]:
-    """What the edges sent the cloud: modules per edge, all of it, prototypes per edge."""
-    tunable = {d: state_bytes(u.state) for d, u in uploads.items()}
-    return {
-        "upload_bytes_per_edge": mean([float(v) for v in tunable.values()]),
-        "cloud_edge_up_bytes": float(channel.ledger.total("cloud_edge")),
-        "prototype_bytes_per_edge": (channel.ledger.total("cloud_edge") - modules_up) / len(uploads),
-    }
-
-
 def _relay_metrics(
-    acc: _Accuracies, best: str, out: RelayOutcome, new_fm: MaskedAutoencoder, traffic: dict[str, float]
+    acc: _Accuracies,
+    best: str,
+    out: RelayOutcome,
+    new_fm: MaskedAutoencoder,
+    uploads: dict[str, TunableModules],
+    up_bytes: int,
+    modules_up: int,
 ) -> dict[str, float]:
-    """The stage's metrics: mean accuracies and the FM's margins, traffic, sizes, then per domain."""
+    """The stage's metrics: mean accuracies and the FM's margins, traffic (what the edges sent the
+    cloud: modules per edge, all of it, prototypes per edge), sizes, then per domain."""
     fm_mean, naive_mean = mean(list(acc.fm.values())), mean(list(acc.naive.values()))
     best_mean = mean(list(acc.edges[best].values()))
     return {
@@ -175,7 +154,9 @@ def _relay_metrics(
         "best_edge_mean_accuracy": best_mean,
         "fm_vs_best_edge": fm_mean - best_mean,
         "fm_vs_naive": fm_mean - naive_mean,
-        **traffic,
+        "upload_bytes_per_edge": mean([float(state_bytes(u.state)) for u in uploads.values()]),
+        "cloud_edge_up_bytes": float(up_bytes),
+        "prototype_bytes_per_edge": (up_bytes - modules_up) / len(uploads),
         "fm_bytes": float(module_bytes(new_fm.encoder)),
         "transfer_images": float(out.transfer_images),
         **{f"fm_accuracy_{d}": a for d, a in acc.fm.items()},
