@@ -9,17 +9,13 @@ from ecogen.config.load import (
     profile_overrides,
 )
 from ecogen.config.params import Params
-from ecogen.config.pipelines import STAGE_ORDER, Pipeline, Pipelines, StageName, Trial, Trials
+from ecogen.config.pipelines import STAGE_ORDER, Pipeline
 
 __all__ = [
     "STAGE_ORDER",
     "ConfigError",
     "Params",
     "Pipeline",
-    "Pipelines",
-    "StageName",
-    "Trial",
-    "Trials",
     "expand_trials",
     "load_params",
     "load_pipelines",

@@ -133,17 +133,3 @@ class Channel:
             raise TypeError(f"{type(payload).__name__} must map names to tensors")
         self.ledger.record(link, direction, payload_bytes(payload))
         return self.transport.deliver(payload)
-
-
-__all__ = [
-    "Activation",
-    "ByteLedger",
-    "Channel",
-    "Gradient",
-    "InProcessTransport",
-    "LinkClass",
-    "SegmentWeights",
-    "StylePrototypes",
-    "TunableModules",
-    "payload_bytes",
-]
