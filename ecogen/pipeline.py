@@ -59,13 +59,7 @@ from ecogen.tracking.runs import (
 from ecogen.tracking.source import params_hash
 from ecogen.tracking.stage import StageRun
 from ecogen.tracking.uri import server_gone, tracking_lost
-from ecogen.versioning import (
-    data_version_from_lock,
-    ensure_dvc_repo,
-    hash_data,
-    show_last_run,
-    version_data,
-)
+from ecogen.versioning import data_version_from_lock, ensure_dvc_repo, hash_data, show_last_run, version_data
 from ecogen.workspace import Workspace
 
 log = logging.getLogger("ecogen.pipeline")

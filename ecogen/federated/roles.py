@@ -49,12 +49,7 @@ class ClusterClient:
 
     @classmethod
     def of(
-        cls,
-        edge_model: nn.Module,
-        data: Split,
-        devices: int,
-        split: bool = True,
-        rule: str = "balanced",
+        cls, edge_model: nn.Module, data: Split, devices: int, split: bool = True, rule: str = "balanced"
     ) -> ClusterClient:
         """A cluster holding a copy of ``edge_model``, cut over ``devices`` devices when ``split``."""
         model = copy.deepcopy(edge_model)

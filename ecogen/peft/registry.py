@@ -13,11 +13,7 @@ from ecogen.peft.prompt import apply_head_only, apply_prompt
 
 PeftFn = Callable[[ViT, PeftParams], nn.Module]
 
-PEFT_METHODS: dict[str, PeftFn] = {
-    "lora": apply_lora,
-    "prompt": apply_prompt,
-    "head": apply_head_only,
-}
+PEFT_METHODS: dict[str, PeftFn] = {"lora": apply_lora, "prompt": apply_prompt, "head": apply_head_only}
 
 
 def apply_peft(model: ViT, cfg: PeftParams) -> nn.Module:

@@ -78,10 +78,7 @@ def stage_models(client: MlflowClient, pipeline_run_id: str, stage: str) -> dict
     exp = parent.info.experiment_id
     query = f"tags.`mlflow.parentRunId` = '{pipeline_run_id}' AND tags.`{STAGE}` = '{stage}'"
     runs = client.search_runs(
-        [exp],
-        f"{query} AND tags.`{KIND}` = 'stage'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+        [exp], f"{query} AND tags.`{KIND}` = 'stage'", order_by=["attributes.start_time DESC"], max_results=1
     )
     if not runs:
         return {}

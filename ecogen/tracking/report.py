@@ -2,9 +2,9 @@
 
 For each pipeline name the latest usable pipeline run is taken (FINISHED, or FAILED with at least
 one finished trial), and only the ``hfsl`` trial runs nested directly under it.  Their metrics and
-accuracy histories become :class:`~ecogen.reporting.Trial` records for the pure
+accuracy histories become :class:`~ecogen.reporting.summary.Trial` records for the pure
 :mod:`ecogen.reporting` modules.  The ``cycles`` pipeline (FINISHED, or FAILED after at least one
-finished relay) becomes one :class:`~ecogen.reporting.Cycle` per cycle instead: its finetune, hfsl
+finished relay) becomes one :class:`~ecogen.reporting.cycles.Cycle` per cycle instead: its finetune, hfsl
 and relay stage runs (tag ``ecogen.cycle``) and their edge runs.  The ``default`` chain has no
 trials: only the hfsl stage run of its newest FINISHED run is read, for one target, and the run is
 listed among the sources only when there is one.  Each pipeline run's wall time (end − start; a
@@ -27,12 +27,7 @@ from mlflow.entities import Metric, Run
 
 from ecogen.config.params import Params
 from ecogen.reporting import figures, tables
-from ecogen.reporting.cycles import (
-    BEST_EDGE,
-    CYCLE_STAGES,
-    CYCLES_PIPELINE,
-    Cycle,
-)
+from ecogen.reporting.cycles import BEST_EDGE, CYCLE_STAGES, CYCLES_PIPELINE, Cycle
 from ecogen.reporting.stream import StreamPoint, stream_checks, stream_csv, stream_markdown
 from ecogen.reporting.summary import (
     BASELINES_PIPELINE,

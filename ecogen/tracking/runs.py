@@ -191,11 +191,7 @@ def start_pipeline_run(
 
 
 def start_child_run(
-    parent_run_id: str,
-    name: str,
-    kind: str,
-    data_version: str | None,
-    tags: Mapping[str, str] | None = None,
+    parent_run_id: str, name: str, kind: str, data_version: str | None, tags: Mapping[str, str] | None = None
 ) -> str:
     """A run nested under ``parent_run_id`` in the parent's experiment.
 

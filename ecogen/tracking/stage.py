@@ -159,7 +159,6 @@ def _log_measurements(client: MlflowClient, handle: StageRun) -> None:
         values |= handle.energy.metrics()
         tags = handle.energy.tags
     client.log_batch(
-        handle.run_id,
-        metrics=[Metric(key, float(value), now, 0) for key, value in values.items()],
+        handle.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in values.items()]
     )
     log_tags(client, handle.run_id, tags)
