@@ -69,17 +69,8 @@ def increments(points: Sequence[StreamPoint]) -> list[int]:
 
 
 def stream_markdown(points: Sequence[StreamPoint]) -> str:
-    head = [
-        "increment",
-        "continuous",
-        "retrain",
-        "frozen",
-        "drift (cont.)",
-        "edges drifted",
-        "promoted",
-        "images trained cont./retrain",
-        "wall time cont./retrain",
-    ]
+    head = ["increment", "continuous", "retrain", "frozen", "drift (cont.)", "edges drifted", "promoted"]
+    head += ["images trained cont./retrain", "wall time cont./retrain"]
     body = []
     for i in increments(points):
         cont, retr = _at(points, CONTINUOUS, i), _at(points, RETRAIN, i)
@@ -89,19 +80,12 @@ def stream_markdown(points: Sequence[StreamPoint]) -> str:
         ratio = f"{_ratio(cont, retr, 'compute_s'):.2f}×" if cont and retr else "—"
         images = f"{_ratio(cont, retr, 'compute_images'):.2f}×" if cont and retr else "—"
         shifted = " (shift)" if cont and cont[0].shift_at is not None and i >= cont[0].shift_at else ""
-        body.append(
-            [
-                f"{i}{shifted}",
-                _pm([p.served_newest for p in cont]),
-                _pm([p.served_newest for p in retr]),
-                _pm(frozen),
-                _pm(drift),
-                f"{mean(share):.2f}" if share else "—",
-                f"{mean(p.promoted for p in cont):.2f}" if cont else "—",
-                images,
-                ratio,
-            ]
-        )
+        accuracy = [_pm([p.served_newest for p in cont]), _pm([p.served_newest for p in retr]), _pm(frozen)]
+        shares = [
+            f"{mean(share):.2f}" if share else "—",
+            f"{mean(p.promoted for p in cont):.2f}" if cont else "—",
+        ]
+        body.append([f"{i}{shifted}", *accuracy, _pm(drift), *shares, images, ratio])
     seeds = sorted({p.seed for p in points})
     return (
         "## Stream: continuous vs retrain vs frozen\n\n"

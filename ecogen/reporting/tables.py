@@ -110,36 +110,11 @@ def header_markdown(
         trials = f"{s.trials} {s.unit}".strip()
         trials += f" (+{s.skipped} unfinished or rerun, left out)" if s.skipped else ""
         started = s.started.strftime("%Y-%m-%d %H:%M UTC") if s.started else DASH
-        body.append(
-            [
-                s.pipeline,
-                f"`{s.run_id}`",
-                s.profile or DASH,
-                s.status,
-                started,
-                trials,
-                p.get("data.source", DASH),
-                model,
-                p.get("data.labelled_fraction", DASH),
-                p.get("hfsl.rounds", DASH),
-                _span(s.replicates),
-                format_duration(s.wall_s),
-            ]
-        )
-    head = [
-        "Pipeline",
-        "MLflow run",
-        "Profile",
-        "Status",
-        "Started",
-        "Trials",
-        "Data",
-        "Model (ViT)",
-        "λ",
-        "Rounds",
-        "Replicates",
-        "Wall time",
-    ]
+        run = [s.pipeline, f"`{s.run_id}`", s.profile or DASH, s.status, started, trials]
+        data = [p.get("data.source", DASH), model, p.get("data.labelled_fraction", DASH)]
+        body.append([*run, *data, p.get("hfsl.rounds", DASH), _span(s.replicates), format_duration(s.wall_s)])
+    head = ["Pipeline", "MLflow run", "Profile", "Status", "Started", "Trials", "Data", "Model (ViT)", "λ"]
+    head += ["Rounds", "Replicates", "Wall time"]
     made_with = f" made with profile `{profile}`" if profile else ""
     return (
         "# EcoGen comparison report\n\n"
@@ -205,33 +180,13 @@ def baselines_markdown(baselines: Rows | None, pipeline: str = "baselines") -> s
             continue
         end = s.mean(END)
         ratio = DASH if end is None or not oracle else f"{end / oracle:.3f}"
-        vs_full = _vs_full(s, baselines)
-        body.append(
-            [
-                row,
-                *(_cell(s, m) for m in (FIRST, END, GAIN)),
-                ratio,
-                _cell(s, EDGE_CLIENT_BYTES),
-                DASH if vs_full is None else format_value(VS_FEDAVG_FULL, vs_full),
-                _cell(s, D2D_BYTES),
-                client_compute(s),
-                _cell(s, ENERGY_KWH),
-                _cell(s, DURATION_S),
-            ]
-        )
-    head = [
-        "Method",
-        "First",
-        "End",
-        "Gain vs start",
-        "End / oracle",
-        EDGE_CLIENT_BYTES.column,
-        "vs FedAvg-full",
-        D2D_BYTES.column,
-        "Client compute (steps × images per round)",
-        ENERGY_KWH.column,
-        DURATION_S.column,
-    ]
+        vs_full = DASH if (v := _vs_full(s, baselines)) is None else format_value(VS_FEDAVG_FULL, v)
+        cost = [_cell(s, D2D_BYTES), client_compute(s), _cell(s, ENERGY_KWH), _cell(s, DURATION_S)]
+        accuracy = [_cell(s, m) for m in (FIRST, END, GAIN)]
+        body.append([row, *accuracy, ratio, _cell(s, EDGE_CLIENT_BYTES), vs_full, *cost])
+    head = ["Method", "First", "End", "Gain vs start", "End / oracle", EDGE_CLIENT_BYTES.column]
+    head += ["vs FedAvg-full", D2D_BYTES.column, "Client compute (steps × images per round)"]
+    head += [ENERGY_KWH.column, DURATION_S.column]
     return title + _table(head, body)
 
 
@@ -390,16 +345,9 @@ def study_csv(study: Rows | None, path: Path) -> Path:
     body: list[list[object]] = []
     for row, s in (study or {}).items():
         stats = [s.stat(k) for k in ACCURACIES]
-        body.append(
-            [
-                row,
-                "" if s.rounds is None else s.rounds,
-                *(_num(st.mean if st else None) for st in stats),
-                *(_num(st.std if st else None) for st in stats),
-                *(_num(s.mean(m)) for m in means),
-                s.replicates,
-            ]
-        )
+        spread = [_num(getattr(st, field) if st else None) for field in ("mean", "std") for st in stats]
+        rounds = "" if s.rounds is None else s.rounds
+        body.append([row, rounds, *spread, *(_num(s.mean(m)) for m in means), s.replicates])
     short = ("start", "first", "end", "gain")  # ACCURACIES, as the CSV names them
     head = ["row", "rounds", *short, *(f"{a}_std" for a in short), *(m.key for m in means), "replicates"]
     return _write_csv(path, head, body)

@@ -82,12 +82,24 @@ def _end(rows: Rows | None, row: str) -> float | None:
     return None if rows is None or row not in rows else rows[row].mean(END)
 
 
-def _end_difference(rows: Rows | None, row: str, other: str) -> tuple[float, str] | None:
-    """END of ``row`` − END of ``other``, and how it was measured; None when either is missing."""
-    ours, theirs = _end(rows, row), _end(rows, other)
+def _end_difference(
+    rows: Rows | None,
+    pipeline: str,
+    pair: tuple[str, str],
+    bound: float,
+    at_most: bool,
+    said: tuple[str, ...],
+) -> TargetCheck:
+    """END of ``pair[0]`` − END of ``pair[1]`` ≤ ``bound`` (``at_most``) or ≥ it; not run when either
+    of ``pipeline``'s rows is missing.  ``said``: the check's key, claim and requirement."""
+    key, claim, required = said
+    ours, theirs = _end(rows, pair[0]), _end(rows, pair[1])
     if ours is None or theirs is None:
-        return None
-    return ours - theirs, f"{ours:.3f} − {theirs:.3f} = {ours - theirs:+.3f}"
+        return _not_run(key, claim, required, f"needs {pipeline} rows {pair[0]} and {pair[1]}")
+    value = ours - theirs
+    ok = value <= bound + EPS if at_most else value >= bound - EPS
+    measured = f"{ours:.3f} − {theirs:.3f} = {value:+.3f}"
+    return TargetCheck(key, claim, measured, required, _status(ok), value, bound)
 
 
 def ecogen_vs_oracle(baselines: Rows | None, ratio: float = ORACLE_RATIO) -> TargetCheck:
@@ -250,37 +262,23 @@ def labels_only_vs_central(baselines: Rows | None, gap: float = LABELS_ONLY_GAP)
     """pooled-labels END − ecogen END ≤ ``gap``: federated split training on the federation's labels
     (EcoGen's defaults train on labels only) loses little to training centrally on exactly those
     labels, at the same client compute."""
-    key = "labels_only_vs_central"
     claim = "EcoGen labels only vs central training on the same labels, same client compute"
-    required = f"pooled-labels − ecogen ≤ {gap:+.3f}"
-    if (difference := _end_difference(baselines, POOLED_LABELS, ECOGEN)) is None:
-        return _not_run(key, claim, required, "needs baselines rows pooled-labels and ecogen")
-    value, measured = difference
-    return TargetCheck(key, claim, measured, required, _status(value <= gap + EPS), value, gap)
+    said = ("labels_only_vs_central", claim, f"pooled-labels − ecogen ≤ {gap:+.3f}")
+    return _end_difference(baselines, "baselines", (POOLED_LABELS, ECOGEN), gap, True, said)
 
 
 def clusters_worth_having(baselines: Rows | None, gain: float = CLUSTERS_WORTH) -> TargetCheck:
     """ecogen END − edge-alone END ≥ ``gain``: what the clusters add beside the edge's own training
     on its labels at the same schedule (the edge joins EcoGen's rounds)."""
-    key, claim = "clusters_worth_having", "The clusters are worth having: ecogen − edge alone end"
-    required = f"≥ {gain:+.3f}"
-    if (difference := _end_difference(baselines, ECOGEN, EDGE_ALONE)) is None:
-        return _not_run(key, claim, required, "needs baselines rows ecogen and edge-alone")
-    value, measured = difference
-    return TargetCheck(key, claim, measured, required, _status(value >= gain - EPS), value, gain)
+    claim = "The clusters are worth having: ecogen − edge alone end"
+    said = ("clusters_worth_having", claim, f"≥ {gain:+.3f}")
+    return _end_difference(baselines, "baselines", (ECOGEN, EDGE_ALONE), gain, False, said)
 
 
 def semi_supervised_gain(baselines: Rows | None, gain: float = SEMI_SUPERVISED_GAIN) -> TargetCheck:
-    key, claim = "semi_supervised_gain", "Unlabelled data helps: ecogen-ssl − ecogen (labels only) end"
-    required = f"≥ {gain:+.3f}"
-    if (difference := _end_difference(baselines, SEMI_SUPERVISED, ECOGEN)) is None:
-        return _not_run(key, claim, required, "needs baselines rows ecogen-ssl and ecogen")
-    value, measured = difference
-    return TargetCheck(key, claim, measured, required, _status(value >= gain - EPS), value, gain)
-
-
-def _first_relay(cycles: Sequence[Cycle] | None) -> Cycle | None:
-    return next((c for c in in_order(cycles) if c.k == 0), None)
+    claim = "Unlabelled data helps: ecogen-ssl − ecogen (labels only) end"
+    said = ("semi_supervised_gain", claim, f"≥ {gain:+.3f}")
+    return _end_difference(baselines, "baselines", (SEMI_SUPERVISED, ECOGEN), gain, False, said)
 
 
 def _relay_margin(
@@ -289,7 +287,7 @@ def _relay_margin(
     """After the first relay (cycle 0): FM mean accuracy − ``other``'s (``best`` | ``naive``) ≥ ``margin``."""
     label = "best edge" if other == "best" else other
     required = f"FM − {label} ≥ {margin:+.3f}"
-    first = _first_relay(cycles)
+    first = next((c for c in in_order(cycles) if c.k == 0), None)
     theirs = getattr(first, other) if first is not None else None
     if first is None or first.fm is None or theirs is None:
         return _not_run(key, claim, required, "needs the cycle-0 relay")
@@ -382,12 +380,9 @@ def upload_is_tunable(cycles: Sequence[Cycle] | None) -> TargetCheck:
 
 def dropout_cost(faults: Rows | None, cost: float = DROPOUT_COST) -> TargetCheck:
     """clean END − the dropout row's END ≤ ``cost``: the run completes and loses little to dropout."""
-    key, claim = "dropout_cost", "30 % device dropout per round: EcoGen end vs the clean run (faults)"
-    required = f"clean − {DROPOUT} ≤ {cost:+.3f}"
-    if (difference := _end_difference(faults, CLEAN, DROPOUT)) is None:
-        return _not_run(key, claim, required, f"needs faults rows {CLEAN} and {DROPOUT}")
-    value, measured = difference
-    return TargetCheck(key, claim, measured, required, _status(value <= cost + EPS), value, cost)
+    claim = "30 % device dropout per round: EcoGen end vs the clean run (faults)"
+    said = ("dropout_cost", claim, f"clean − {DROPOUT} ≤ {cost:+.3f}")
+    return _end_difference(faults, "faults", (CLEAN, DROPOUT), cost, True, said)
 
 
 def robust_aggregation(faults: Rows | None, cost: float = ROBUST_COST) -> TargetCheck:
