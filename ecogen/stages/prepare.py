@@ -46,7 +46,15 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
         source.image_size,
         len(source.class_names),
     )
-    part = _partition(source, spec, params.seed)
+    part = partition(  # the train and test images split into the public pool and every domain's splits
+        source.train.y.numpy(),
+        source.test.y.numpy(),
+        len(source.class_names),
+        spec,
+        seed=derive_seed(params.seed, "partition"),
+        train_domain=None if source.train.domain is None else source.train.domain.numpy(),
+        test_domain=None if source.test.domain is None else source.test.domain.numpy(),
+    )
     skew = label_skew(
         [source.train.y[c.index].numpy() for dom in part.domains for c in dom.clusters],
         len(source.class_names),
@@ -60,25 +68,19 @@ def prepare(params: Params, ws: Workspace) -> StageResult:
     log.info("prepared data written to %s (label skew %.3f)", ws.data, skew)
     return StageResult(
         name="prepare",
-        metrics=_prepare_metrics(counts, skew),
+        metrics={  # images per kind of split (from ``_write``'s counts) and the clients' label skew
+            "images_public": counts["public"],
+            "images_test": sum(v for k, v in counts.items() if k.endswith("/test")),
+            "images_edge": sum(v for k, v in counts.items() if k.endswith("/edge")),
+            "images_client": sum(v for k, v in counts.items() if "/cluster_" in k),
+            "images_client_labelled": counts["labelled"],
+            "label_skew": skew,
+        },
         params={
             "source": source.name,
             "image_size": source.image_size,
             "num_classes": len(source.class_names),
         },
-    )
-
-
-def _partition(source: SourceImages, spec: PartitionSpec, seed: int) -> Partition:
-    """The source's train and test images split into the public pool and every domain's splits."""
-    return partition(
-        source.train.y.numpy(),
-        source.test.y.numpy(),
-        len(source.class_names),
-        spec,
-        seed=derive_seed(seed, "partition"),
-        train_domain=None if source.train.domain is None else source.train.domain.numpy(),
-        test_domain=None if source.test.domain is None else source.test.domain.numpy(),
     )
 
 
@@ -97,18 +99,6 @@ def _stream_tests(
         f" (shifted by {stream.shift} from increment {stream.shift_at})" if stream.shift_at else "",
     )
     return tests
-
-
-def _prepare_metrics(counts: dict[str, int], skew: float) -> dict[str, float]:
-    """Images per kind of split (from ``_write``'s counts) and the clients' label skew."""
-    return {
-        "images_public": counts["public"],
-        "images_test": sum(v for k, v in counts.items() if k.endswith("/test")),
-        "images_edge": sum(v for k, v in counts.items() if k.endswith("/edge")),
-        "images_client": sum(v for k, v in counts.items() if "/cluster_" in k),
-        "images_client_labelled": counts["labelled"],
-        "label_skew": skew,
-    }
 
 
 def _transform(
@@ -166,7 +156,11 @@ def _write(
 
     for d, dom in enumerate(part.domains):
         splits = _domain_splits(source, dom, d, seed, transforms)
-        oracle = _oracle_labels(source, dom)
+        # every label of every cluster, hidden ones included (for the centralized oracle)
+        oracle = {
+            f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone()
+            for k, c in enumerate(dom.clusters)
+        }
         if stream is not None and stream_tests is not None:
             splits, state = ingest.cut(splits, stream, derive_seed(seed, "stream", d))
             oracle = {k: v[: len(splits[k])].clone() for k, v in oracle.items()}
@@ -190,13 +184,6 @@ def _write(
     counts["public"] = len(public)
     _write_meta(root, source, spec, counts, state)
     return counts
-
-
-def _oracle_labels(source: SourceImages, dom: DomainIndices) -> dict[str, Tensor]:
-    """Every label of every cluster of ``dom``, hidden ones included (for the centralized oracle)."""
-    return {
-        f"cluster_{k}": source.train.y[torch.from_numpy(c.index)].clone() for k, c in enumerate(dom.clusters)
-    }
 
 
 def _increment_tests(
