@@ -142,13 +142,6 @@ def dirichlet_sample(
     return rng.permutation(np.concatenate(chosen)).astype(np.int64)  # no class-sorted order on disk
 
 
-def labelled_mask(n: int, n_labelled: int, rng: np.random.Generator) -> np.ndarray:
-    """bool (n,) with exactly ``n_labelled`` True at random positions."""
-    mask = np.zeros(n, dtype=bool)
-    mask[rng.choice(n, size=n_labelled, replace=False)] = True
-    return mask
-
-
 def partition(
     train_labels: np.ndarray,
     test_labels: np.ndarray,
@@ -187,7 +180,8 @@ def partition(
                 pool, train_labels[pool], spec.samples_per_cluster, num_classes, spec.dirichlet_alpha, rng
             )
             train_free[index] = False
-            mask = labelled_mask(spec.samples_per_cluster, spec.labelled_per_cluster, rng)
+            mask = np.zeros(spec.samples_per_cluster, dtype=bool)  # labelled_per_cluster True, at random
+            mask[rng.choice(spec.samples_per_cluster, size=spec.labelled_per_cluster, replace=False)] = True
             clusters.append(ClusterIndices(index=index, labelled=mask))
         domains.append(DomainIndices(name, test.astype(np.int64), edge.astype(np.int64), clusters))
 

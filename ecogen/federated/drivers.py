@@ -47,10 +47,6 @@ def seed_of(edge: EdgeServer, r: int, k: int) -> int:
     return edge.seed + (1_000_003 if edge.numbers else 1000) * r + k
 
 
-def span_of(r: int, rounds: int) -> tuple[float, float]:
-    return (r / rounds, (r + 1) / rounds)  # this round's share of the client lr schedule
-
-
 def fit_serial(tasks: list[Task], strategy: Strategy, accelerator: str, r: int, workers: int) -> list[Done]:
     def one(task: Task) -> Done:
         use_cores(share)
@@ -142,7 +138,7 @@ def fit_lanes(
         list(seeds),
         [class_prior(c.data.y, vit.cfg.num_classes) for c in clients],
         count,
-        span_of(r, cfg.rounds),
+        (r / cfg.rounds, (r + 1) / cfg.rounds),  # this round's share of the client lr schedule
         strategy.gradient_term,
     )
     data = StackedBatches([c.data for c in clients], strategy.client, list(seeds), count)

@@ -45,14 +45,10 @@ class StreamPoint:
     compute_images: float = math.nan  # images trained on per edge (HFSL rounds × participants + fine-tune)
 
 
-def _stat(values: Sequence[float]) -> tuple[float, float]:
-    return mean(values), (stdev(values) if len(values) > 1 else math.nan)
-
-
 def _pm(values: Sequence[float]) -> str:
     if not values:
         return "—"
-    m, s = _stat(values)
+    m, s = mean(values), (stdev(values) if len(values) > 1 else math.nan)
     return f"{m:.4f} ± {s:.4f}" if not math.isnan(s) else f"{m:.4f} ± —"
 
 

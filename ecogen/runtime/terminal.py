@@ -133,11 +133,8 @@ class _Bars:
             elif isinstance(handler, logging.StreamHandler) and (
                 id(handler.stream) in terminal or type(handler.stream).__name__ == "MlflowLoggingStream"
             ):
-                self._routed[id(handler)] = (
-                    handler,
-                    "stream",
-                    handler.setStream(_Above(self.console, handler.stream)),
-                )
+                before = handler.setStream(_Above(self.console, handler.stream))
+                self._routed[id(handler)] = (handler, "stream", before)
 
     def unroute(self) -> None:
         with self._lock:
