@@ -103,22 +103,18 @@ def _refused(kind: type[Exception] = ConfigError) -> Iterator[None]:
 ERROR_LOG = Path("runs") / ".last-error.log"
 
 
-def _save_traceback(root: Path) -> str:
-    """The current exception's traceback into runs/.last-error.log; what to tell the user about it
-    ("" when it could not be written, e.g. on a full disk)."""
+def _fail_logged(err: object, root: Path, code: int) -> typer.Exit:
+    """One line, exit ``code``; the traceback goes to runs/.last-error.log (and the line says so,
+    unless it could not be written, e.g. on a full disk).  For a problem with the user's data (the
+    file and what to do, exit 2) and a run that failed (exit 1)."""
+    saved = f" (traceback in {ERROR_LOG})"
     try:
         path = root / ERROR_LOG
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(traceback.format_exc())
     except OSError:
-        return ""
-    return f" (traceback in {ERROR_LOG})"
-
-
-def _fail_logged(err: object, root: Path, code: int) -> typer.Exit:
-    """One line, exit ``code``; the traceback goes to runs/.last-error.log.  For a problem with
-    the user's data (the file and what to do, exit 2) and a run that failed (exit 1)."""
-    typer.echo(f"error: {err}{_save_traceback(root)}", err=True)
+        saved = ""
+    typer.echo(f"error: {err}{saved}", err=True)
     return typer.Exit(code=code)
 
 
@@ -286,9 +282,10 @@ def run(
     _setup_run(run_cfg.params, root)
     if not _ready_to_run(run_cfg, root, profile, resume):
         return
-    flow_args = _flow_args(
-        run_cfg.name, profile, set_, resume, no_reuse, trials_at_once, params, pipelines, places
-    )
+    # ``ecogen run``'s options as the pipeline flow's keyword arguments
+    flow_args: dict[str, Any] = dict(pipeline=run_cfg.name, profile=profile, overrides=list(set_ or []))
+    flow_args |= dict(resume=resume, reuse=not no_reuse, trials_at_once=trials_at_once, places=places)
+    flow_args |= dict(params_file=str(params), pipelines_file=str(pipelines))
     summary = _run_flow(root, run_cfg.name, run_cfg.spec.placed_pools, flow_args)
     _echo_summary(run_cfg, summary, root)
 
@@ -325,31 +322,6 @@ def _ready_to_run(run_cfg: RunConfig, root: Path, profile: str | None, resume: b
         with _refused(ResumeError):
             resumable(name, cfg, root, profile)
     return True
-
-
-def _flow_args(
-    name: str,
-    profile: str | None,
-    set_: list[str] | None,
-    resume: bool,
-    no_reuse: bool,
-    trials_at_once: int | None,
-    params: Path,
-    pipelines: Path,
-    places: dict[str, str],
-) -> dict[str, Any]:
-    """``ecogen run``'s options as the pipeline flow's keyword arguments."""
-    return {
-        "pipeline": name,
-        "profile": profile,
-        "overrides": list(set_ or []),
-        "resume": resume,
-        "reuse": not no_reuse,
-        "trials_at_once": trials_at_once,
-        "params_file": str(params),
-        "pipelines_file": str(pipelines),
-        "places": places,
-    }
 
 
 def _run_flow(root: Path, name: str, placed_pools: list[str], flow_args: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,6 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -53,9 +52,6 @@ from mlflow.entities import Metric
 
 from ecogen.stages.result import ModelArtifact, StageResult
 from ecogen.tracking.runs import DATA_VERSION, EDGE, finish_run, log_metrics, log_params, start_child_run
-
-if TYPE_CHECKING:
-    from mlflow.models import ModelSignature
 
 # an older torch cannot be counted on to read a program this one exported
 MODEL_PIP_REQUIREMENTS = ["torch>=" + ".".join(torch.__version__.split(".")[:2]), "numpy"]
@@ -133,7 +129,8 @@ def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | 
     # imported here: mlflow.pyfunc and the exporter take seconds that a process logging no model
     # (`ecogen stage prepare`, what `dvc repro` runs per stage) would pay at every start
     import mlflow.pyfunc
-    from mlflow.models import Model
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types import Schema, TensorSpec
 
     from ecogen.models.export import export_raw_images
 
@@ -142,6 +139,13 @@ def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | 
         program = export_raw_images(model.module, model.output, model.input_example)
         path = Path(tmp) / "model.pt2"
         torch.export.save(program, path)
+        example = model.input_example  # uint8 images in; out, named: the program's output on it (its width)
+        with torch.inference_mode():
+            out = program.module()(torch.from_numpy(example))
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *example.shape[1:]))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out.shape[1:]), model.output)]),
+        )
         logged = client.create_logged_model(
             experiment_id=run.info.experiment_id,
             name=name,
@@ -157,25 +161,11 @@ def log_model(run_id: str, name: str, model: ModelArtifact, data_version: str | 
             run_id=run_id,  # links the model as an output of the run; no fluent run needed
             python_model=str(IMAGE_MODEL_CODE),
             artifacts={PROGRAM: str(path), **artifacts},
-            signature=_signature(program, model),
-            input_example=model.input_example,
+            signature=signature,
+            input_example=example,
             pip_requirements=MODEL_PIP_REQUIREMENTS,
         )
     return info.model_uri
-
-
-def _signature(program: torch.export.ExportedProgram, model: ModelArtifact) -> ModelSignature:
-    """uint8 images in, the program's output on the input example (its width) out, named."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    example = model.input_example
-    with torch.inference_mode():
-        out = program.module()(torch.from_numpy(example))
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *example.shape[1:]))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *out.shape[1:]), model.output)]),
-    )
 
 
 @contextmanager

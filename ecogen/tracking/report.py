@@ -284,16 +284,12 @@ def load_cycles(
     return PipelineTrials(source, None, cycles)
 
 
-def _never(_: Run) -> bool:
-    return False
-
-
 def load_chain(
     client: MlflowClient, exp_id: str, pipeline: str = CHAIN_PIPELINE, profile: str | None = None
 ) -> PipelineTrials:
     """The hfsl stage metrics of ``pipeline``'s newest FINISHED run (of ``profile``): the newest
     finished hfsl stage run under it (a resumed run may hold an earlier attempt too)."""
-    found = _of_profile_or_as_written(client, exp_id, pipeline, hfsl_stage_runs, _never, profile)
+    found = _of_profile_or_as_written(client, exp_id, pipeline, hfsl_stage_runs, lambda _: False, profile)
     if found is None:
         return PipelineTrials(tables.PipelineSource(pipeline, profile=profile), None)
     run, runs = found
@@ -308,13 +304,6 @@ def load_chain(
         unit="hfsl stage run",
     )
     return PipelineTrials(source, None, metrics=metrics)
-
-
-def load(client: MlflowClient, exp_id: str, pipeline: str, profile: str | None = None) -> PipelineTrials:
-    """``pipeline``'s numbers: its cycles for the knowledge-flow loop, its trials otherwise."""
-    if pipeline == CYCLES_PIPELINE:
-        return load_cycles(client, exp_id, pipeline, profile)
-    return load_pipeline(client, exp_id, pipeline, profile)
 
 
 def render(
@@ -427,7 +416,10 @@ def build_report(
     client, exp_id = tracking_client(params, project_root)
     experiment = params.tracking.experiment
     named = [n for n in dict.fromkeys(pipelines) if n not in (chain, STREAM_PIPELINE)]
-    loaded = {name: load(client, exp_id, name, profile) for name in named}
+    loaded = {  # each pipeline's numbers: its cycles for the knowledge-flow loop, its trials otherwise
+        name: (load_cycles if name == CYCLES_PIPELINE else load_pipeline)(client, exp_id, name, profile)
+        for name in named
+    }
     stream = load_stream(client, exp_id, STREAM_PIPELINE, profile) if STREAM_PIPELINE in pipelines else None
     chain_trials = load_chain(client, exp_id, chain, profile) if chain else None
     used = [*loaded.values(), *([chain_trials] if chain_trials else [])]
@@ -440,22 +432,17 @@ def build_report(
         path, checks = render(
             loaded, experiment, out_dir, report_run=run_id, profile=profile, chain=chain_trials, stream=stream
         )
-        _log_target_metrics(client, run_id, checks)
+        now = int(datetime.now(timezone.utc).timestamp() * 1000)
+        targets = [  # 1 (PASS) / 0 (MISS), so report runs can be compared in the MLflow UI
+            Metric(f"target.{c.key}", 1.0 if c.status == "PASS" else 0.0, now, 0)
+            for c in checks
+            if c.status != "not run"
+        ]
+        if targets:
+            client.log_batch(run_id, metrics=targets)
         client.log_artifacts(run_id, str(out_dir))
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
     return path
-
-
-def _log_target_metrics(client: MlflowClient, run_id: str, checks: Sequence[TargetCheck]) -> None:
-    """``target.<key>`` = 1 (PASS) / 0 (MISS), so report runs can be compared in the MLflow UI."""
-    now = int(datetime.now(timezone.utc).timestamp() * 1000)
-    metrics = [
-        Metric(f"target.{c.key}", 1.0 if c.status == "PASS" else 0.0, now, 0)
-        for c in checks
-        if c.status != "not run"
-    ]
-    if metrics:
-        client.log_batch(run_id, metrics=metrics)
