@@ -154,7 +154,9 @@ def start_pipeline(
         params_hash(flatten_params(params)),
         profile or NO_PROFILE,
     )
-    _mark(workdir, run_id)
+    workdir.mkdir(parents=True, exist_ok=True)  # marked as this run's, by this process
+    marker = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
+    (workdir / RUN_MARKER).write_text(json.dumps(marker) + "\n")
     return RunContext(
         pipeline=pipeline,
         params=params,
@@ -167,12 +169,6 @@ def start_pipeline(
         plan=plan,
         profile=profile,
     )
-
-
-def _mark(workdir: Path, run_id: str) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
-    (workdir / RUN_MARKER).write_text(json.dumps(marker) + "\n")
 
 
 def _alive(pid: int) -> bool:

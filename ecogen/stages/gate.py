@@ -29,11 +29,6 @@ from ecogen.workspace import Workspace
 log = logging.getLogger("ecogen.gate")
 
 
-def challenger_path(ws: Workspace, domain: str) -> Path:
-    made = ws.hfsl(domain) / "tunable.pt"
-    return made if made.is_file() else ws.edge(domain) / "tunable.pt"
-
-
 def gate(params: Params, ws: Workspace) -> StageResult:
     data = PreparedData(ws.data)
     fm = load_fm(ws.fm)
@@ -55,7 +50,8 @@ def _gate_edge(
     def scores(path: Path) -> Scores:
         return Scores(fixed=accuracy(path, fixed), newest=accuracy(path, newest))
 
-    made = challenger_path(ws, domain)
+    made = ws.hfsl(domain) / "tunable.pt"
+    made = made if made.is_file() else ws.edge(domain) / "tunable.pt"
     challenger = scores(made)
     champion = scores(ws.champion(domain)) if ws.champion(domain).is_file() else None
     decision = decide(challenger, champion, s.promote_margin, s.max_forgetting)
