@@ -177,8 +177,11 @@ def _open_round(e: EdgeServer, drawn: EdgeJob | None, r: int, cfg: HfslParams, s
     """Round ``r`` at edge ``e`` before training: its participants (``drawn``: an edge whose rounds
     draw their clusters), who is online, late and standing in, and the round's delivery; returns
     the segments handed over to a stand-in device."""
-    if drawn is not None:
-        _enlist(e, drawn, r, cfg, strategy)
+    if drawn is not None:  # the drawn clusters, read now, each with a copy of the edge's model (its
+        # modules arrive with the round's delivery), and the edge's own participant
+        chosen = participation.drawn(e.seed, r, len(drawn.clusters), cfg)
+        e.clients = clients_of(e.model, [drawn.clusters[i] for i in chosen], drawn.own, strategy)
+        e.numbers = chosen + ([len(drawn.clusters)] if drawn.own is not None else [])
     e.channel.ledger.reset()
     # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
     devices = [c.devices for c in e.clients]
@@ -221,15 +224,6 @@ def _report(e: EdgeServer, r: int, cfg: HfslParams, record: RoundRecord, edges: 
         record.accuracy,
         e.channel.ledger.by_link(),
     )
-
-
-def _enlist(e: EdgeServer, job: EdgeJob, r: int, cfg: HfslParams, strategy: Strategy) -> None:
-    """Round ``r``'s participants of an edge that draws them: the drawn clusters, read now, each
-    with a copy of the edge's model (its modules arrive with the round's delivery), and the
-    edge's own participant."""
-    chosen = participation.drawn(e.seed, r, len(job.clusters), cfg)
-    e.clients = clients_of(e.model, [job.clusters[i] for i in chosen], job.own, strategy)
-    e.numbers = chosen + ([len(job.clusters)] if job.own is not None else [])
 
 
 def run_hfsl(
