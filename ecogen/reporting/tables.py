@@ -367,9 +367,8 @@ def bytes_csv(baselines: Rows | None, path: Path) -> Path:
 
 def cycles_csv(cycles: Sequence[Cycle] | None, path: Path) -> Path:
     """One line per cycle (header only when the pipeline never ran)."""
-    ordered_cycles = in_order(cycles)
     names = list(Cycle(0).values())
-    body = [[c.k, *(_num(v) for v in c.values().values()), c.best_edge or ""] for c in ordered_cycles]
+    body = [[c.k, *(_num(v) for v in c.values().values()), c.best_edge or ""] for c in in_order(cycles)]
     return _write_csv(path, ["cycle", *names, "best_edge"], body)
 
 

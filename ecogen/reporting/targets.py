@@ -220,8 +220,7 @@ def communication(baselines: Rows | None, share: float = BYTES_SHARE) -> TargetC
     key, claim = "communication", "EcoGen bytes/round vs FedAvg-full, at no loss of accuracy"
     required = f"bytes ≤ {share:.0%} of FedAvg-full and end ≥ FedAvg-full end"
     rows = baselines or {}
-    ecogen = rows.get(ECOGEN)
-    full = rows.get(FEDAVG_FULL)
+    ecogen, full = rows.get(ECOGEN), rows.get(FEDAVG_FULL)
     ours = None if ecogen is None else ecogen.mean(EDGE_CLIENT_BYTES)
     reference = full.mean(EDGE_CLIENT_BYTES) if full is not None else None
     if reference is None and ecogen is not None:
@@ -394,9 +393,8 @@ def robust_aggregation(faults: Rows | None, cost: float = ROBUST_COST) -> Target
     clean, plain = _end(faults, CLEAN), _end(faults, POISONED_FEDAVG)
     robust = {row: _end(faults, row) for row in ROBUST_ROWS}
     if clean is None or plain is None or any(v is None for v in robust.values()):
-        return _not_run(
-            key, claim, required, f"needs faults rows {CLEAN}, {POISONED_FEDAVG}, {', '.join(ROBUST_ROWS)}"
-        )
+        missing = f"needs faults rows {CLEAN}, {POISONED_FEDAVG}, {', '.join(ROBUST_ROWS)}"
+        return _not_run(key, claim, required, missing)
     costs = {row: clean - v for row, v in robust.items() if v is not None}
     value = max(costs.values())
     measured = ", ".join(f"{row} {c:+.3f}" for row, c in costs.items()) + f"; fedavg {clean - plain:+.3f}"
