@@ -46,8 +46,7 @@ def cores() -> int:
     """The cores the calling work may use: its share inside :func:`share_cores`, else the torch
     threads of the calling thread (torch's default: the machine's physical cores, or what the user
     set through ``OMP_NUM_THREADS`` / ``torch.set_num_threads``)."""
-    share = _SHARE.get()
-    if share is not None:
+    if (share := _SHARE.get()) is not None:
         return share
     import torch
 

@@ -23,6 +23,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from typing import TypeVar
 
 from ecogen.runtime.environment import share_cores, use_cores
@@ -74,7 +75,8 @@ def at_once(calls: Sequence[Callable[[], T]], parallel: int) -> list[T]:
                 stopping.set()
                 for thread in workers.values():
                     interrupt(thread)
-            _wait_quietly(futures)
+            with suppress(BaseException):  # waits for them to unwind; a second interrupt stops waiting
+                wait(futures, timeout=UNWIND_S)
             raise
         finally:
             pool.shutdown(wait=False)
@@ -87,11 +89,3 @@ def at_once(calls: Sequence[Callable[[], T]], parallel: int) -> list[T]:
 
 class _NotStarted(Exception):
     """A call that did not start because an earlier one failed."""
-
-
-def _wait_quietly(futures: list[Future[T]]) -> None:
-    """Waits for the interrupted calls to unwind; a second interrupt stops waiting."""
-    try:
-        wait(futures, timeout=UNWIND_S)
-    except BaseException:
-        pass

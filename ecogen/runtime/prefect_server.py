@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -34,16 +34,8 @@ class ServerError(RuntimeError):
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with suppress(OSError, AttributeError):  # not Linux: the run still stops it on any normal exit
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the run still stops it on any normal exit
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
@@ -67,7 +59,9 @@ def prefect_server(log_file: Path, timeout: float = 120.0) -> Iterator[Callable[
         url = os.environ["PREFECT_API_URL"]
         yield lambda: url
         return
-    port = _free_port()
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
     url = f"http://127.0.0.1:{port}/api"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]

@@ -57,8 +57,7 @@ class ProgressLines:
         self._last = now
         edges = f" ({step.parts} edges, mean)" if step.mean and step.parts > 1 else ""
         shown = " ".join(f"{k}={v:.4g}" for k, v in step.metrics.items())
-        bars = _LIVE
-        if bars is not None:
+        if (bars := _LIVE) is not None:
             bars.show(label, step, f"{step.unit}s{edges} {shown}".strip())
             if step.step < step.total:
                 return
@@ -173,8 +172,7 @@ _LIVE: _Bars | None = None
 
 def drop_bars(label: str) -> None:
     """Take down the bars of a stage that ended without its last step (it failed, or was stopped)."""
-    bars = _LIVE
-    if bars is not None:
+    if (bars := _LIVE) is not None:
         bars.drop(label)
 
 
