@@ -61,8 +61,7 @@ def log_headline(run_id: str, metrics: Mapping[str, float]) -> dict[str, float]:
     children = client.search_runs([parent.info.experiment_id], query, max_results=5000)
     out = {k: float(v) for k, v in metrics.items() if k.rsplit(".", 1)[-1] in HEADLINE}
     for source, total in TOTALS.items():
-        values = [r.data.metrics[source] for r in children if source in r.data.metrics]
-        if values:
+        if values := [r.data.metrics[source] for r in children if source in r.data.metrics]:
             out[total] = float(sum(values))
     stamp = parent.info.start_time or 0
     batch = [Metric(k, v, stamp, 0) for k, v in sorted(out.items())]

@@ -1,17 +1,13 @@
 """`ecogen report`: the comparison report of the experiment pipelines, built from MLflow alone.
 
-For each pipeline name the latest usable pipeline run is taken (FINISHED, or FAILED with at least
-one finished trial), and only the ``hfsl`` trial runs nested directly under it.  Their metrics and
-accuracy histories become :class:`~ecogen.reporting.summary.Trial` records for the pure
-:mod:`ecogen.reporting` modules.  The ``cycles`` pipeline (FINISHED, or FAILED after at least one
-finished relay) becomes one :class:`~ecogen.reporting.cycles.Cycle` per cycle instead: its finetune, hfsl
-and relay stage runs (tag ``ecogen.cycle``) and their edge runs.  The ``default`` chain has no
-trials: only the hfsl stage run of its newest FINISHED run is read, for one target, and the run is
-listed among the sources only when there is one.  Each pipeline run's wall time (end − start; a
-resumed run's includes the pause) feeds the runtime target.  The resulting folder
-(``report.md``, CSV, JSON, PNG) is logged as the artifacts of a new ``report`` run in the same
-experiment.  Runs are addressed by id through ``MlflowClient``, never through the fluent active-run
-stack.
+Each pipeline's latest usable run is read (:func:`latest_pipeline_run`): its ``hfsl`` trial runs
+become :class:`~ecogen.reporting.summary.Trial` records for the pure :mod:`ecogen.reporting`
+modules, the ``cycles`` pipeline's stage runs one :class:`~ecogen.reporting.cycles.Cycle` per
+cycle, and the ``default`` chain's newest hfsl stage run feeds one target (:func:`load_chain`).
+Each pipeline run's wall time (end − start; a resumed run's includes the pause) feeds the runtime
+target.  The resulting folder (``report.md``, CSV, JSON, PNG) is logged as the artifacts of a new
+``report`` run in the same experiment.  Runs are addressed by id through ``MlflowClient``, never
+through the fluent active-run stack.
 """
 
 from __future__ import annotations
@@ -151,22 +147,16 @@ def _latest_per_trial(runs: list[Run]) -> list[Run]:
     return list(latest.values())
 
 
-def wall_time(run: Run) -> float | None:
-    """Seconds from the run's start to its end (None until it has ended)."""
-    start, end = run.info.start_time, run.info.end_time
-    return None if not start or not end else (end - start) / 1000
-
-
 def _run_fields(pipeline: str, run: Run) -> dict[str, Any]:
     """What every pipeline source shows of its MLflow run."""
-    started = run.info.start_time
+    started, ended = run.info.start_time, run.info.end_time
     return {
         "pipeline": pipeline,
         "run_id": run.info.run_id,
         "profile": run_profile(run),
         "status": run.info.status,
         "started": datetime.fromtimestamp(started / 1000, tz=timezone.utc) if started else None,
-        "wall_s": wall_time(run),
+        "wall_s": None if not started or not ended else (ended - started) / 1000,  # None until it ended
     }
 
 

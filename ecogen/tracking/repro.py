@@ -60,8 +60,7 @@ def repro_parent(params: Params, project_root: Path) -> str:
     client, exp_id = tracking_client(params, project_root)
     key, command = invocation()
     query = f"tags.`{KIND}` = 'pipeline' AND tags.`{INVOCATION}` = {quote(key)}"
-    found = client.search_runs([exp_id], query, max_results=1)
-    if found:
+    if found := client.search_runs([exp_id], query, max_results=1):
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
         return run_id

@@ -79,8 +79,7 @@ def resumable_run(params: Params, pipeline: str, project_root: Path, profile: st
             "run it without --resume"
         )
     run = runs[0]
-    diff = _diff(run.data.params, params)
-    if diff:
+    if diff := _diff(run.data.params, params):
         shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
         raise ResumeError(
             f"run {run.info.run_id} of {pipeline!r} was made with other params ({shown}): "

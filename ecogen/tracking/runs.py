@@ -114,12 +114,11 @@ def experiment_id(client: MlflowClient, name: str, uri: str, project_root: Path)
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            exp_id = client.create_experiment(
+            return client.create_experiment(
                 name,
                 artifact_location=artifact_location(uri, project_root, name),
                 tags={EXPERIMENT_KIND: MODEL_TRAINING},
             )
-            return exp_id
         except MlflowException:
             exp = client.get_experiment_by_name(name)
             if exp is None:
