@@ -257,8 +257,7 @@ def finish_pipeline_run(
     except Exception:
         if not (failed or stopped):
             raise
-        # a run that failed because its tracking server is gone cannot be marked so: it stays
-        # RUNNING there, which is what `--resume` continues
+        # a run whose tracking server is gone cannot be marked: it stays RUNNING, what --resume continues
         log.warning("could not mark run %s as ended in the tracking store", run_id)
 
 
@@ -366,9 +365,8 @@ def _version(ctx: RunContext, run: StageRun) -> str:
     version = version_data(ctx.project_root, ctx.workspace.data)
     log.info("%s: data version %s (DVC)", ctx.pipeline, version)
     run.data_version = version
-    set_data_version(run.run_id, version)
-    set_data_version(ctx.run_id, version)
     for run_id in (ctx.run_id, run.run_id):  # the prepared data, as the runs' dataset input
+        set_data_version(run_id, version)
         log_dataset(run_id, version, ctx.workspace.data, ctx.pipeline)
     return version
 

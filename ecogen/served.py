@@ -138,8 +138,7 @@ def settle(ctx: RunContext) -> dict[str, float]:
     fm_name, edges = _names(ctx)
     increment = ctx.params.stream.increment
     if registry.champion(client, fm_name) is None:
-        fm_id = registry.stage_models(client, ctx.run_id, "pretrain").get("fm")
-        if fm_id is not None:
+        if (fm_id := registry.stage_models(client, ctx.run_id, "pretrain").get("fm")) is not None:
             v = registry.register(client, fm_name, fm_id, ctx.run_id, {INCREMENT: str(increment)})
             registry.promote(client, fm_name, v.version, "the stream's first FM")
     models = registry.stage_models(client, ctx.run_id, "hfsl") or registry.stage_models(

@@ -21,11 +21,7 @@ def cloud_flow(ctx: RunContext, stage: StageName) -> dict[str, float]:
     return cloud_task(ctx, stage)
 
 
-@flow(
-    name="edge-stage",
-    flow_run_name="{stage}",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
-)
+@flow(name="edge-stage", flow_run_name="{stage}", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def edge_flow(ctx: RunContext, stage: StageName) -> dict[str, float]:
     with pipeline.edge_stage(ctx, stage) as run:
         futures = [edge_task.submit(ctx, stage, run.run_id, d) for d in ctx.params.data.domains]
