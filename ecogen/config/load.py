@@ -30,10 +30,8 @@ def describe(err: ValidationError, source: str) -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"].replace("\n", " ")
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].replace("\n", " ")
         got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
         parts.append(f"{key}: {msg}{got}")
     return f"{source}: " + "; ".join(parts)
 
@@ -116,8 +114,7 @@ def load_params(
     if profile:
         data = deep_merge(data, profile)
         source += " + profile"
-    sets = list(assignments)
-    if sets:
+    if sets := list(assignments):
         data = deep_merge(data, parse_set(sets))
         source += " + --set"
     return validate(Params, data, source)

@@ -462,8 +462,7 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _stream_fits_data(self) -> Params:
-        n = self.stream.increments
-        if n is not None:
+        if (n := self.stream.increments) is not None:
             d = self.data
             if d.samples_per_cluster < n or d.edge_labelled < n:
                 raise ValueError(

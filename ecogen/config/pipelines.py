@@ -61,8 +61,7 @@ class Trials(BaseModel):
 
     @model_validator(mode="after")
     def _row_names(self) -> Trials:
-        bad = [r for r in self.rows if not r or not all(c.isalnum() or c in "-_." for c in r)]
-        if bad:
+        if bad := [r for r in self.rows if not r or not all(c.isalnum() or c in "-_." for c in r)]:
             raise ValueError(f"row names may hold letters, digits, '-', '_' and '.' only: {bad}")
         return self
 
