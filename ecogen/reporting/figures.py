@@ -94,8 +94,7 @@ def table3(table3_rows: Rows | None, path: Path) -> Path:
         ax.plot(
             clusters, [reference[c] for c in clusters], "s--", color=colour, alpha=0.5, label=f"paper {name}"
         )
-        points = [(c, st) for c, s in by_clusters(table3_rows or {}) if (st := s.stat(metric))]
-        if points:
+        if points := [(c, st) for c, s in by_clusters(table3_rows or {}) if (st := s.stat(metric))]:
             means, stds = [st.mean for _, st in points], [st.std for _, st in points]
             xs = [c for c, _ in points]
             ax.errorbar(xs, means, yerr=stds, fmt="o-", color=colour, capsize=3, label=f"measured {name}")
@@ -164,8 +163,7 @@ def relay_cycles(cycles: Sequence[Cycle] | None, path: Path) -> Path:
         ("best single edge", lambda c: c.best, "tab:blue", "^:"),
     )
     for name, value, colour, style in series:
-        points = [(c.k, v) for c in ordered_cycles if (v := value(c)) is not None]
-        if points:
+        if points := [(c.k, v) for c in ordered_cycles if (v := value(c)) is not None]:
             ax.plot(*zip(*points, strict=True), style, color=colour, label=name)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     title = "Knowledge relay: accuracy after each cycle's relay"

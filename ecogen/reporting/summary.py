@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -186,10 +187,8 @@ class RowSummary:
     def clusters(self) -> int | None:
         """Clusters per edge: the ``hfsl.clusters`` param, else a row named ``c<k>``."""
         if (value := self.params.get("hfsl.clusters")) is not None:
-            try:
+            with suppress(ValueError):
                 return int(value)
-            except ValueError:
-                pass
         match = re.fullmatch(r"c(\d+)", self.row)
         return int(match.group(1)) if match else None
 

@@ -368,11 +368,9 @@ def upload_is_tunable(cycles: Sequence[Cycle] | None) -> TargetCheck:
         measured = f"{format_bytes(up)} = {format_bytes(tb)} in {len(pairs)} cycle(s)"
     else:
         measured = f"cycle {k}: upload {format_bytes(up)} ≠ tunable {format_bytes(tb)}"
-    fm = next((f for c in in_order(cycles) if (f := c.fm_bytes)), None)
-    if fm:
+    if fm := next((f for c in in_order(cycles) if (f := c.fm_bytes)), None):
         measured += f"; FM {format_bytes(fm)} (upload {up / fm:.1%} of it)"
-    proto = next((p for c in in_order(cycles) if (p := c.prototype_bytes)), None)
-    if proto:
+    if proto := next((p for c in in_order(cycles) if (p := c.prototype_bytes)), None):
         measured += f"; plus style prototypes {format_bytes(proto)} per edge and cycle"
     return TargetCheck(key, claim, measured, required, _status(ok), gap, 0.0)
 
