@@ -130,9 +130,8 @@ def _disk_full(err: BaseException) -> BaseException | None:
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            found.append(cause)
-        elif any(text in str(cause) for text in DISK_FULL):
+        no_space = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        if no_space or any(text in str(cause) for text in DISK_FULL):
             found.append(cause)
         cause = cause.__cause__ or cause.__context__
     named = [e for e in found if isinstance(e, OSError) and e.filename]
@@ -200,8 +199,7 @@ class _ReadableLogs(logging.Filter):
         if record.name in ("prefect.flow_runs", "prefect.task_runs") and message.startswith(
             "Finished in state"
         ):
-            run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
-            if run:
+            if run := getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None):
                 record.msg, record.args = f"{run}: {message}", ()
         return True
 

@@ -63,8 +63,7 @@ def _check(
         if not isinstance(upload, TunableModules):
             raise TypeError(f"edge {name} uploaded {type(upload).__name__}; only TunableModules are accepted")
     if cfg.weighting == "routed":
-        missing = [n for n in uploads if not isinstance((prototypes or {}).get(n), StylePrototypes)]
-        if missing:
+        if missing := [n for n in uploads if not isinstance((prototypes or {}).get(n), StylePrototypes)]:
             raise ValueError(f"the routed weighting needs every edge's StylePrototypes; missing: {missing}")
 
 

@@ -39,10 +39,9 @@ def synthesise(
         return public.new_zeros((0, *public.shape[1:]))
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(public), (n,), generator=g)
-    out = []
-    for i in range(0, n, batch_size):
-        out.append(reconstruct(fm, public[idx[i : i + batch_size]], mask_ratio, g))
-    images = torch.cat(out)
+    images = torch.cat(
+        [reconstruct(fm, public[idx[i : i + batch_size]], mask_ratio, g) for i in range(0, n, batch_size)]
+    )
     half = n // 2
     partner = images[torch.randperm(n, generator=g)[:half]]
     lam = 0.3 + 0.4 * torch.rand(half, 1, 1, 1, generator=g)

@@ -48,10 +48,8 @@ def _linear(layer: nn.Linear, weights: dict[str, Tensor], lanes: int, x: Tensor)
     w = weights.get("weight")
     b = weights.get("bias", layer.bias)
     xs = _by_lane(x, lanes)
-    if w is None:  # only the bias differs between lanes
-        y = F.linear(xs, layer.weight)
-    else:
-        y = torch.bmm(xs, w.transpose(1, 2))
+    # w None: only the bias differs between lanes
+    y = F.linear(xs, layer.weight) if w is None else torch.bmm(xs, w.transpose(1, 2))
     if b is not None:
         y = y + (b.unsqueeze(1) if b.dim() == 2 else b)
     return y.reshape(*x.shape[:-1], y.shape[-1])

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import IterableDataset, Sampler
 
 from ecogen.data.prepared import Split, to_float
@@ -80,13 +80,6 @@ class FixMatchBatches(Sampler[list[int]]):
     def _cycle(self, g: torch.Generator) -> Iterator[int]:
         while True:
             yield from self.lab[torch.randperm(len(self.lab), generator=g)].tolist()
-
-
-def make_optimizer(params: list[nn.Parameter], cfg: ClientTraining) -> torch.optim.Optimizer:
-    """The optimiser over the lanes' tunable parameters (``cfg.optimizer``)."""
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
 
 
 def client_lr(cfg: ClientTraining, span: tuple[float, float], steps: int, total: int) -> float:
@@ -177,7 +170,10 @@ class StackedSemiSupervised(L.LightningModule):
         self.images = [0] * chain.lanes  # images each lane trained on
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
-        return make_optimizer([p for p in self.chain.stacked().values() if p.requires_grad], self.cfg)
+        params = [p for p in self.chain.stacked().values() if p.requires_grad]  # the lanes' tunable ones
+        if self.cfg.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9)
+        return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=0.0)
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:

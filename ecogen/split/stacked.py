@@ -135,8 +135,7 @@ class StackedChain(nn.Module):
         if not local:  # nothing differs between lanes: one batch of every lane's rows
             return seg(h.flatten(0, 1)).unflatten(0, h.shape[:2])
         mine = {ln: params[n] for ln, n in local.items()}
-        layers = self.lane_layers[i]
-        if layers is not None:
+        if (layers := self.lane_layers[i]) is not None:
             with lane_forwards(seg, layers, mine, h.shape[0]):
                 return seg(h.flatten(0, 1)).unflatten(0, h.shape[:2])
         return vmap(lambda p, x: functional_call(seg, p, (x,)), randomness="different")(mine, h)

@@ -120,7 +120,7 @@ def _finetuned(
             "fm_bytes": float(module_bytes(encoder)),
             "cloud_edge_down_bytes": float(module_bytes(encoder)),  # the FM delivered to this edge
         },
-        history={k: v for k, v in history.series.items()},
+        history=dict(history.series),
         params={"domain": domain, "peft_method": params.peft.method, "labelled_images": labelled},
         models={f"edge-{domain}": artifact},
     )

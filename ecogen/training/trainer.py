@@ -39,18 +39,14 @@ class History(Callback):
         log.debug("%s epoch %d/%d %s", self.label, epoch, total, shown)
 
 
-def quiet_lightning() -> None:
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+def make_trainer(
+    accelerator: str, max_epochs: int, callbacks: list[Callback] | None = None, **kw: Any
+) -> L.Trainer:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):  # quiet
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*pytree.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
-
-
-def make_trainer(
-    accelerator: str, max_epochs: int, callbacks: list[Callback] | None = None, **kw: Any
-) -> L.Trainer:
-    quiet_lightning()
     if accelerator == "cuda":
         accelerator = "gpu"
     return L.Trainer(
