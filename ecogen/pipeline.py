@@ -47,6 +47,7 @@ from ecogen.tracking.run_summary import log_summary
 from ecogen.tracking.runs import (
     CYCLE,
     EDGE,
+    FM_DRAW,
     HOST,
     LOCAL_WORKER,
     PROFILE,
@@ -88,12 +89,13 @@ class RunContext(BaseModel):
     worker: str | None = None  # the Prefect worker running this part (None: the parent's process)
 
     def stage_label(self, stage: StageName) -> str:
-        """The stage as runs and progress lines name it: ``hfsl``, ``hfsl[row-r0]``, ``relay[cycle 1]``."""
+        """The stage as runs and progress lines name it: ``hfsl``, ``hfsl[row-r0]``, ``relay[cycle 1]``,
+        ``pretrain[fm 1]``."""
         if self.trial is not None:
             return f"{stage}[{self.trial.name}]"
         if self.cycle is not None:
             return f"{stage}[cycle {self.cycle}]"
-        return stage
+        return f"{stage}[fm {self.params.pretrain.draw}]" if self.params.pretrain.draw else stage
 
     @property
     def workspace(self) -> Workspace:
@@ -103,8 +105,35 @@ class RunContext(BaseModel):
         return self.model_copy(update={"cycle": k})
 
     def for_trial(self, trial: Trial) -> RunContext:
-        """The context of one (row, replicate): its params, its own output folders and run tags."""
-        return self.model_copy(update={"trial": trial, "params": trial.params})
+        """The context of one (row, replicate): its params, its own output folders and run tags,
+        in the folder of its FM draw."""
+        workdir = draw_folder(self.project_root, self.pipeline, trial.draw)
+        return self.model_copy(update={"trial": trial, "params": trial.params, "workdir": workdir})
+
+    def for_draw(self, draw: int) -> RunContext:
+        """The shared stages of FM draw ``draw`` (:func:`start_draw` makes its folder)."""
+        pretrain = self.params.pretrain.model_copy(update={"draw": draw})
+        params = self.params.model_copy(update={"pretrain": pretrain})
+        return self.model_copy(
+            update={"params": params, "workdir": draw_folder(self.project_root, self.pipeline, draw)}
+        )
+
+
+def draw_folder(project_root: Path, pipeline: str, draw: int) -> Path:
+    """Where FM draw ``draw`` of ``pipeline`` works: ``runs/<pipeline>/`` for draw 0, a sibling
+    ``runs/<pipeline>@fm<draw>/`` for the others (a pipeline folder of its own to
+    :mod:`ecogen.runtime.reuse`, so another pipeline's same draw is copied, not made again)."""
+    return project_root / "runs" / (f"{pipeline}@fm{draw}" if draw else pipeline)
+
+
+def start_draw(ctx: RunContext, draw: int) -> RunContext:
+    """FM draw ``draw``'s folder, marked as this run's, holding the pipeline's prepared data (the
+    same images for every draw: only the FM differs)."""
+    here = ctx.for_draw(draw)
+    here.workdir.mkdir(parents=True, exist_ok=True)
+    (here.workdir / RUN_MARKER).write_text((ctx.workdir / RUN_MARKER).read_text())
+    reuse.copy_outputs(ctx.workdir, here.workdir, "prepare")
+    return here
 
 
 def stage_plan(
@@ -117,6 +146,8 @@ def stage_plan(
     """Every stage run of a pipeline in the order the flow runs them (for "stage k/N")."""
     repeated = set(trial_stages) | set(cycle_stages)
     plan: list[str] = [s for s in stages if s not in repeated]
+    draws = sorted({t.draw for t in trials} - {0})
+    plan += [f"{s}[fm {d}]" for d in draws for s in stages if s not in repeated and s != "prepare"]
     plan += [f"{s}[{t.name}]" for t in trials for s in trial_stages]
     plan += [f"{s}[cycle {k}]" for k in range(cycles if cycle_stages else 0) for s in cycle_stages]
     return tuple(plan)
@@ -269,6 +300,8 @@ def _shared(ctx: RunContext, stage: StageName) -> bool:
 @contextmanager
 def _stage(ctx: RunContext, stage: StageName) -> Iterator[StageRun]:
     tags = {WORKER: ctx.worker or LOCAL_WORKER, HOST: socket.gethostname()}
+    if ctx.params.pretrain.draw:
+        tags[FM_DRAW] = str(ctx.params.pretrain.draw)
     if ctx.trial is not None:
         tags |= {ROW: ctx.trial.row, REPLICATE: str(ctx.trial.replicate), TRIAL: ctx.trial.name}
     elif ctx.cycle is not None:

@@ -143,18 +143,21 @@ def load_pipelines(path: Path | str = "pipelines.yaml") -> Pipelines:
 
 
 def expand_trials(params: Params, trials: Trials | None, source: str = "pipelines.yaml") -> list[Trial]:
-    """Every (row, replicate) of an experiment, replicate-major (all rows of replicate 0 first, so
-    an interrupted experiment still has complete replicates); each row's params validated."""
+    """Every (FM draw, row, replicate) of an experiment, draw- then replicate-major (all rows of
+    replicate 0 first, so an interrupted experiment still has complete replicates); each row's
+    params validated."""
     if trials is None:
         return []
     base = params.model_dump(mode="json")
     out = []
-    for replicate in range(trials.replicates):
-        for row, overrides in trials.rows.items():
-            merged = deep_merge(deep_merge(base, overrides), {"replicate": replicate})
-            out.append(
-                Trial(row=row, replicate=replicate, params=validate(Params, merged, f"{source}: row {row}"))
-            )
+    for draw in range(trials.fm_draws):
+        for replicate in range(trials.replicates):
+            for row, overrides in trials.rows.items():
+                merged = deep_merge(deep_merge(base, overrides), {"replicate": replicate})
+                if draw:
+                    merged = deep_merge(merged, {"pretrain": {"draw": draw}})
+                valid = validate(Params, merged, f"{source}: row {row}")
+                out.append(Trial(row=row, replicate=replicate, params=valid, draw=draw))
     return out
 
 

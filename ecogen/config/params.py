@@ -115,6 +115,9 @@ class ModelParams(Section):
 
 
 class PretrainParams(Section):
+    # Which foundation model: draw k > 0 seeds pre-training anew (0: the FM every run so far used).
+    # Every downstream number follows the FM, so experiments repeat over draws (trials.fm_draws).
+    draw: int = Field(0, ge=0)
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 2e-3

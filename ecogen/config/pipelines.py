@@ -53,6 +53,9 @@ class Trials(BaseModel):
 
     stages: list[StageName] = Field(min_length=1)
     replicates: PositiveInt = 1
+    # Foundation models drawn (``pretrain.draw`` 0…N-1): draw k > 0 pre-trains and fine-tunes its
+    # own FM in ``runs/<pipeline>@fm<k>/`` on the same data, and every row × replicate runs on each
+    fm_draws: PositiveInt = 1
     rows: dict[str, dict[str, Any]] = Field(min_length=1)  # row name → nested overrides
     parallel: PositiveInt = 1
     # A Prefect work pool: each trial runs as flow runs of the `ecogen-placed/<pool>` deployment
@@ -74,10 +77,11 @@ class Trial(BaseModel):
     row: str
     replicate: int
     params: Params
+    draw: int = 0  # the FM it starts from (``pretrain.draw``)
 
     @property
     def name(self) -> str:
-        return f"{self.row}-r{self.replicate}"
+        return f"{self.row}-fm{self.draw}-r{self.replicate}" if self.draw else f"{self.row}-r{self.replicate}"
 
 
 class Pipeline(BaseModel):

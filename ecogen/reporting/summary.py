@@ -57,6 +57,7 @@ class Trial:
     metrics: Mapping[str, float]
     params: Mapping[str, str] = field(default_factory=dict)
     accuracy: Mapping[int, float] = field(default_factory=dict)  # round → accuracy; 0 = before training
+    draw: int = 0  # the FM it started from (pretrain.draw)
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,14 @@ def summarize(values: Sequence[float]) -> Stat | None:
 
 @dataclass(frozen=True)
 class RowSummary:
-    """One experiment row over its replicates."""
+    """One experiment row over its replicates (seeds × FM draws)."""
 
     row: str
-    replicates: int
+    replicates: int  # the trials pooled: every (FM draw, replicate)
     metrics: dict[str, Stat]
     curve: dict[int, Stat]  # round → accuracy over the replicates that reached it
     params: dict[str, str]  # params every replicate shares
+    draws: int = 1  # the FMs among them (pretrain.draw)
 
     def stat(self, metric: Metric) -> Stat | None:
         return self.metrics.get(metric.name)
@@ -219,7 +221,12 @@ def _summarize_row(row: str, trials: list[Trial]) -> RowSummary:
     first, *rest = trials
     shared = {k: v for k, v in first.params.items() if all(t.params.get(k) == v for t in rest)}
     return RowSummary(
-        row=row, replicates=len({t.replicate for t in trials}), metrics=metrics, curve=curve, params=shared
+        row=row,
+        replicates=len({(t.draw, t.replicate) for t in trials}),
+        metrics=metrics,
+        curve=curve,
+        params=shared,
+        draws=len({t.draw for t in trials}),
     )
 
 

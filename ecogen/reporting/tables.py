@@ -69,6 +69,7 @@ class PipelineSource:
     skipped: int = 0  # trial runs left out: unfinished, or superseded by a rerun of the same trial
     params: Mapping[str, str] = field(default_factory=dict)
     replicates: tuple[int, ...] = ()  # per row
+    draws: int = 1  # FM draws among the replicates
     model_bytes: float | None = None  # the full model's size, as the trials measured it
     unit: str = ""  # what ``trials`` counts when it is not trials ("cycles")
     wall_s: float | None = None  # the pipeline run's end − start (None while it has no end)
@@ -112,7 +113,8 @@ def header_markdown(
         started = s.started.strftime("%Y-%m-%d %H:%M UTC") if s.started else DASH
         run = [s.pipeline, f"`{s.run_id}`", s.profile or DASH, s.status, started, trials]
         data = [p.get("data.source", DASH), model, p.get("data.labelled_fraction", DASH)]
-        body.append([*run, *data, p.get("hfsl.rounds", DASH), _span(s.replicates), format_duration(s.wall_s)])
+        replicates = _span(s.replicates) + (f" ({s.draws} FMs)" if s.draws > 1 else "")
+        body.append([*run, *data, p.get("hfsl.rounds", DASH), replicates, format_duration(s.wall_s)])
     head = ["Pipeline", "MLflow run", "Profile", "Status", "Started", "Trials", "Data", "Model (ViT)", "λ"]
     head += ["Rounds", "Replicates", "Wall time"]
     made_with = f" made with profile `{profile}`" if profile else ""
@@ -120,8 +122,8 @@ def header_markdown(
         "# EcoGen comparison report\n\n"
         f"Generated {generated.strftime('%Y-%m-%d %H:%M:%S UTC')} from MLflow experiment `{experiment}`, "
         f"using the latest finished run of each pipeline{made_with}. "
-        "Values are mean ± sample std over replicates "
-        '("± —": one replicate).\n\n' + _table(head, body)
+        "Values are mean ± sample std over replicates (seeds, and foundation models where a "
+        'pipeline drew more than one: `trials.fm_draws`; "± —": one replicate).\n\n' + _table(head, body)
     )
 
 
@@ -390,7 +392,7 @@ def cycles_json(cycles: Sequence[Cycle] | None) -> dict[str, Any]:
 
 
 def _row_json(s: RowSummary, with_clusters: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"replicates": s.replicates}
+    out: dict[str, Any] = {"replicates": s.replicates, "fm_draws": s.draws}
     if with_clusters and s.clusters is not None:
         out["clusters"] = s.clusters
     for m in REPORT_JSON:

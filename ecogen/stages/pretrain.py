@@ -9,6 +9,7 @@ import torch
 
 from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData, Split, to_float
+from ecogen.data.seeding import derive_seed
 from ecogen.models.checkpoint import save_fm
 from ecogen.models.export import PooledFeatures
 from ecogen.models.vit import MaskedAutoencoder, ViT, parameter_count
@@ -25,24 +26,27 @@ log = logging.getLogger("ecogen.pretrain")
 
 
 def pretrain(params: Params, ws: Workspace) -> StageResult:
-    L.seed_everything(params.seed, workers=True, verbose=False)
+    p = params.pretrain
+    # draw 0 is the FM every earlier run pre-trained; each other draw its own stream of seeds
+    seed = derive_seed(params.seed, "fm", p.draw) if p.draw else params.seed
+    L.seed_everything(seed, workers=True, verbose=False)
     data = PreparedData(ws.data)
     cfg = vit_config(params.model, data.meta)
     mae = MaskedAutoencoder(ViT(cfg))
     pool = data.public()
-    log.info("pretrain: MAE on %d unlabelled images, %d epochs", len(pool), params.pretrain.epochs)
-    p = params.pretrain
+    draw = f" (FM draw {p.draw})" if p.draw else ""
+    log.info("pretrain: MAE on %d unlabelled images, %d epochs%s", len(pool), p.epochs, draw)
     loader = index_loader(
-        (to_float(pool),), p.batch_size, True, params.seed, params.accelerator, drop_last=p.compile
+        (to_float(pool),), p.batch_size, True, seed, params.accelerator, drop_last=p.compile
     )
-    module = MAEModule(mae, p.scaled_lr(), p.weight_decay, p.mask_ratio, seed=params.seed, compile=p.compile)
+    module = MAEModule(mae, p.scaled_lr(), p.weight_decay, p.mask_ratio, seed=seed, compile=p.compile)
     history = History("pretrain")
     precision = trainer_precision(p.precision, params.accelerator)
     make_trainer(params.accelerator, p.epochs, [history], precision=precision).fit(module, loader)
     mae.cpu().eval()
     save_fm(mae, ws.fm)
     grid = reconstruction_grid(
-        mae, to_float(pool[:8]), p.mask_ratio, ws.plots / "fm_reconstructions.png", params.seed
+        mae, to_float(pool[:8]), p.mask_ratio, ws.plots / "fm_reconstructions.png", seed
     )
     example = example_input(Split(pool[:2], torch.zeros(2, dtype=torch.long)))
     return StageResult(

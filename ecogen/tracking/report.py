@@ -39,6 +39,7 @@ from ecogen.stages.hfsl_metrics import END, FULL_MODEL_BYTES, START
 from ecogen.tracking.runs import (
     CYCLE,
     EDGE,
+    FM_DRAW,
     KIND,
     REPLICATE,
     ROW,
@@ -125,25 +126,31 @@ def to_trial(client: MlflowClient, run: Run) -> Trial:
     curve = {int(m.step): float(m.value) for m in history}
     if START.name in metrics:
         curve.setdefault(0, metrics[START.name])
-    try:
-        replicate = int(run.data.tags.get(REPLICATE, "0"))
-    except ValueError:
-        replicate = 0
+    replicate, draw = (_int_tag(run, tag) for tag in (REPLICATE, FM_DRAW))
     return Trial(
         row=run.data.tags[ROW],
         replicate=replicate,
+        draw=draw,
         metrics=metrics,
         params=dict(run.data.params),
         accuracy=curve,
     )
 
 
+def _int_tag(run: Run, tag: str) -> int:
+    try:
+        return int(run.data.tags.get(tag, "0"))
+    except ValueError:
+        return 0
+
+
 def _latest_per_trial(runs: list[Run]) -> list[Run]:
-    """One run per (row, replicate), the newest finished one: a trial rerun replaces the old one."""
-    latest: dict[tuple[str, str], Run] = {}
+    """One run per (row, FM draw, replicate), the newest finished one: a trial rerun replaces the
+    old one."""
+    latest: dict[tuple[str, int, int], Run] = {}
     for run in sorted(runs, key=lambda r: r.info.start_time or 0):
         if run.info.status == "FINISHED":
-            latest[(run.data.tags[ROW], run.data.tags.get(REPLICATE, "0"))] = run
+            latest[(run.data.tags[ROW], _int_tag(run, FM_DRAW), _int_tag(run, REPLICATE))] = run
     return list(latest.values())
 
 
@@ -176,6 +183,7 @@ def load_pipeline(
         skipped=len(runs) - len(trials),
         params={**(trials[0].params if trials else {}), **run.data.params},
         replicates=tuple(s.replicates for s in rows.values()),
+        draws=len({t.draw for t in trials}) or 1,
         model_bytes=next((m for s in rows.values() if (m := s.mean(FULL_MODEL_BYTES)) is not None), None),
     )
     return PipelineTrials(source, rows)

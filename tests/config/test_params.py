@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from ecogen.config import ConfigError, Params, load_params, load_pipelines, parse_set
 
@@ -162,6 +163,19 @@ def test_trials_expand_rows_over_replicates_with_validated_params(tmp_path: Path
     with pytest.raises(ConfigError, match="row c: hfsl.method"):
         expand_trials(Params(), bad)
     assert spec.trials.parallel == 1  # one trial at a time unless asked
+
+
+def test_fm_draws_repeat_every_row_and_replicate_on_another_foundation_model() -> None:
+    from ecogen.config import expand_trials
+    from ecogen.config.pipelines import Trials
+
+    trials = expand_trials(Params(), Trials(stages=["hfsl"], rows={"a": {}, "b": {}}, fm_draws=2))
+    assert [t.name for t in trials] == ["a-r0", "b-r0", "a-fm1-r0", "b-fm1-r0"]  # draw 0 keeps its names
+    assert [t.params.pretrain.draw for t in trials] == [0, 0, 1, 1] == [t.draw for t in trials]
+    with pytest.raises(ValidationError):
+        Trials(stages=["hfsl"], rows={"a": {}}, fm_draws=0)
+    with pytest.raises(ValidationError):
+        Params.model_validate({"pretrain": {"draw": -1}})
 
 
 def test_trials_at_once_must_be_a_positive_count(tmp_path: Path) -> None:

@@ -43,8 +43,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec["profiles"]["tiny"] = TINY_PROFILE
     table3 = spec["pipelines"]["table3"]["trials"]
     table3["rows"] = {"c1": {"hfsl": {"clusters": 1}}, "c2": {"hfsl": {"clusters": 2}}}
-    table3["replicates"] = 2
-    spec["pipelines"]["baselines"]["trials"]["replicates"] = 1
+    table3["replicates"], table3["fm_draws"] = 1, 2  # each row on two foundation models
+    spec["pipelines"]["baselines"]["trials"] |= {"replicates": 1, "fm_draws": 1}
     write_yaml(project / "pipelines.yaml", spec)
     env = offline_env(project)
     for pipeline in ("table3", "baselines"):
@@ -161,7 +161,29 @@ def test_baselines_reuse_the_trial_table3_ran_with_the_same_recipe(project: Path
     )
     # the other rows differ in method or levers, table3's c1 in clusters: they ran
     assert "reused_from" not in trial("baselines", "local-r0").data.params
-    assert "reused_from" not in trial("table3", "c2-r1").data.params
+    assert "reused_from" not in trial("table3", "c2-fm1-r0").data.params
+
+
+def test_table3_draws_a_second_foundation_model_on_the_same_data(project: Path) -> None:
+    """trials.fm_draws 2: draw 1 pre-trains and fine-tunes its own FM in runs/table3@fm1/ on the
+    data of draw 0; its trials start from it, and the report pools both draws per row."""
+    runs = project / "runs"
+    assert (runs / "table3@fm1/data.dvc").read_text() == (runs / "table3/data.dvc").read_text()
+    assert (runs / "table3@fm1/artifacts/fm.pt").read_bytes() != (
+        runs / "table3/artifacts/fm.pt"
+    ).read_bytes()
+    client, exp = _client(project)
+    (fm1,) = client.search_runs(
+        [exp],
+        "tags.`ecogen.pipeline` = 'table3' AND tags.`ecogen.stage` = 'pretrain' "
+        "AND tags.`ecogen.fm_draw` = '1'",
+    )
+    assert fm1.data.params["pretrain.draw"] == "1" and fm1.info.run_name == "pretrain[fm 1]"
+    c1 = client.search_runs([exp], "tags.`ecogen.pipeline` = 'table3' AND tags.`ecogen.row` = 'c1'")
+    assert sorted(r.data.tags.get("ecogen.fm_draw", "0") for r in c1) == ["0", "1"]
+    assert sorted(r.data.params["pretrain.draw"] for r in c1) == ["0", "1"]
+    row = json.loads((project / "reports" / "report.json").read_text())["table3"]["c1"]
+    assert (row["replicates"], row["fm_draws"]) == (2, 2)
 
 
 def test_report_numbers_are_the_runs_numbers(project: Path) -> None:

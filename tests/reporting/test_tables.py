@@ -113,6 +113,16 @@ def test_aggregate_groups_rows_curves_and_shared_params() -> None:
     assert out["b"].mean(END) == 0.9 and out["b"].mean(FIRST) is None
 
 
+def test_a_row_pools_its_replicates_over_fm_draws() -> None:
+    # the same seed on two FMs is two replicates: the spread is over draws × seeds
+    out = aggregate(
+        [Trial("a", r, {END.name: 0.7 + 0.1 * d + 0.01 * r}, draw=d) for d in (0, 1) for r in (0, 1)]
+    )
+    assert (out["a"].replicates, out["a"].draws) == (4, 2)
+    assert out["a"].stat(END) == Stat(pytest.approx(0.755), pytest.approx(0.0580, abs=1e-4), 4)
+    assert aggregate([Trial("b", 0, {END.name: 0.7})])["b"].draws == 1
+
+
 def test_gain_is_derived_per_replicate() -> None:
     # gains 0.05 and 0.03: their spread (0.014), not one made from the END and START spreads
     out = aggregate(
