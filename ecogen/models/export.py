@@ -19,6 +19,7 @@ from torch.export import Dim, ExportedProgram
 
 from ecogen.data.prepared import to_float
 from ecogen.models.vit import ViT
+from ecogen.runtime.backends import exporting
 
 # what a logged model returns: softmax over the module's logits, or the module's output as is
 ModelOutput = Literal["probabilities", "features"]
@@ -63,4 +64,5 @@ def export_raw_images(module: nn.Module, output: ModelOutput, example: np.ndarra
         net = merge()
     # two images at least: export fixes a dimension it sees with size 1
     x = torch.from_numpy(np.concatenate([example, example]))
-    return torch.export.export(RawImages(net, output), (x,), dynamic_shapes=({0: Dim("batch")},))
+    with exporting():  # torch.export switches backends off process-wide: no batch runs meanwhile
+        return torch.export.export(RawImages(net, output), (x,), dynamic_shapes=({0: Dim("batch")},))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import ExitStack
 from typing import Any
 
 import lightning as L
@@ -12,6 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
 from ecogen.data.prepared import Split, to_float
+from ecogen.runtime.backends import computing
 from ecogen.runtime.progress import Step, report
 
 log = logging.getLogger("ecogen.training")
@@ -39,6 +41,24 @@ class History(Callback):
         log.debug("%s epoch %d/%d %s", self.label, epoch, total, shown)
 
 
+class Computing(Callback):
+    """Each batch (forward, backward and step) inside :func:`~ecogen.runtime.backends.computing`,
+    so that no model export switches torch's backends off under it."""
+
+    def __init__(self) -> None:
+        self.held = ExitStack()
+
+    def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        self.held.enter_context(computing())
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        self.held.close()
+
+    on_validation_batch_start = on_test_batch_start = on_predict_batch_start = on_train_batch_start
+    on_validation_batch_end = on_test_batch_end = on_predict_batch_end = on_train_batch_end
+    on_exception = on_train_batch_end
+
+
 def make_trainer(
     accelerator: str, max_epochs: int, callbacks: list[Callback] | None = None, **kw: Any
 ) -> L.Trainer:
@@ -59,7 +79,7 @@ def make_trainer(
         enable_progress_bar=False,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
-        callbacks=callbacks or [],
+        callbacks=[*(callbacks or []), Computing()],
         **kw,
     )
 
