@@ -126,6 +126,11 @@ def draw_folder(project_root: Path, pipeline: str, draw: int) -> Path:
     return project_root / "runs" / (f"{pipeline}@fm{draw}" if draw else pipeline)
 
 
+def draw_stages(stages: list[StageName]) -> list[StageName]:
+    """The shared stages a further FM draw runs: all but prepare (its data are copied)."""
+    return [s for s in stages if s != "prepare"]
+
+
 def start_draw(ctx: RunContext, draw: int) -> RunContext:
     """FM draw ``draw``'s folder, marked as this run's, holding the pipeline's prepared data (the
     same images for every draw: only the FM differs)."""
@@ -147,7 +152,7 @@ def stage_plan(
     repeated = set(trial_stages) | set(cycle_stages)
     plan: list[str] = [s for s in stages if s not in repeated]
     draws = sorted({t.draw for t in trials} - {0})
-    plan += [f"{s}[fm {d}]" for d in draws for s in stages if s not in repeated and s != "prepare"]
+    plan += [f"{s}[fm {d}]" for d in draws for s in draw_stages(stages) if s not in repeated]
     plan += [f"{s}[{t.name}]" for t in trials for s in trial_stages]
     plan += [f"{s}[cycle {k}]" for k in range(cycles if cycle_stages else 0) for s in cycle_stages]
     return tuple(plan)

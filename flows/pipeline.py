@@ -161,9 +161,7 @@ def pipeline_flow(
                 ctx = served.fetch_served(ctx)
             ctx, metrics = _run_stages(ctx, spec.shared_stages, pools)
             for draw in range(1, spec.trials.fm_draws if spec.trials else 1):  # the other FMs
-                made = _run_stages(
-                    glue.start_draw(ctx, draw), [s for s in spec.shared_stages if s != "prepare"], pools
-                )
+                made = _run_stages(glue.start_draw(ctx, draw), glue.draw_stages(spec.shared_stages), pools)
                 metrics |= {f"fm{draw}.{k}": v for k, v in made[1].items()}
             pool = spec.trials.pool if spec.trials else None
             calls = [partial(trial_flow, ctx, trial, trial_stages, pool) for trial in cfg.trials]
