@@ -1,0 +1,137 @@
+"""One request through a cluster's split chain, timed and sized hop by hop.
+
+The path of a request the cache cannot answer: the client uploads its image to the edge, the edge
+hands it to the chain's start device, the activations cross every device-to-device hop through a
+:class:`~ecogen.split.channel.Channel` (so the ledger counts them as training's do), and the end
+device's class probabilities go back to the edge and on to the client.  Compute is measured per
+segment; every hop's time is :func:`~ecogen.inference.split_inference.link_seconds` of the bytes it
+carried, on ``InferenceParams``' link model.  The client↔edge and edge↔device hops use the same
+model (the params have no separate figure for them): stated, not measured.
+
+Built from a finished run (:func:`chain_from_run`, the edge model the infer stage serves) or from
+a freshly initialised ViT (:func:`fresh_chain`, for tests).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ecogen.config.load import resolve_run
+from ecogen.config.params import InferenceParams
+from ecogen.data.prepared import PreparedData, Split, to_float
+from ecogen.inference.split_inference import link_seconds
+from ecogen.models.checkpoint import load_fm
+from ecogen.models.vit import Embedding, ViT, ViTConfig, split_segments
+from ecogen.peft.edge import base_vit, load_edge_model
+from ecogen.split.allocation import allocate_blocks
+from ecogen.split.channel import Activation, Channel, payload_bytes
+from ecogen.stages.common import edge_seed
+from ecogen.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ChainAnswer:
+    probabilities: Tensor  # (classes,)
+    compute_s: list[float]  # per device segment
+    hop_bytes: list[int]  # per device-to-device hop
+
+
+class SplitChain:
+    """A cluster's device segments behind one edge, answering one image at a time.
+
+    ``features``: the FM features the cache compares near duplicates by — the FM's patch
+    embedding (flattened tokens with positions), which the edge holds and computes in a fraction
+    of the chain's time; None where near duplicates are not looked up.
+    """
+
+    def __init__(
+        self,
+        segments: list[nn.Module],
+        links: InferenceParams,
+        image_shape: tuple[int, int, int],
+        embedding: Embedding | None = None,
+    ) -> None:
+        if len(segments) < 2:
+            raise ValueError(f"a split chain needs at least two segments, got {len(segments)}")
+        self.segments = segments
+        self.links = links
+        self.image_shape = image_shape  # (C, H, W) of the images the model takes
+        self.embedding = embedding
+        self.channel = Channel()
+        self._lock = threading.Lock()  # the devices take one request at a time
+
+    @torch.no_grad()
+    def features(self, x: Tensor) -> Tensor:  # (1, C, H, W) float → (N·dim,)
+        if self.embedding is None:
+            raise ValueError("this chain was built without the FM embedding: no near-duplicate features")
+        return self.embedding.patches(x).flatten()
+
+    @torch.no_grad()
+    def answer(self, x: Tensor) -> ChainAnswer:  # (1, C, H, W) float in [-1, 1]
+        compute, hops = [], []
+        with self._lock:
+            h = x
+            for i, segment in enumerate(self.segments):
+                if i > 0:
+                    sent = Activation(h)
+                    hops.append(payload_bytes(sent))
+                    h = self.channel.send(sent, "d2d", "forward").tensor
+                t0 = time.perf_counter()
+                h = segment(h)
+                compute.append(time.perf_counter() - t0)
+        return ChainAnswer(h.softmax(-1)[0], compute, hops)
+
+    def image_bytes(self) -> int:
+        c, height, width = self.image_shape
+        return c * height * width  # uint8
+
+    def edge_hops_s(self, answer_bytes: int) -> float:
+        """The client↔edge round trip: the image up, the answer down."""
+        return link_seconds(self.image_bytes(), 1, self.links) + link_seconds(answer_bytes, 1, self.links)
+
+    def chain_hops_s(self, hop_bytes: list[int], answer_bytes: int) -> float:
+        """The edge → start device → … → end device → edge part of a miss."""
+        d2d = sum(link_seconds(b, 1, self.links) for b in hop_bytes)
+        return (
+            link_seconds(self.image_bytes(), 1, self.links) + d2d + link_seconds(answer_bytes, 1, self.links)
+        )
+
+
+def chain_from_run(
+    root: Path, pipeline: str | None = None, domain: str | None = None, profile: str | None = None
+) -> tuple[SplitChain, Split]:
+    """The split chain of edge ``domain`` (default: the first) of pipeline run ``runs/PIPELINE/``,
+    as the infer stage builds it, and that edge's test set (the images a trace asks for)."""
+    run = resolve_run(root, pipeline, profile)
+    params, ws = run.params, Workspace(root / "runs" / run.name)
+    domain = domain or str(params.data.domains[0])
+    if domain not in [str(d) for d in params.data.domains]:
+        raise ValueError(f"no edge {domain!r} in this run; its edges: {params.data.domains}")
+    tunable = ws.hfsl(domain) / "tunable.pt"
+    model = load_edge_model(load_fm(ws.fm), params.peft, tunable, edge_seed(params, domain)).eval()
+    vit = base_vit(model)
+    ranges = allocate_blocks(len(vit.blocks), params.hfsl.devices_per_cluster, params.hfsl.allocation)
+    test = PreparedData(ws.data).test(domain)
+    shape = (vit.cfg.channels, vit.cfg.image_size, vit.cfg.image_size)
+    return SplitChain(split_segments(vit, ranges), params.inference, shape, vit.embedding), test
+
+
+def fresh_chain(cfg: ViTConfig, devices: int = 3, seed: int = 0) -> SplitChain:
+    """A freshly initialised ViT's chain (weights drawn from ``seed``): what tests serve."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vit = ViT(cfg).eval()
+    ranges = allocate_blocks(cfg.depth, devices)
+    shape = (cfg.channels, cfg.image_size, cfg.image_size)
+    return SplitChain(split_segments(vit, ranges), InferenceParams(), shape, vit.embedding)
+
+
+def as_input(image: Tensor) -> Tensor:
+    """uint8 (C, H, W) → float (1, C, H, W) in [-1, 1], as the chain takes it."""
+    return to_float(image).unsqueeze(0)
