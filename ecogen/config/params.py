@@ -171,8 +171,8 @@ class HfslParams(Section):
     backbone and rounds: one strategy file each in ``ecogen/federated/strategies/``.
     """
 
-    # ecogen | centralized (oracle) | pooled_labels | local | fedavg_full | fedavg_peft | splitfed
-    # | fedprox — the file names in ecogen/federated/strategies/
+    # ecogen | centralized (oracle) | pooled_labels | pooled_ssl | edge_alone | local | fedavg_full
+    # | fedavg_peft | splitfed | fedprox — the file names in ecogen/federated/strategies/
     method: str = "ecogen"
     clusters: PositiveInt = 3  # client clusters per edge (prepare writes this many)
     # Clusters of each edge drawn to take part in a round (null: every cluster, every round), drawn
@@ -226,6 +226,13 @@ class HfslParams(Section):
     # so the shared head learns the balanced posterior rather than each client's skew (0: off).
     logit_adjustment: float = Field(0.0, ge=0.0)
     ema_decay: float = Field(0.99, ge=0.0, lt=1.0)
+    # Feature-space pseudo-labels (ecogen/training/feature_labels.py): before the rounds, each
+    # participant's unlabelled images take the vote of their feature_labels_k nearest labelled
+    # images in the frozen FM's feature space (the edge's broadcast bank and the participant's own),
+    # class-balanced and filtered hard: at most feature_labels × N / classes per class, the surest
+    # first; a kept image trains as labelled (0: off).
+    feature_labels: float = Field(0.0, ge=0.0, le=1.0)
+    feature_labels_k: PositiveInt = 10
     # The edge trains on its own labelled set as one more participant of its rounds (it holds the
     # whole model, so nothing crosses a link for it); the pooled methods pool its labels too, and
     # `local` (no rounds, no edge) ignores it.
@@ -359,6 +366,86 @@ class InferenceParams(Section):
     d2d_latency_ms: float = Field(2.0, ge=0.0)  # per-hop propagation delay
 
 
+class DeviceClass(Section):
+    """One kind of device as the cost model sees it: sustained compute and power drawn."""
+
+    flops: PositiveFloat  # FLOP/s it sustains on the model's kernels (not its datasheet peak)
+    watts_busy: PositiveFloat  # while computing
+    watts_idle: PositiveFloat  # while waiting for its turn in the chain
+
+
+class LinkClass(Section):
+    """One kind of link: how fast a byte crosses it and what crossing costs."""
+
+    mbps: PositiveFloat  # sustained throughput, megabits per second
+    latency_ms: float = Field(ge=0.0)  # per message (one tensor one way)
+    joules_per_byte: PositiveFloat  # radio / network energy of one byte sent
+
+
+def _default_devices() -> dict[str, DeviceClass]:
+    # params.yaml states each number's source; these are the same numbers
+    return {
+        "phone": DeviceClass(flops=2e10, watts_busy=4.0, watts_idle=0.3),
+        "board": DeviceClass(flops=1e12, watts_busy=15.0, watts_idle=3.0),
+        "weak": DeviceClass(flops=1e9, watts_busy=1.5, watts_idle=0.4),
+        "edge_server": DeviceClass(flops=4e12, watts_busy=70.0, watts_idle=10.0),
+        "cloud_gpu": DeviceClass(flops=3e13, watts_busy=700.0, watts_idle=70.0),
+    }
+
+
+def _default_links() -> dict[str, LinkClass]:
+    return {
+        "d2d": LinkClass(mbps=100.0, latency_ms=2.0, joules_per_byte=8e-8),
+        "edge_client": LinkClass(mbps=50.0, latency_ms=20.0, joules_per_byte=4e-7),
+        "cloud_edge": LinkClass(mbps=1000.0, latency_ms=30.0, joules_per_byte=7e-6),
+    }
+
+
+LINK_NAMES = ("d2d", "edge_client", "cloud_edge")  # the link classes of ecogen/split/channel.py
+
+
+class CostParams(Section):
+    """The device and link cost model (``ecogen/costs/``, docs/costs.md): modelled seconds and
+    joules of a round on the devices a cluster would really be, never measured on this host
+    (CodeCarbon's figures are the host's; the two are kept apart by name).
+
+    ``cluster_devices`` names the class of each position of a cluster's chain: start
+    (embedding), the middle devices (blocks), end (head).  It may be shorter than
+    ``hfsl.devices_per_cluster``: the last middle class listed then stands for every further
+    middle device (the end stays the end), so changing the device count needs no edit here.
+    """
+
+    devices: dict[str, DeviceClass] = Field(default_factory=_default_devices, min_length=1)
+    links: dict[str, LinkClass] = Field(default_factory=_default_links)
+    cluster_devices: list[str] = Field(default_factory=lambda: ["phone", "board", "phone"], min_length=3)
+
+    @field_validator("links")
+    @classmethod
+    def _every_link(cls, links: dict[str, LinkClass]) -> dict[str, LinkClass]:
+        if sorted(links) != sorted(LINK_NAMES):
+            raise ValueError(f"costs.links must give exactly {', '.join(LINK_NAMES)}; got {', '.join(links)}")
+        return links
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> CostParams:
+        if unknown := [d for d in self.cluster_devices if d not in self.devices]:
+            raise ValueError(
+                f"costs.cluster_devices names unknown device classes {unknown}; "
+                f"known (costs.devices): {', '.join(self.devices)}"
+            )
+        return self
+
+    def chain(self, devices: int) -> list[str]:
+        """The device class of each of a cluster's ``devices`` positions (start, middle…, end)."""
+        listed = self.cluster_devices
+        if devices < len(listed):
+            raise ValueError(
+                f"costs.cluster_devices lists {len(listed)} devices but hfsl.devices_per_cluster is {devices}"
+            )
+        middle = listed[1:-1]
+        return [listed[0], *middle, *[middle[-1]] * (devices - len(listed)), listed[-1]]
+
+
 class EnergyParams(Section):
     enabled: bool = True
     country_iso_code: str = Field("FRA", min_length=3, max_length=3)
@@ -449,6 +536,7 @@ class Params(Section):
     relay: RelayParams = RelayParams()
     inference: InferenceParams = InferenceParams()
     energy: EnergyParams = EnergyParams()
+    costs: CostParams = CostParams()
     stream: StreamParams = StreamParams()
     tracking: TrackingParams = TrackingParams()
 
@@ -473,6 +561,11 @@ class Params(Section):
                     f"({d.samples_per_cluster}) and the edge's edge_labelled ({d.edge_labelled}): "
                     "each needs at least one image per increment"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_devices_fit(self) -> Params:
+        self.costs.chain(self.hfsl.devices_per_cluster)  # raises when it lists more devices
         return self
 
     @model_validator(mode="after")

@@ -30,6 +30,7 @@ from ecogen.stages.hfsl_metrics import edge_metrics, link_bytes
 from ecogen.stages.metric import mean
 from ecogen.stages.result import ModelArtifact, StageResult, combine
 from ecogen.training.classifier import class_accuracy, evaluate, mix_accuracy
+from ecogen.training.feature_labels import feature_labelled_all
 from ecogen.training.pseudo_label import class_prior
 from ecogen.workspace import Workspace
 
@@ -101,6 +102,10 @@ def _edge_start(
 
     own_clusters = data.cluster_files(domain, h.clusters)  # each cluster's data, unread
     clusters, own = strategy.participants(data, domain, own_clusters)
+    if h.feature_labels > 0:  # a pooled learner's data hold the edge's labels: no bank beside them
+        clusters = feature_labelled_all(
+            clusters, fm.encoder, None if strategy.pooled else data.edge(domain), h
+        )
     start = accuracy(model)
     priors = cluster_priors(own_clusters, base_vit(model).cfg.num_classes)
     mix = cluster_mix_accuracy(model, priors, test, params)

@@ -55,7 +55,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return ws
 
 
-POOLED = {"centralized", "pooled_labels"}  # one learner, no rounds to federate
+POOLED = {"centralized", "pooled_labels", "pooled_ssl"}  # one learner, no rounds to federate
 NO_LINKS = POOLED | {"edge_alone"}  # nothing crosses an edge-client link
 FEDERATED = set(method_names()) - NO_LINKS - {"local"}
 
@@ -65,6 +65,7 @@ def test_every_method_file_is_a_strategy() -> None:
         "ecogen",
         "centralized",
         "pooled_labels",
+        "pooled_ssl",
         "local",
         "fedavg_full",
         "fedavg_peft",
@@ -124,6 +125,25 @@ def test_pooled_labels_sees_only_the_labels_the_system_holds(workspace: Workspac
     held = sum(int(c.labelled.sum()) for c in clusters) + len(data.edge("identity"))
     assert len(pooled) == held and bool((pooled.y >= 0).all())
     assert torch.equal(pooled.y[-len(data.edge("identity")) :], data.edge("identity").y)
+
+
+def test_pooled_ssl_keeps_the_unlabelled_images_unlabelled(workspace: Workspace) -> None:
+    data = PreparedData(workspace.data)
+    pooled = pooled_clusters(data, "identity", 2, oracle=False, edge=True, unlabelled=True)
+    clusters = [data.cluster("identity", k) for k in range(2)]
+    assert len(pooled) == sum(len(c) for c in clusters) + len(data.edge("identity"))
+    assert int(pooled.labelled.sum()) == sum(int(c.labelled.sum()) for c in clusters) + len(
+        data.edge("identity")
+    )
+    assert torch.equal(pooled.y[: len(clusters[0])], clusters[0].y)  # UNLABELLED where it was
+
+
+@pytest.mark.parametrize("method", ["ecogen", "pooled_ssl"])
+def test_feature_labels_run_the_rounds_with_more_labelled_images(workspace: Workspace, method: str) -> None:
+    params = _params(method=method, feature_labels=0.5, feature_labels_k=3)
+    result = hfsl(params, Workspace(workspace.root, trial=f"{method}-features"))
+    for child in result.children:
+        assert 0.0 <= child.metrics["accuracy"] <= 1.0 and len(child.history["accuracy"]) == 1
 
 
 def test_more_clusters_than_prepared_is_a_clear_error(workspace: Workspace) -> None:

@@ -52,6 +52,7 @@ class Strategy:
     title: ClassVar[str] = "FedAvg of PEFT modules over split clients"
     split: ClassVar[bool] = True  # clients train through their cluster's device chain
     full_model: ClassVar[bool] = False  # every weight trains (LoRA merged first), not only PEFT
+    pooled: ClassVar[bool] = False  # one central learner whose data hold the edge's labels too
 
     def __init__(self, cfg: HfslParams) -> None:
         self.cfg = cfg

@@ -16,15 +16,21 @@ from ecogen.federated.strategies.base import Strategy
 from ecogen.peft.tunable import tunable_state
 
 
-def pooled_clusters(data: PreparedData, domain: str, count: int, oracle: bool, edge: bool) -> Split:
+def pooled_clusters(
+    data: PreparedData, domain: str, count: int, oracle: bool, edge: bool, unlabelled: bool = False
+) -> Split:
     """The first ``count`` clusters' data in one place (and the edge's labelled set with ``edge``):
-    with every true label (``oracle``), else only their labelled images."""
+    with every true label (``oracle``), else their labelled images (and, with ``unlabelled``, their
+    unlabelled ones too, still unlabelled)."""
     xs, ys = [], []
     for k in range(count):
         split = data.cluster(domain, k)
         if oracle:
             xs.append(split.x)
             ys.append(data.oracle_labels(domain, k))
+        elif unlabelled:
+            xs.append(split.x)
+            ys.append(split.y)
         else:
             xs.append(split.x[split.labelled])
             ys.append(split.y[split.labelled])
@@ -38,13 +44,17 @@ def pooled_clusters(data: PreparedData, domain: str, count: int, oracle: bool, e
 class PooledLabels(Strategy):
     title = "Central, the same labels (PEFT)"
     split = False
+    pooled = True
     oracle = False  # pool every true label of the clusters' images, not only the held ones
+    unlabelled = False  # pool the clusters' unlabelled images too (for the unlabelled loss)
 
     def participants(
         self, data: PreparedData, domain: str, clusters: Sequence[SplitSource]
     ) -> tuple[Sequence[SplitSource], Split | None]:
         cfg = self.cfg
-        return [pooled_clusters(data, domain, cfg.clusters, self.oracle, cfg.edge_joins)], None
+        return [
+            pooled_clusters(data, domain, cfg.clusters, self.oracle, cfg.edge_joins, self.unlabelled)
+        ], None
 
     def local_steps(self) -> int | None:
         """The federated participants' steps together (every cluster, and the edge when it joins),

@@ -1,0 +1,128 @@
+"""Pseudo-labels from the FM's feature space (``hfsl.feature_labels``).
+
+Every unlabelled image takes the vote of its ``k`` nearest labelled images (cosine similarity of
+the FM encoder's pooled features, the vector the classifier head pools) and keeps it only where the
+vote is surest, class by class: each class may keep at most ``keep × N / classes`` of the ``N``
+unlabelled images, its most confident first.  The quota is what makes it *class-balanced*: a
+class the FM separates well cannot flood the set, and a class that few images vote for keeps only
+those it has — the filter is hard, a kept image trains as if it were labelled.
+
+Unlike FixMatch's pseudo-labels, these come from the frozen FM once, before the rounds, not from the
+model being trained: they do not drift with it, and the model's confirmation bias does not feed
+them.  In a cluster the images never leave the devices: the edge broadcasts its labelled images'
+features (its bank, ``n × dim`` floats) and each cluster votes with it and its own labelled images.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ecogen.config.params import HfslParams
+from ecogen.data.prepared import Split, SplitSource, to_float
+from ecogen.models.vit import ViT
+from ecogen.runtime.backends import computing
+
+
+@torch.no_grad()
+def pooled_features(encoder: ViT, x: Tensor, batch_size: int = 512) -> Tensor:
+    """uint8 ``(N, C, H, W)`` → ``(N, dim)`` unit vectors: the encoder's final norm of its tokens,
+    averaged (what :class:`~ecogen.models.vit.Head` pools), L2-normalised for cosine votes."""
+    out = []
+    with computing():
+        for i in range(0, len(x), batch_size):
+            h = encoder.embedding(to_float(x[i : i + batch_size]))
+            for block in encoder.blocks:
+                h = block(h)
+            out.append(encoder.head.norm(h).mean(dim=1))
+    feats = torch.cat(out) if out else x.new_zeros((0, encoder.cfg.dim), dtype=torch.float32)
+    return F.normalize(feats, dim=1)
+
+
+def knn_vote(bank: Tensor, bank_y: Tensor, queries: Tensor, k: int, classes: int) -> tuple[Tensor, Tensor]:
+    """The label of each query row by majority of its ``k`` most cosine-similar bank rows, and the
+    share of the ``k`` votes it won (its confidence, in (0, 1]).  Ties go to the lower class."""
+    if len(bank) == 0:
+        raise ValueError("feature pseudo-labels need a labelled bank to vote with")
+    k = min(k, len(bank))
+    nearest = (queries @ bank.T).topk(k, dim=1).indices  # (Q, k)
+    votes = F.one_hot(bank_y[nearest], classes).sum(dim=1)  # (Q, classes)
+    top = votes.max(dim=1)
+    return top.indices, top.values.float() / k
+
+
+def balanced_keep(labels: Tensor, confidence: Tensor, keep: float, classes: int) -> Tensor:
+    """Boolean mask of the kept rows: per class, its most confident rows up to
+    ``floor(keep × N / classes)`` (N = all rows), so no class holds more than its share."""
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"keep must be in [0, 1], got {keep}")
+    quota = int(keep * len(labels) / classes)
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(classes):
+        rows = torch.nonzero(labels == c).flatten()
+        # stable sort: equal confidence keeps the earlier row (deterministic)
+        order = torch.sort(confidence[rows], descending=True, stable=True).indices
+        mask[rows[order[:quota]]] = True
+    return mask
+
+
+def feature_labelled(split: Split, encoder: ViT, bank: Tensor, bank_y: Tensor, keep: float, k: int) -> Split:
+    """``split`` with its unlabelled images pseudo-labelled where kept (:func:`balanced_keep`).
+    The vote's bank is ``bank``/``bank_y`` (features, labels) plus the split's own labelled images."""
+    classes = encoder.cfg.num_classes
+    labelled = split.labelled
+    unl = torch.nonzero(~labelled).flatten()
+    if len(unl) == 0 or keep == 0.0:
+        return split
+    own = pooled_features(encoder, split.x[labelled])
+    feats = pooled_features(encoder, split.x[unl])
+    labels, conf = knn_vote(torch.cat([bank, own]), torch.cat([bank_y, split.y[labelled]]), feats, k, classes)
+    kept = balanced_keep(labels, conf, keep, classes)
+    y = split.y.clone()
+    y[unl[kept]] = labels[kept]
+    return Split(split.x, y)
+
+
+class FeatureLabelled:
+    """A :class:`~ecogen.data.prepared.SplitSource` whose unlabelled images come pseudo-labelled
+    (:func:`feature_labelled`), computed on first read and kept (labels only; the images are read
+    from ``source`` at every load, as before)."""
+
+    def __init__(
+        self, source: SplitSource, encoder: ViT, bank: Tensor, bank_y: Tensor, keep: float, k: int
+    ) -> None:
+        self.source = source
+        self.encoder = copy.deepcopy(encoder).eval()  # its own copy: threads never share train/eval state
+        self.bank, self.bank_y, self.keep, self.k = bank, bank_y, keep, k
+        self._y: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def load(self) -> Split:
+        split = self.source.load()
+        if self._y is None:
+            self._y = feature_labelled(split, self.encoder, self.bank, self.bank_y, self.keep, self.k).y
+        return Split(split.x, self._y)
+
+    def labels(self) -> Tensor:
+        return self.load().y if self._y is None else self._y
+
+
+def feature_labelled_all(
+    participants: Sequence[SplitSource], encoder: ViT, edge_set: Split | None, cfg: HfslParams
+) -> list[SplitSource]:
+    """Every participant as a :class:`FeatureLabelled` source voting with the features of
+    ``edge_set``'s labelled images (the edge's broadcast bank; none: only its own labels)."""
+    if edge_set is None:
+        bank = torch.zeros((0, encoder.cfg.dim))
+        bank_y = torch.zeros(0, dtype=torch.long)
+    else:
+        labelled = edge_set.labelled
+        bank, bank_y = pooled_features(encoder, edge_set.x[labelled]), edge_set.y[labelled]
+    k, keep = cfg.feature_labels_k, cfg.feature_labels
+    return [FeatureLabelled(p, encoder, bank, bank_y, keep, k) for p in participants]
