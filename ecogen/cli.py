@@ -1,4 +1,4 @@
-"""The ``ecogen`` command: run, stage, validate, deploy, report, promote, rollback.
+"""The ``ecogen`` command: run, stage, validate, deploy, report, promote, rollback, serve.
 
 Configuration is parsed and validated before anything else happens; a bad file or ``--set``
 prints one line naming the key and exits with status 2, having written nothing.  Heavy imports
@@ -571,6 +571,32 @@ def report(
     path = build_report(cfg, Path.cwd(), out, tuple(pipeline or DEFAULT_PIPELINES), profile)
     typer.echo(f"report: {path}")
     typer.echo(section(path.read_text(), "Targets"))
+
+
+@app.command(cls=_Command)
+def serve(
+    pipeline: Annotated[
+        str | None, typer.Argument(help="Whose finished run's model (default: pipelines.yaml's `default`).")
+    ] = None,
+    domain: Annotated[str | None, typer.Option(help="The edge to serve (default: the first).")] = None,
+    capacity: Annotated[int, typer.Option(help="Cached answers (LRU); 0: no cache.")] = 1000,
+    near: Annotated[
+        float | None, typer.Option(help="Also serve near duplicates: FM-feature cosine ≥ this.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    profile: ProfileOpt = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="A freshly initialised ViT instead of a run's (smoke tests).")
+    ] = False,
+) -> None:
+    """Serve a run's split inference over HTTP with an edge cache (docs/edge-cache.md)."""
+    from ecogen.serving.serve import build_service, run_server
+
+    with _refused(ValueError), _refused(FileNotFoundError):
+        service = build_service(Path.cwd(), pipeline, domain, profile, capacity, near, fresh)
+    typer.echo(f"serving on http://{host}:{port} (POST /predict, GET /stats, GET /health)")
+    run_server(service, host, port)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,9 @@ class EdgeService:
     def predict(self, image: np.ndarray) -> dict[str, Any]:
         """One request: uint8 (C, H, W) → the answer :mod:`this module's docstring <.service>` shows."""
         t0 = time.perf_counter()
-        x = as_input(torch.from_numpy(image))
+        x = as_input(torch.from_numpy(image)) if self.cache is None or self.cache.near else None
         key = content_key(image) if self.cache is not None else ""
-        feature = self.chain.features(x) if self.cache is not None and self.cache.near else None
+        feature = self.chain.features(x) if x is not None and self.cache is not None else None
         cached, near = self.cache.lookup(key, feature) if self.cache is not None else (None, False)
         edge_s = time.perf_counter() - t0
         with self._lock:
@@ -77,7 +77,7 @@ class EdgeService:
             link_s = self.chain.edge_hops_s(answer_bytes)
             moved = self.chain.image_bytes() + answer_bytes
             return _reply(cached, True, near, link_s, edge_s, moved)
-        out = self.chain.answer(x)
+        out = self.chain.answer(x if x is not None else as_input(torch.from_numpy(image)))
         probs = out.probabilities
         prediction = Prediction(int(probs.argmax()), tuple(float(p) for p in probs))
         if self.cache is not None:
