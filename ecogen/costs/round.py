@@ -1,0 +1,73 @@
+"""The cost model read off ``Params`` and an edge model: what one HFSL round of one cluster
+would cost on the devices ``costs.cluster_devices`` names, per role and per link.
+
+This is where a stage (or the lead's tracking) gets modelled figures to log beside CodeCarbon's
+measured ones: ``round_costs(params, model).metrics()`` gives ``modelled_…`` names only.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ecogen.config.params import DeviceClass, HfslParams, Params
+from ecogen.costs.flops import SegmentFlops, segment_flops
+from ecogen.costs.model import FLOAT_BYTES, RoundCosts, StepLoad
+from ecogen.costs.model import block_costs as model_block_costs
+from ecogen.costs.model import round_costs as model_round_costs
+from ecogen.models.vit import split_segments
+from ecogen.peft.edge import base_vit
+from ecogen.split.allocation import BlockCosts, allocate_blocks
+from ecogen.split.client_training import ClientTraining
+
+
+def step_load(cfg: HfslParams, tokens: int, dim: int) -> StepLoad:
+    """A client step of ``cfg``: its labelled batch, and with the unlabelled loss on, μ·B
+    unlabelled images that cross the chain twice (the weak, no-grad pass and the strong view)."""
+    if cfg.local_steps is None:
+        raise ValueError("the cost model needs a fixed step count a round: give hfsl.local_steps")
+    unlabelled = cfg.batch_size * cfg.unlabelled_ratio if ClientTraining.of(cfg).semi_supervised else 0
+    return StepLoad(
+        steps=cfg.local_steps,
+        forward_images=cfg.batch_size + 2 * unlabelled,
+        backward_images=cfg.batch_size + unlabelled,
+        activation_bytes=tokens * dim * FLOAT_BYTES,
+    )
+
+
+def _inputs(
+    params: Params, model: nn.Module, flops: SegmentFlops | None = None
+) -> tuple[SegmentFlops, StepLoad, list[tuple[str, DeviceClass]]]:
+    vit = base_vit(model)
+    flops = flops or segment_flops(model, params.hfsl.batch_size, seed=params.seed)
+    load = step_load(params.hfsl, 1 + vit.cfg.num_patches, vit.cfg.dim)
+    names = params.costs.chain(params.hfsl.devices_per_cluster)
+    return flops, load, [(n, params.costs.devices[n]) for n in names]
+
+
+def block_costs(params: Params, model: nn.Module) -> BlockCosts:
+    """The per-block costs a cost-aware allocation rule (``latency``, ``energy``) weighs."""
+    flops, load, chain = _inputs(params, model)
+    return model_block_costs(flops, load, [d for _, d in chain])
+
+
+def block_ranges(params: Params, model: nn.Module, rule: str | None = None) -> list[tuple[int, int]]:
+    """The middle devices' block ranges under ``rule`` (default ``hfsl.allocation``); every rule
+    is handed the block costs, and those that do not weigh them ignore them."""
+    depth = len(base_vit(model).blocks)
+    costs = block_costs(params, model)
+    return allocate_blocks(depth, params.hfsl.devices_per_cluster, rule or params.hfsl.allocation, costs)
+
+
+def round_costs(
+    params: Params, model: nn.Module, rule: str | None = None, flops: SegmentFlops | None = None
+) -> RoundCosts:
+    """Modelled seconds and joules of one HFSL round of one cluster, per role and link, with the
+    blocks allocated by ``rule`` (default ``hfsl.allocation``); ``flops``: the model's, when
+    already counted (:func:`~ecogen.costs.flops.segment_flops` on one ``hfsl.batch_size`` batch)."""
+    flops, load, chain = _inputs(params, model, flops)
+    vit = base_vit(model)
+    costs = model_block_costs(flops, load, [d for _, d in chain])
+    ranges = allocate_blocks(len(vit.blocks), len(chain), rule or params.hfsl.allocation, costs)
+    segments = split_segments(vit, ranges)
+    tunable = [sum(p.numel() * p.element_size() for p in s.parameters() if p.requires_grad) for s in segments]
+    return model_round_costs(flops, load, chain, ranges, params.costs.links, tunable)
