@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def log_to_mlflow(result: dict[str, Any], args: argparse.Namespace) -> None:
     """The figures, flattened (``cache/p95_ms``), as one run of the project's experiment."""
+    from mlflow.entities import Metric, Param
+
     from ecogen.config.load import resolve_run
     from ecogen.tracking.runs import KIND, tracking_client
 
@@ -229,10 +231,10 @@ def log_to_mlflow(result: dict[str, Any], args: argparse.Namespace) -> None:
     run = client.create_run(
         exp, run_name="edge-cache-load" if args.load else "edge-cache", tags={KIND: "edge-cache"}
     )
-    for key, value in result["args"].items():
-        client.log_param(run.info.run_id, key, value)
-    for key, value in _flat(result).items():
-        client.log_metric(run.info.run_id, key, value)
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, 0) for key, value in _flat(result).items()]
+    params = [Param(key, str(value)) for key, value in result["args"].items()]
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
     client.set_terminated(run.info.run_id)
     _say(f"logged to MLflow run {run.info.run_id}")
 
