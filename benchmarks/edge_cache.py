@@ -11,10 +11,10 @@ cache and once with one, on the same requests in the same order::
     python -m benchmarks.edge_cache --project P --jitter 0.3 --near 0.98   # near duplicates
     python -m benchmarks.edge_cache --project P --load                     # 50 req/s for 60 s over HTTP
 
-Latency per request is the service's ``latency_ms``: modelled link time (``inference`` params'
-bandwidth and per-hop latency on the bytes each hop carried) + measured compute.  Energy per
-request is a stated model, not a measurement: ``--device-watts`` × compute seconds (edge and
-devices alike) + ``--nj-per-bit`` × bits moved over every hop.  ``--jitter F``: a fraction F of
+Latency and energy per request are the service's ``latency_ms`` and ``energy_mj``: the
+project's cost model (``costs`` params: link classes for every hop, device classes' busy power)
+on the bytes each hop carried and the compute measured here (:mod:`ecogen.serving.chain`).
+``--jitter F``: a fraction F of
 requests carry a re-encoded copy of their image (±1 grey level on 5 % of pixels, seeded), which an
 exact cache cannot match and a near-duplicate cache may.  ``--load`` starts ``ecogen serve`` with
 uvicorn on 127.0.0.1 and sends ``--rate`` requests per second for ``--seconds`` (open loop: each
@@ -78,22 +78,20 @@ def replay(service: EdgeService, images: list[np.ndarray]) -> list[dict[str, Any
     return [service.predict(image) for image in images]
 
 
-def summary(
-    replies: list[dict[str, Any]], labels: np.ndarray | None, args: argparse.Namespace
-) -> dict[str, float]:
+def summary(replies: list[dict[str, Any]], labels: np.ndarray | None) -> dict[str, float]:
     lat = np.array([r["latency_ms"] for r in replies])
-    compute_s = np.array([r["compute_ms"] for r in replies]) / 1e3
-    bits = 8 * np.array([r["bytes"] for r in replies], dtype=np.float64)
-    joules = args.device_watts * compute_s + args.nj_per_bit * 1e-9 * bits
+    compute_ms = np.array([r["compute_ms"] for r in replies])
+    moved = np.array([r["bytes"] for r in replies], dtype=np.float64)
+    energy_mj = np.array([r["energy_mj"] for r in replies])
     out = {
         "hit_rate": float(np.mean([r["cached"] for r in replies])),
         "near_hit_rate": float(np.mean([r["near"] for r in replies])),
         "p50_ms": float(np.percentile(lat, 50)),
         "p95_ms": float(np.percentile(lat, 95)),
         "mean_ms": float(lat.mean()),
-        "compute_ms_mean": float(1e3 * compute_s.mean()),
-        "bytes_per_request": float(bits.mean() / 8),
-        "energy_mj_per_request": float(1e3 * joules.mean()),
+        "compute_ms_mean": float(compute_ms.mean()),
+        "bytes_per_request": float(moved.mean()),
+        "energy_mj_per_request": float(energy_mj.mean()),
     }
     if labels is not None:
         out["accuracy"] = float(np.mean([r["class"] == y for r, y in zip(replies, labels, strict=True)]))
@@ -155,7 +153,7 @@ def run_replay(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     cached = replay(service, images)
     _say(f"cache: {time.perf_counter() - t0:.1f} s")
-    no, yes = summary(plain, labels, args), summary(cached, labels, args)
+    no, yes = summary(plain, labels), summary(cached, labels)
     return {
         "no_cache": no,
         "cache": yes,
@@ -186,8 +184,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--near", type=float, default=None, help="near-duplicate cosine threshold")
     ap.add_argument("--jitter", type=float, default=0.0, help="fraction of requests re-encoded")
     ap.add_argument("--warmup", type=int, default=0, help="requests (seed+1) through the cache first")
-    ap.add_argument("--device-watts", type=float, default=5.0, help="power of a computing device, W")
-    ap.add_argument("--nj-per-bit", type=float, default=100.0, help="radio energy per bit moved, nJ")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings)")
     ap.add_argument("--load", action="store_true", help="HTTP load test instead of the replay")
     ap.add_argument("--rate", type=float, default=50.0, help="--load: requests per second")

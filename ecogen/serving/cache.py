@@ -58,7 +58,45 @@ def content_key(image: np.ndarray) -> str:
 @dataclass
 class _Entry:
     prediction: Prediction
-    feature: Tensor | None  # (F,) unit-norm FM feature, only when near duplicates are looked up
+    slot: int | None  # its row in the feature bank; None in an exact-only cache
+
+
+class FeatureBank:
+    """Unit-norm features in fixed rows, so that the nearest is one matrix product (no copying
+    of the cached features per lookup); a removed entry frees its row for the next."""
+
+    def __init__(self, capacity: int) -> None:
+        self._rows: Tensor | None = None  # (capacity, F), allocated at the first feature
+        self._used = torch.zeros(capacity, dtype=torch.bool)
+        self._keys: list[str | None] = [None] * capacity
+        self._free = list(range(capacity - 1, -1, -1))  # lowest row first
+
+    def check(self, feature: Tensor) -> None:
+        if self._rows is not None and feature.numel() != self._rows.shape[1]:
+            raise ValueError(f"feature of {feature.numel()} values; this bank holds {self._rows.shape[1]}")
+
+    def add(self, key: str, feature: Tensor) -> int:
+        self.check(feature)
+        f = _unit(feature)
+        if self._rows is None:
+            self._rows = torch.zeros(len(self._keys), f.numel())
+        slot = self._free.pop()
+        self._rows[slot], self._used[slot], self._keys[slot] = f, True, key
+        return slot
+
+    def remove(self, slot: int) -> None:
+        self._used[slot], self._keys[slot] = False, None
+        self._free.append(slot)
+
+    def nearest(self, feature: Tensor) -> tuple[str, float] | None:
+        """The key of the most similar feature and its cosine; None while the bank is empty."""
+        if self._rows is None or not bool(self._used.any()):
+            return None
+        cos = (self._rows @ _unit(feature)).masked_fill(~self._used, -2.0)  # (capacity,)
+        best = int(cos.argmax())
+        key = self._keys[best]
+        assert key is not None
+        return key, float(cos[best])
 
 
 class EdgeCache:
@@ -77,6 +115,7 @@ class EdgeCache:
         self.capacity = capacity
         self.near_threshold = near_threshold
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # oldest use first
+        self._bank = FeatureBank(capacity) if near_threshold is not None else None
         self._lock = threading.Lock()
         self._hits = self._near_hits = self._misses = self._evictions = 0
 
@@ -102,25 +141,29 @@ class EdgeCache:
             return None, False
 
     def _nearest(self, feature: Tensor) -> str | None:
-        keys = [k for k, e in self._entries.items() if e.feature is not None]
-        if not keys:
-            return None
-        bank = torch.stack([f for e in self._entries.values() if (f := e.feature) is not None])  # (n, F)
-        cos = bank @ _unit(feature)  # (n,)
-        best = int(cos.argmax())
+        found = self._bank.nearest(feature) if self._bank is not None else None
         assert self.near_threshold is not None
-        return keys[best] if float(cos[best]) >= self.near_threshold else None
+        return found[0] if found is not None and found[1] >= self.near_threshold else None
 
     def put(self, key: str, prediction: Prediction, feature: Tensor | None = None) -> None:
-        """Store an answer as the most recently used, evicting the least recently used past capacity."""
+        """Store an answer as the most recently used, evicting the least recently used when full."""
         if self.near and feature is None:
             raise ValueError("this cache looks up near duplicates: put needs the image's feature")
         with self._lock:
-            self._entries[key] = _Entry(prediction, _unit(feature) if feature is not None else None)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            if self._bank is not None and feature is not None:
+                self._bank.check(feature)  # before anything changes
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._forget(old)
+            elif len(self._entries) >= self.capacity:
+                self._forget(self._entries.popitem(last=False)[1])
                 self._evictions += 1
+            slot = self._bank.add(key, feature) if self._bank is not None and feature is not None else None
+            self._entries[key] = _Entry(prediction, slot)
+
+    def _forget(self, entry: _Entry) -> None:
+        if self._bank is not None and entry.slot is not None:
+            self._bank.remove(entry.slot)
 
     def keys(self) -> list[str]:
         """Cached keys, least recently used first (the next to go)."""

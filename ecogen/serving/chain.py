@@ -1,12 +1,15 @@
-"""One request through a cluster's split chain, timed and sized hop by hop.
+"""One request through a cluster's split chain, timed, sized and costed hop by hop.
 
 The path of a request the cache cannot answer: the client uploads its image to the edge, the edge
 hands it to the chain's start device, the activations cross every device-to-device hop through a
 :class:`~ecogen.split.channel.Channel` (so the ledger counts them as training's do), and the end
 device's class probabilities go back to the edge and on to the client.  Compute is measured per
-segment; every hop's time is :func:`~ecogen.inference.split_inference.link_seconds` of the bytes it
-carried, on ``InferenceParams``' link model.  The client↔edge and edge↔device hops use the same
-model (the params have no separate figure for them): stated, not measured.
+segment on this host; every hop's seconds and joules are the project's cost model
+(``costs.links``, :func:`~ecogen.costs.model.link_cost`) on the bytes it carried: ``edge_client``
+for client↔edge and edge↔device, ``d2d`` between devices.  A device's energy is its class's busy
+power (``costs.devices``, the chain's classes from ``costs.cluster_devices``) times the compute
+measured here; the edge's (hash, features) is ``edge_server``'s.  Host seconds at a device's power:
+a stated model, not a measurement of the device.
 
 Built from a finished run (:func:`chain_from_run`, the edge model the infer stage serves) or from
 a freshly initialised ViT (:func:`fresh_chain`, for tests).
@@ -23,9 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from ecogen.config.load import resolve_run
-from ecogen.config.params import InferenceParams
+from ecogen.config.params import CostParams, LinkClass
+from ecogen.costs.model import link_cost
+from ecogen.costs.round import block_ranges
 from ecogen.data.prepared import PreparedData, Split, to_float
-from ecogen.inference.split_inference import link_seconds
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import Embedding, ViT, ViTConfig, split_segments
 from ecogen.peft.edge import base_vit, load_edge_model
@@ -33,6 +37,8 @@ from ecogen.split.allocation import allocate_blocks
 from ecogen.split.channel import Activation, Channel, payload_bytes
 from ecogen.stages.common import edge_seed
 from ecogen.workspace import Workspace
+
+EDGE_CLASS = "edge_server"  # the device class of costs.devices the edge itself is
 
 
 @dataclass(frozen=True)
@@ -42,25 +48,44 @@ class ChainAnswer:
     hop_bytes: list[int]  # per device-to-device hop
 
 
+@dataclass
+class PathCost:
+    """What a request's hops add up to: modelled link seconds and joules, bytes carried."""
+
+    link_s: float = 0.0
+    link_j: float = 0.0
+    bytes: int = 0
+
+    def hop(self, n_bytes: int, link: LinkClass) -> None:
+        cost = link_cost(n_bytes, 1, link)
+        self.link_s += cost.seconds
+        self.link_j += cost.joules
+        self.bytes += n_bytes
+
+
 class SplitChain:
     """A cluster's device segments behind one edge, answering one image at a time.
 
-    ``features``: the FM features the cache compares near duplicates by — the FM's patch
-    embedding (flattened tokens with positions), which the edge holds and computes in a fraction
-    of the chain's time; None where near duplicates are not looked up.
+    ``embedding``: the FM embedding whose patch tokens the cache compares near duplicates by
+    (:meth:`features`); the edge holds it, and it costs a fraction of the chain.  None where near
+    duplicates are not looked up.
     """
 
     def __init__(
         self,
         segments: list[nn.Module],
-        links: InferenceParams,
+        costs: CostParams,
         image_shape: tuple[int, int, int],
         embedding: Embedding | None = None,
     ) -> None:
         if len(segments) < 2:
             raise ValueError(f"a split chain needs at least two segments, got {len(segments)}")
+        if EDGE_CLASS not in costs.devices:
+            raise ValueError(f"costs.devices has no {EDGE_CLASS!r} class: the edge's power is its")
         self.segments = segments
-        self.links = links
+        self.links = costs.links
+        self.device_watts = [costs.devices[c].watts_busy for c in costs.chain(len(segments))]
+        self.edge_watts = costs.devices[EDGE_CLASS].watts_busy
         self.image_shape = image_shape  # (C, H, W) of the images the model takes
         self.embedding = embedding
         self.channel = Channel()
@@ -91,16 +116,22 @@ class SplitChain:
         c, height, width = self.image_shape
         return c * height * width  # uint8
 
-    def edge_hops_s(self, answer_bytes: int) -> float:
-        """The client↔edge round trip: the image up, the answer down."""
-        return link_seconds(self.image_bytes(), 1, self.links) + link_seconds(answer_bytes, 1, self.links)
+    def edge_round_trip(self, answer_bytes: int) -> PathCost:
+        """Client → edge (the image) and edge → client (the answer): every request's part."""
+        cost = PathCost()
+        cost.hop(self.image_bytes(), self.links["edge_client"])
+        cost.hop(answer_bytes, self.links["edge_client"])
+        return cost
 
-    def chain_hops_s(self, hop_bytes: list[int], answer_bytes: int) -> float:
-        """The edge → start device → … → end device → edge part of a miss."""
-        d2d = sum(link_seconds(b, 1, self.links) for b in hop_bytes)
-        return (
-            link_seconds(self.image_bytes(), 1, self.links) + d2d + link_seconds(answer_bytes, 1, self.links)
-        )
+    def add_chain_hops(self, cost: PathCost, hop_bytes: list[int], answer_bytes: int) -> None:
+        """A miss's part: edge → start device, every device hop, end device → edge."""
+        cost.hop(self.image_bytes(), self.links["edge_client"])
+        for n in hop_bytes:
+            cost.hop(n, self.links["d2d"])
+        cost.hop(answer_bytes, self.links["edge_client"])
+
+    def device_joules(self, compute_s: list[float]) -> float:
+        return sum(w * s for w, s in zip(self.device_watts, compute_s, strict=True))
 
 
 def chain_from_run(
@@ -116,10 +147,10 @@ def chain_from_run(
     tunable = ws.hfsl(domain) / "tunable.pt"
     model = load_edge_model(load_fm(ws.fm), params.peft, tunable, edge_seed(params, domain)).eval()
     vit = base_vit(model)
-    ranges = allocate_blocks(len(vit.blocks), params.hfsl.devices_per_cluster, params.hfsl.allocation)
+    ranges = block_ranges(params, model)
     test = PreparedData(ws.data).test(domain)
     shape = (vit.cfg.channels, vit.cfg.image_size, vit.cfg.image_size)
-    return SplitChain(split_segments(vit, ranges), params.inference, shape, vit.embedding), test
+    return SplitChain(split_segments(vit, ranges), params.costs, shape, vit.embedding), test
 
 
 def fresh_chain(cfg: ViTConfig, devices: int = 3, seed: int = 0) -> SplitChain:
@@ -129,7 +160,7 @@ def fresh_chain(cfg: ViTConfig, devices: int = 3, seed: int = 0) -> SplitChain:
         vit = ViT(cfg).eval()
     ranges = allocate_blocks(cfg.depth, devices)
     shape = (cfg.channels, cfg.image_size, cfg.image_size)
-    return SplitChain(split_segments(vit, ranges), InferenceParams(), shape, vit.embedding)
+    return SplitChain(split_segments(vit, ranges), CostParams(), shape, vit.embedding)
 
 
 def as_input(image: Tensor) -> Tensor:

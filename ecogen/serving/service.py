@@ -4,13 +4,14 @@
 nested (C, H, W) list, the shape the served model takes.  Anything else — another shape, floats,
 values outside 0..255 — is answered 422 with a message that says what was wrong.  The answer::
 
-    {"class": 3, "probabilities": [...], "cached": true, "near": false,
-     "latency_ms": 4.0, "compute_ms": 0.01, "link_ms": 4.0, "bytes": 800}
+    {"class": 3, "probabilities": [...], "cached": true, "near": false, "latency_ms": 40.3,
+     "compute_ms": 0.01, "link_ms": 40.3, "bytes": 824, "energy_mj": 0.33}
 
-``latency_ms`` is modelled link time (``InferenceParams``' bandwidth and per-hop latency, on the
-bytes each hop carried) plus measured compute (the edge's hash and features, the devices'
-segments).  An exact hit skips the devices: only the client↔edge round trip and the hash.
-``GET /stats``: the cache's counters; ``GET /health``: 200 while the service is up.
+``latency_ms`` is modelled link time plus measured compute (the edge's hash and features, the
+devices' segments); ``energy_mj`` is modelled link energy plus each device's busy power times its
+measured compute (:mod:`ecogen.serving.chain` says how).  An exact hit skips the devices: only
+the client↔edge round trip and the hash.  ``GET /stats``: the cache's counters; ``GET /health``:
+200 while the service is up.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 from ecogen.serving.cache import EdgeCache, Prediction, content_key
-from ecogen.serving.chain import SplitChain, as_input
+from ecogen.serving.chain import PathCost, SplitChain, as_input
 
 
 class ImageRequest(BaseModel):
@@ -72,20 +73,19 @@ class EdgeService:
         edge_s = time.perf_counter() - t0
         with self._lock:
             self.served += 1
+        edge_j = self.chain.edge_watts * edge_s
         if cached is not None:
-            answer_bytes = 4 * len(cached.probabilities)
-            link_s = self.chain.edge_hops_s(answer_bytes)
-            moved = self.chain.image_bytes() + answer_bytes
-            return _reply(cached, True, near, link_s, edge_s, moved)
+            cost = self.chain.edge_round_trip(4 * len(cached.probabilities))
+            return _reply(cached, True, near, cost, edge_s, edge_j)
         out = self.chain.answer(x if x is not None else as_input(torch.from_numpy(image)))
         probs = out.probabilities
         prediction = Prediction(int(probs.argmax()), tuple(float(p) for p in probs))
         if self.cache is not None:
             self.cache.put(key, prediction, feature)
-        answer_bytes = 4 * probs.numel()
-        link_s = self.chain.edge_hops_s(answer_bytes) + self.chain.chain_hops_s(out.hop_bytes, answer_bytes)
-        moved = 2 * (self.chain.image_bytes() + answer_bytes) + sum(out.hop_bytes)
-        return _reply(prediction, False, False, link_s, edge_s + sum(out.compute_s), moved)
+        cost = self.chain.edge_round_trip(4 * probs.numel())
+        self.chain.add_chain_hops(cost, out.hop_bytes, 4 * probs.numel())
+        compute_j = edge_j + self.chain.device_joules(out.compute_s)
+        return _reply(prediction, False, False, cost, edge_s + sum(out.compute_s), compute_j)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": self.served, "cache": self.cache is not None}
@@ -97,17 +97,18 @@ class EdgeService:
 
 
 def _reply(
-    p: Prediction, cached: bool, near: bool, link_s: float, compute_s: float, moved: int
+    p: Prediction, cached: bool, near: bool, cost: PathCost, compute_s: float, compute_j: float
 ) -> dict[str, Any]:
     return {
         "class": p.label,
         "probabilities": list(p.probabilities),
         "cached": cached,
         "near": near,
-        "latency_ms": 1e3 * (link_s + compute_s),
+        "latency_ms": 1e3 * (cost.link_s + compute_s),
         "compute_ms": 1e3 * compute_s,
-        "link_ms": 1e3 * link_s,
-        "bytes": moved,
+        "link_ms": 1e3 * cost.link_s,
+        "bytes": cost.bytes,
+        "energy_mj": 1e3 * (cost.link_j + compute_j),
     }
 
 

@@ -89,3 +89,18 @@ def test_near_cache_needs_features_and_exact_cache_ignores_them() -> None:
     exact = EdgeCache(2)
     exact.put("a", _p(0), torch.ones(3))
     assert exact.lookup("z", torch.ones(3)) == (None, False)
+
+
+def test_an_evicted_entry_leaves_the_feature_bank() -> None:
+    cache = EdgeCache(capacity=2, near_threshold=0.95)
+    cache.put("a", _p(0), torch.tensor([1.0, 0.0, 0.0]))
+    cache.put("b", _p(1), torch.tensor([0.0, 1.0, 0.0]))
+    cache.put("c", _p(2), torch.tensor([0.0, 0.0, 1.0]))  # evicts a: its row is c's now
+    assert cache.lookup("x", torch.tensor([1.0, 0.0, 0.0])) == (None, False)
+    assert cache.lookup("y", torch.tensor([0.0, 0.0, 2.0])) == (_p(2), True)
+    cache.put("b", _p(0), torch.tensor([1.0, 0.0, 0.0]))  # b again, with a new feature in its row
+    assert cache.lookup("z", torch.tensor([0.0, 1.0, 0.0])) == (None, False)
+    assert cache.lookup("w", torch.tensor([0.9, 0.1, 0.0])) == (_p(0), True)
+    with pytest.raises(ValueError, match="feature of 2 values; this bank holds 3"):
+        cache.put("d", _p(0), torch.ones(2))
+    assert cache.keys() == ["c", "b"] and cache.stats().evictions == 1  # the refused put changed nothing

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from ecogen.config.params import CostParams, LinkClass
 from ecogen.models.vit import ViTConfig
 from ecogen.serving.cache import EdgeCache
 from ecogen.serving.chain import fresh_chain
@@ -80,3 +81,21 @@ def test_near_duplicates_share_an_answer() -> None:
     first, second = service.predict(image), service.predict(twin)
     assert second["cached"] and second["near"] and second["class"] == first["class"]
     assert service.stats()["near_hits"] == 1
+
+
+def test_link_time_and_energy_follow_the_cost_model() -> None:
+    service = EdgeService(fresh_chain(CFG, devices=4, seed=0), EdgeCache(capacity=2))
+    image = np.zeros((1, 8, 8), np.uint8)
+    miss, hit = service.predict(image), service.predict(image)
+    ec, d2d = CostParams().links["edge_client"], CostParams().links["d2d"]
+
+    def hop_ms(n: int, link: LinkClass) -> float:
+        return 1e3 * (n * 8 / (link.mbps * 1e6) + link.latency_ms / 1e3)
+
+    # a hit: image up, answer (3 float32) down, both client↔edge
+    assert hit["link_ms"] == pytest.approx(hop_ms(64, ec) + hop_ms(12, ec))
+    # a miss: and edge → start device, 3 d2d hops of 5 tokens × 16 floats, end device → edge
+    assert miss["link_ms"] == pytest.approx(2 * hop_ms(64, ec) + 2 * hop_ms(12, ec) + 3 * hop_ms(320, d2d))
+    assert miss["latency_ms"] == pytest.approx(miss["link_ms"] + miss["compute_ms"])
+    link_mj = 1e3 * (2 * 76 * ec.joules_per_byte + 3 * 320 * d2d.joules_per_byte)
+    assert miss["energy_mj"] > link_mj and hit["energy_mj"] > 1e3 * 76 * ec.joules_per_byte
