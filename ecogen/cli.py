@@ -576,15 +576,20 @@ def report(
 @app.command(cls=_Command)
 def serve(
     pipeline: Annotated[
-        str | None, typer.Argument(help="Whose finished run's model (default: pipelines.yaml's `default`).")
+        str | None,
+        typer.Argument(
+            help="Whose finished run's model (default: pipelines.yaml's `default`).", metavar="PIPELINE"
+        ),
     ] = None,
-    domain: Annotated[str | None, typer.Option(help="The edge to serve (default: the first).")] = None,
-    capacity: Annotated[int, typer.Option(help="Cached answers (LRU); 0: no cache.")] = 1000,
+    domain: Annotated[
+        str | None, typer.Option(help="The edge to serve (default: the first).", metavar="DOMAIN")
+    ] = None,
+    capacity: Annotated[int, typer.Option(help="Cached answers (LRU); 0: no cache.", metavar="N")] = 1000,
     near: Annotated[
-        float | None, typer.Option(help="Also serve near duplicates: FM-feature cosine ≥ this.")
+        float | None, typer.Option(help="Also serve near duplicates: FM-feature cosine ≥ COS.", metavar="COS")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", metavar="PORT")] = 8000,
     profile: ProfileOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="A freshly initialised ViT instead of a run's (smoke tests).")
