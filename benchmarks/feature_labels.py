@@ -31,7 +31,14 @@ from ecogen.workspace import Workspace
 
 
 def _score(
-    split: Split, truth: Tensor, encoder: ViT, bank: Tensor, bank_y: Tensor, keeps: list[float], k: int
+    split: Split,
+    truth: Tensor,
+    encoder: ViT,
+    bank: Tensor,
+    bank_y: Tensor,
+    keeps: list[float],
+    k: int,
+    min_confidence: float,
 ) -> dict[str, int]:
     """Per keep: images kept, of them right; and the unfiltered vote's right count."""
     classes = encoder.cfg.num_classes
@@ -47,7 +54,7 @@ def _score(
     right = labels == truth[unl]
     out = {"unlabelled": len(unl), "vote_right": int(right.sum())}
     for keep in keeps:
-        kept = balanced_keep(labels, conf, keep, classes)
+        kept = balanced_keep(labels, conf, keep, classes, min_confidence)
         out[f"kept@{keep}"] = int(kept.sum())
         out[f"right@{keep}"] = int(right[kept].sum())
     return out
@@ -58,7 +65,9 @@ def _add(total: dict[str, int], part: dict[str, int]) -> None:
         total[key] = total.get(key, 0) + value
 
 
-def measure(folder: Path, keeps: list[float], k: int, clusters: int) -> dict[str, dict[str, int]]:
+def measure(
+    folder: Path, keeps: list[float], k: int, clusters: int, min_confidence: float = 0.9
+) -> dict[str, dict[str, int]]:
     ws = Workspace(folder)
     data = PreparedData(ws.data)
     encoder = load_fm(ws.fm).encoder.eval()
@@ -68,16 +77,12 @@ def measure(folder: Path, keeps: list[float], k: int, clusters: int) -> dict[str
         edge = data.edge(domain)
         bank, bank_y = pooled_features(encoder, edge.x), edge.y
         for c in range(clusters):
-            _add(
-                federated,
-                _score(
-                    data.cluster(domain, c), data.oracle_labels(domain, c), encoder, bank, bank_y, keeps, k
-                ),
-            )
+            split, truth = data.cluster(domain, c), data.oracle_labels(domain, c)
+            _add(federated, _score(split, truth, encoder, bank, bank_y, keeps, k, min_confidence))
         pool = pooled_clusters(data, domain, clusters, oracle=False, edge=True, unlabelled=True)
         truth = torch.cat([data.oracle_labels(domain, c) for c in range(clusters)] + [edge.y])
         empty = torch.zeros((0, encoder.cfg.dim)), torch.zeros(0, dtype=torch.long)
-        _add(pooled, _score(pool, truth, encoder, *empty, keeps, k))
+        _add(pooled, _score(pool, truth, encoder, *empty, keeps, k, min_confidence))
     return {"federated (edge bank + own labels)": federated, "pooled": pooled}
 
 
@@ -97,11 +102,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, int]]]:
     ap.add_argument("--keep", nargs="+", type=float, default=[0.3, 0.6, 0.9])
     ap.add_argument("-k", type=int, default=10, help="neighbours that vote (hfsl.feature_labels_k)")
     ap.add_argument("--clusters", type=int, default=6)
+    ap.add_argument("--min-confidence", type=float, default=0.9, help="hfsl.feature_labels_confidence")
     ap.add_argument("--json", type=Path, help="also write the counts here")
     args = ap.parse_args(argv)
     results: dict[str, dict[str, dict[str, int]]] = {}
     for folder in args.folders:
-        results[str(folder)] = measure(folder, args.keep, args.k, args.clusters)
+        results[str(folder)] = measure(folder, args.keep, args.k, args.clusters, args.min_confidence)
         _print(folder, results[str(folder)], args.keep)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

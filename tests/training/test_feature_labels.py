@@ -39,6 +39,9 @@ def test_balanced_keep_caps_every_class_at_its_share_surest_first() -> None:
     assert torch.nonzero(kept).flatten().tolist() == [1, 3, 8, 9]  # class 0's surest two, class 1's two
     assert not balanced_keep(labels, confidence, keep=0.0, classes=2).any()
     assert int(balanced_keep(labels, confidence, keep=1.0, classes=2).sum()) == 7  # 5 of class 0, 2 of 1
+    # a confidence floor keeps only the sure votes, quota or not
+    sure = balanced_keep(labels, confidence, keep=1.0, classes=2, min_confidence=0.6)
+    assert torch.nonzero(sure).flatten().tolist() == [1, 3, 7, 8]
     with pytest.raises(ValueError, match="keep"):
         balanced_keep(labels, confidence, keep=1.5, classes=2)
 
@@ -57,14 +60,20 @@ def test_a_split_keeps_its_labels_and_gains_pseudo_labels_within_the_quota() -> 
     y = torch.full((30,), UNLABELLED)
     y[:6] = torch.tensor([0, 1, 2, 0, 1, 2])
     split = Split(x, y)
-    out = feature_labelled(split, encoder, torch.zeros((0, 8)), torch.zeros(0, dtype=torch.long), 0.6, k=3)
+    empty_y = torch.zeros(0, dtype=torch.long)
+    out = feature_labelled(split, encoder, torch.zeros((0, 8)), empty_y, 0.6, k=3)
     assert torch.equal(out.y[:6], y[:6]) and torch.equal(out.x, x)
     gained = int(out.labelled.sum()) - 6
     assert 0 < gained <= 3 * int(0.6 * 24 / 3)
     assert bool(((out.y[6:] == UNLABELLED) | ((out.y[6:] >= 0) & (out.y[6:] < 3))).all())
     # the same through the lazy source, twice: computed once, the same labels
-    source = FeatureLabelled(split, encoder, torch.zeros((0, 8)), torch.zeros(0, dtype=torch.long), 0.6, 3)
+    source = FeatureLabelled(
+        split, lambda s: feature_labelled(s, encoder, torch.zeros((0, 8)), empty_y, 0.6, k=3)
+    )
     assert torch.equal(source.load().y, out.y) and torch.equal(source.labels(), out.y) and len(source) == 30
+    # only unanimous votes: a subset of those kept without the floor
+    unanimous = feature_labelled(split, encoder, torch.zeros((0, 8)), empty_y, 0.6, k=3, min_confidence=1.0)
+    assert bool((unanimous.labelled <= out.labelled).all())
 
 
 def test_pooled_features_are_unit_vectors_one_per_image() -> None:
