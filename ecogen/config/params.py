@@ -184,8 +184,10 @@ class HfslParams(Section):
     clusters_per_round: PositiveInt | None = None
     devices_per_cluster: int = Field(3, ge=3)  # start (embedding), ≥1 middle (blocks), end (head)
     # How blocks are shared among the middle devices: "balanced" (contiguous ranges as equal as
-    # possible, extra blocks to the first devices) or "front" (every middle device one block, the
-    # last middle device the rest: the weakest devices do the least).
+    # possible, extra blocks to the first devices), "front" (every middle device one block, the
+    # last middle device the rest: the weakest devices do the least), or "latency" / "energy" (the
+    # split that minimises the modelled round latency / device energy of costs.cluster_devices,
+    # docs/costs.md).
     allocation: str = "balanced"  # a rule of ecogen/split/allocation.py's RULES
     # How a round's participants train (ecogen/federated/drivers.py), through the same client step:
     # "serial", each as a lane of its own, in threads (the reference), or "batched", every cluster of

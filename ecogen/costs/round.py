@@ -16,7 +16,7 @@ from ecogen.costs.model import block_costs as model_block_costs
 from ecogen.costs.model import round_costs as model_round_costs
 from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit
-from ecogen.split.allocation import BlockCosts, allocate_blocks
+from ecogen.split.allocation import BlockCosts, allocate_blocks, weighs_costs
 from ecogen.split.client_training import ClientTraining
 
 
@@ -51,11 +51,12 @@ def block_costs(params: Params, model: nn.Module) -> BlockCosts:
 
 
 def block_ranges(params: Params, model: nn.Module, rule: str | None = None) -> list[tuple[int, int]]:
-    """The middle devices' block ranges under ``rule`` (default ``hfsl.allocation``); every rule
-    is handed the block costs, and those that do not weigh them ignore them."""
-    depth = len(base_vit(model).blocks)
-    costs = block_costs(params, model)
-    return allocate_blocks(depth, params.hfsl.devices_per_cluster, rule or params.hfsl.allocation, costs)
+    """The middle devices' block ranges under ``rule`` (default ``hfsl.allocation``), its block
+    costs counted on ``model`` when the rule weighs them: what every stage that cuts the model
+    calls, so a cost-aware rule cuts it the same way in each."""
+    rule = rule or params.hfsl.allocation
+    costs = block_costs(params, model) if weighs_costs(rule) else None
+    return allocate_blocks(len(base_vit(model).blocks), params.hfsl.devices_per_cluster, rule, costs)
 
 
 def round_costs(

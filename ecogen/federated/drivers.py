@@ -30,7 +30,6 @@ from ecogen.federated.strategies.base import Strategy
 from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state
 from ecogen.runtime.environment import share_cores, use_cores
-from ecogen.split.allocation import allocate_blocks
 from ecogen.split.channel import Channel
 from ecogen.split.semi_supervised import FixMatchBatches, StackedBatches, StackedSemiSupervised
 from ecogen.split.stacked import StackedChain
@@ -125,7 +124,7 @@ def fit_lanes(
     vit = base_vit(template)
     chain = StackedChain(
         template,
-        allocate_blocks(len(vit.blocks), cfg.devices_per_cluster, cfg.allocation),
+        strategy.block_ranges(len(vit.blocks)),
         [ch if strategy.split and c.over_links else None for c, ch in zip(clients, channels, strict=True)],
         [n for n, p in template.named_parameters() if p.requires_grad],
         [c.crossings() if c.hosts else None for c in clients],

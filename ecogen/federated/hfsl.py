@@ -49,7 +49,6 @@ from ecogen.federated.strategies.base import Strategy, clients_of
 from ecogen.peft.edge import base_vit
 from ecogen.runtime.environment import cores
 from ecogen.runtime.progress import Step, report
-from ecogen.split.allocation import allocate_blocks
 from ecogen.split.channel import Channel, LinkClass
 
 log = logging.getLogger("ecogen.hfsl")
@@ -162,9 +161,7 @@ def run_hfsl_edges(
             rounds.save(checkpoint, stamp, r, edges, saved)
     rounds.clear(checkpoint)
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
-    ranges = (
-        allocate_blocks(depth, cfg.devices_per_cluster, cfg.allocation) if strategy.split else [(0, depth)]
-    )
+    ranges = strategy.block_ranges(depth) if strategy.split else [(0, depth)]
     return {e.name: HfslOutcome(e.state, records[e.name], ranges, strategy.cluster_models(e)) for e in edges}
 
 

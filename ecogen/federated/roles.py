@@ -27,7 +27,7 @@ from ecogen.federated.server_opt import ServerState
 from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit
 from ecogen.peft.tunable import load_tunable_state, tunable_state
-from ecogen.split.allocation import allocate_blocks
+from ecogen.split.allocation import BlockCosts, allocate_blocks
 from ecogen.split.channel import Channel, SegmentWeights, TunableModules
 
 Evaluate = Callable[[nn.Module], float]
@@ -49,13 +49,20 @@ class ClusterClient:
 
     @classmethod
     def of(
-        cls, edge_model: nn.Module, data: Split, devices: int, split: bool = True, rule: str = "balanced"
+        cls,
+        edge_model: nn.Module,
+        data: Split,
+        devices: int,
+        split: bool = True,
+        rule: str = "balanced",
+        costs: BlockCosts | None = None,
     ) -> ClusterClient:
-        """A cluster holding a copy of ``edge_model``, cut over ``devices`` devices when ``split``."""
+        """A cluster holding a copy of ``edge_model``, cut over ``devices`` devices when ``split``
+        (``rule`` of ``ecogen.split.allocation``, with the block ``costs`` a cost-aware rule weighs)."""
         model = copy.deepcopy(edge_model)
         if split and cls.over_links:
             vit = base_vit(model)
-            segments = split_segments(vit, allocate_blocks(len(vit.blocks), devices, rule))  # type: ignore[arg-type]
+            segments = split_segments(vit, allocate_blocks(len(vit.blocks), devices, rule, costs))  # type: ignore[arg-type]
         else:
             segments = [model]
         names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}

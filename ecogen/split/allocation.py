@@ -73,19 +73,23 @@ def cheapest_split(cost: Sequence[Sequence[float]]) -> list[int]:
     return sizes[::-1]
 
 
-def _weighing(objective: str) -> Rule:
-    def rule(depth: int, middle: int, costs: BlockCosts | None = None) -> list[int]:
+class _Weighing:
+    """A rule that weighs the modelled block costs: the cheapest split by one objective."""
+
+    def __init__(self, objective: str) -> None:
+        self.objective = objective  # latency | energy
+
+    def __call__(self, depth: int, middle: int, costs: BlockCosts | None = None) -> list[int]:
         if costs is None:
             raise ValueError(
-                f"allocation rule {objective!r} weighs the cluster's modelled costs: pass "
+                f"allocation rule {self.objective!r} weighs the cluster's modelled costs "
+                "(costs.cluster_devices): its caller must pass "
                 "costs=ecogen.costs.round.block_costs(params, model)"
             )
-        table = costs.seconds if objective == "latency" else costs.joules
+        table = costs.seconds if self.objective == "latency" else costs.joules
         if len(table) != middle or any(len(row) != depth for row in table):
             raise ValueError(f"block costs are not (middle devices {middle}, depth {depth})")
         return cheapest_split(table)
-
-    return rule
 
 
 # rule name → blocks per middle device, given the depth, the middle devices and the modelled block
@@ -93,9 +97,14 @@ def _weighing(objective: str) -> Rule:
 RULES: dict[str, Rule] = {
     "balanced": _balanced,
     "front": _front,
-    "latency": _weighing("latency"),
-    "energy": _weighing("energy"),
+    "latency": _Weighing("latency"),
+    "energy": _Weighing("energy"),
 }
+
+
+def weighs_costs(rule: str) -> bool:
+    """Does ``rule`` need :class:`BlockCosts` (so a caller counts them only then)."""
+    return isinstance(RULES.get(rule), _Weighing)
 
 
 def allocate_blocks(

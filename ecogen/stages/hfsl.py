@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams, Params
+from ecogen.costs.round import block_costs
 from ecogen.data.prepared import UNLABELLED, PreparedData, Split, SplitSource
 from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
@@ -25,6 +26,7 @@ from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import MaskedAutoencoder
 from ecogen.peft.edge import base_vit, load_edge_model
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
+from ecogen.split.allocation import weighs_costs
 from ecogen.stages.common import edge_seed, example_input
 from ecogen.stages.hfsl_metrics import edge_metrics, link_bytes
 from ecogen.stages.metric import mean
@@ -55,6 +57,8 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     fm = load_fm(ws.fm)
     edges = [_edge_start(params, ws, data, fm, strategy, domain) for domain in params.data.domains]
     jobs = [e.job for e in edges]
+    if jobs and weighs_costs(params.hfsl.allocation):  # costs.cluster_devices' costs, counted once
+        strategy.block_costs = block_costs(params, jobs[0].model)
     with frozen_factor([j.model for j in jobs], strategy.lora_factor()):
         outcomes = run_hfsl_edges(
             jobs, params.hfsl, params.accelerator, strategy=strategy, checkpoint=ws.hfsl_rounds

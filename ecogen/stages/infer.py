@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from ecogen.config.params import Params
+from ecogen.costs.round import block_ranges
 from ecogen.data.prepared import PreparedData
 from ecogen.federated.strategies import strategy_for
 from ecogen.inference.split_inference import SplitInference, link_seconds
 from ecogen.models.checkpoint import load_fm
 from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit, load_edge_model
-from ecogen.split.allocation import allocate_blocks
 from ecogen.split.channel import Channel
 from ecogen.stages.common import edge_seed
 from ecogen.stages.result import StageResult
@@ -30,9 +30,7 @@ def infer_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
         )
     data = PreparedData(ws.data)
     model = load_edge_model(load_fm(ws.fm), params.peft, ws.hfsl(domain) / "tunable.pt", seed).eval()
-    ranges = allocate_blocks(
-        len(base_vit(model).blocks), params.hfsl.devices_per_cluster, params.hfsl.allocation
-    )
+    ranges = block_ranges(params, model)
     channel = Channel()
     module = SplitInference(model, split_segments(base_vit(model), ranges), channel)
     test = data.test(domain)

@@ -34,6 +34,7 @@ from ecogen.federated.roles import ClusterClient, EdgeClient, EdgeServer, cloud_
 from ecogen.federated.server_opt import server_step
 from ecogen.federated.upload_hooks import Upload, received, upload_hooks
 from ecogen.peft.edge import save_tunable
+from ecogen.split.allocation import BlockCosts, allocate_blocks
 from ecogen.split.client_training import ClientTraining
 
 GradientTerm = Callable[[], None]  # called after each backward pass, before the optimiser steps
@@ -58,6 +59,13 @@ class Strategy:
         self.cfg = cfg
         self.client = ClientTraining.of(cfg)  # what a participant's local training reads
         self.upload_hooks = upload_hooks(cfg)  # attacks, DP: what happens to an upload on its way
+        # the modelled per-block costs a cost-aware hfsl.allocation weighs (set by the stage that
+        # knows the cluster's devices, ecogen.costs.round.block_costs); None for the other rules
+        self.block_costs: BlockCosts | None = None
+
+    def block_ranges(self, depth: int) -> list[tuple[int, int]]:
+        """The middle devices' blocks of a cluster's chain, by ``hfsl.allocation``."""
+        return allocate_blocks(depth, self.cfg.devices_per_cluster, self.cfg.allocation, self.block_costs)
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -167,7 +175,14 @@ def clients_of(
     when it joins."""
     cfg = strategy.cfg
     out = [
-        ClusterClient.of(edge_model, d.load(), cfg.devices_per_cluster, strategy.split, cfg.allocation)
+        ClusterClient.of(
+            edge_model,
+            d.load(),
+            cfg.devices_per_cluster,
+            strategy.split,
+            cfg.allocation,
+            strategy.block_costs,
+        )
         for d in clusters
     ]
     if own is not None:
