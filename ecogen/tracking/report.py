@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Run
 from ecogen.config.params import Params
 from ecogen.reporting import figures, tables
 from ecogen.reporting.cycles import BEST_EDGE, CYCLE_STAGES, CYCLES_PIPELINE, Cycle
+from ecogen.reporting.edge_cache import CacheRun, edge_cache_checks, edge_cache_markdown
 from ecogen.reporting.stream import StreamPoint, stream_checks, stream_csv, stream_markdown
 from ecogen.reporting.summary import (
     BASELINES_PIPELINE,
@@ -36,6 +37,7 @@ from ecogen.reporting.summary import (
 )
 from ecogen.reporting.targets import TargetCheck, check_targets
 from ecogen.stages.hfsl_metrics import END, FULL_MODEL_BYTES, START
+from ecogen.tracking.edge_cache_report import load_edge_cache
 from ecogen.tracking.runs import (
     CYCLE,
     EDGE,
@@ -312,11 +314,13 @@ def render(
     profile: str | None = None,
     chain: PipelineTrials | None = None,
     stream: Sequence[StreamPoint] | None = None,
+    edge_cache: tuple[Sequence[CacheRun], CacheRun | None] | None = None,
 ) -> tuple[Path, list[TargetCheck]]:
     """Write report.md, the CSV/JSON files and the figures under ``out_dir``.
 
     ``chain``: the default pipeline's hfsl stage (:func:`load_chain`), a source only when found;
-    ``stream``: the stream experiment's points (:func:`load_stream`), when it was asked for.
+    ``stream``: the stream experiment's points (:func:`load_stream`), when it was asked for;
+    ``edge_cache``: the edge cache benchmark's runs (:func:`load_edge_cache`).
     Returns the path of report.md and the target checks it states.
     """
     rows = {name: p.rows for name, p in loaded.items() if name != CYCLES_PIPELINE}
@@ -332,6 +336,8 @@ def render(
     )
     if stream is not None:
         checks += stream_checks(stream)
+    if edge_cache is not None:
+        checks += edge_cache_checks(*edge_cache)
     sources = [p.source for p in loaded.values()] + ([found_chain.source] if found_chain else [])
     parts = [tables.header_markdown(datetime.now(timezone.utc), experiment, sources, profile)]
     if report_run:
@@ -342,6 +348,8 @@ def render(
     parts += _experiment_sections(loaded)
     if stream is not None:
         parts.append(stream_markdown(stream))
+    if edge_cache is not None:
+        parts.append(edge_cache_markdown(*edge_cache))
     parts.append(tables.targets_markdown(checks))
     _write_files(rows, cycles if CYCLES_PIPELINE in loaded else False, checks, found_chain, stream, out_dir)
     path = out_dir / "report.md"
@@ -420,6 +428,7 @@ def build_report(
     }
     stream = load_stream(client, exp_id, STREAM_PIPELINE, profile) if STREAM_PIPELINE in pipelines else None
     chain_trials = load_chain(client, exp_id, chain, profile) if chain else None
+    edge_cache = load_edge_cache(client, exp_id)
     used = [*loaded.values(), *([chain_trials] if chain_trials else [])]
     run_ids = {p.source.pipeline: p.source.run_id for p in used if p.source.run_id}
     run_id = client.create_run(
@@ -428,7 +437,14 @@ def build_report(
     try:
         log_tags(client, run_id, {f"{SOURCES}.{n}": rid for n, rid in run_ids.items()})
         path, checks = render(
-            loaded, experiment, out_dir, report_run=run_id, profile=profile, chain=chain_trials, stream=stream
+            loaded,
+            experiment,
+            out_dir,
+            report_run=run_id,
+            profile=profile,
+            chain=chain_trials,
+            stream=stream,
+            edge_cache=edge_cache,
         )
         now = int(datetime.now(timezone.utc).timestamp() * 1000)
         targets = [  # 1 (PASS) / 0 (MISS), so report runs can be compared in the MLflow UI

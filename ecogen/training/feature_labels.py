@@ -131,17 +131,19 @@ def feature_labelled_all(
     else:
         labelled = edge_set.labelled
         bank, bank_y = pooled_features(encoder, edge_set.x[labelled]), edge_set.y[labelled]
-    vote = {
-        "keep": cfg.feature_labels,
-        "k": cfg.feature_labels_k,
-        "min_confidence": cfg.feature_labels_confidence,
-    }
+    keep, k, floor = cfg.feature_labels, cfg.feature_labels_k, cfg.feature_labels_confidence
     # each participant its own encoder copy: threads never share one module's train/eval state
     return [
         FeatureLabelled(
             p,
             partial(
-                feature_labelled, encoder=copy.deepcopy(encoder).eval(), bank=bank, bank_y=bank_y, **vote
+                feature_labelled,
+                encoder=copy.deepcopy(encoder).eval(),
+                bank=bank,
+                bank_y=bank_y,
+                keep=keep,
+                k=k,
+                min_confidence=floor,
             ),
         )
         for p in participants
