@@ -20,14 +20,16 @@ from ecogen.split.allocation import BlockCosts, allocate_blocks, weighs_costs
 from ecogen.split.client_training import ClientTraining
 
 
-def step_load(cfg: HfslParams, tokens: int, dim: int) -> StepLoad:
+def step_load(cfg: HfslParams, tokens: int, dim: int, steps: int | None = None) -> StepLoad:
     """A client step of ``cfg``: its labelled batch, and with the unlabelled loss on, μ·B
-    unlabelled images that cross the chain twice (the weak, no-grad pass and the strong view)."""
-    if cfg.local_steps is None:
-        raise ValueError("the cost model needs a fixed step count a round: give hfsl.local_steps")
+    unlabelled images that cross the chain twice (the weak, no-grad pass and the strong view);
+    ``steps`` a round (default ``hfsl.local_steps``)."""
+    steps = steps or cfg.local_steps
+    if steps is None:
+        raise ValueError("the modelled round needs a fixed step count: give hfsl.local_steps")
     unlabelled = cfg.batch_size * cfg.unlabelled_ratio if ClientTraining.of(cfg).semi_supervised else 0
     return StepLoad(
-        steps=cfg.local_steps,
+        steps=steps,
         forward_images=cfg.batch_size + 2 * unlabelled,
         backward_images=cfg.batch_size + unlabelled,
         activation_bytes=tokens * dim * FLOAT_BYTES,
@@ -35,18 +37,20 @@ def step_load(cfg: HfslParams, tokens: int, dim: int) -> StepLoad:
 
 
 def _inputs(
-    params: Params, model: nn.Module, flops: SegmentFlops | None = None
+    params: Params, model: nn.Module, flops: SegmentFlops | None = None, steps: int | None = None
 ) -> tuple[SegmentFlops, StepLoad, list[tuple[str, DeviceClass]]]:
     vit = base_vit(model)
     flops = flops or segment_flops(model, params.hfsl.batch_size, seed=params.seed)
-    load = step_load(params.hfsl, 1 + vit.cfg.num_patches, vit.cfg.dim)
+    load = step_load(params.hfsl, 1 + vit.cfg.num_patches, vit.cfg.dim, steps)
     names = params.costs.chain(params.hfsl.devices_per_cluster)
     return flops, load, [(n, params.costs.devices[n]) for n in names]
 
 
 def block_costs(params: Params, model: nn.Module) -> BlockCosts:
     """The per-block costs a cost-aware allocation rule (``latency``, ``energy``) weighs."""
-    flops, load, chain = _inputs(params, model)
+    # steps only scale every block's cost alike, so the cheapest split is the same at one step a
+    # round: a run with local_epochs (no fixed step count) is allocated too
+    flops, load, chain = _inputs(params, model, steps=params.hfsl.local_steps or 1)
     return model_block_costs(flops, load, [d for _, d in chain])
 
 

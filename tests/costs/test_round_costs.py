@@ -83,3 +83,10 @@ def test_unknown_device_class_and_too_many_devices_are_clear_errors() -> None:
 
 def test_a_shorter_cluster_list_repeats_its_last_middle_class() -> None:
     assert CostParams().chain(5) == ["phone", "board", "board", "board", "phone"]
+
+
+def test_a_run_without_a_fixed_step_count_is_allocated_but_has_no_modelled_round() -> None:
+    params = _params(["phone", "weak", "phone", "board", "phone"], local_steps=None)
+    assert block_ranges(params, VIT, "latency") == [(0, 1), (1, 2), (2, 4)]  # steps scale all alike
+    with pytest.raises(ValueError, match="give hfsl.local_steps"):
+        round_costs(params, VIT)
