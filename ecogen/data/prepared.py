@@ -57,13 +57,20 @@ class DataMeta:
 class Split:
     x: Tensor  # uint8 (N, C, H, W)
     y: Tensor  # int64 (N,), UNLABELLED where no label is known
+    # bool (N,): the labels the owner holds, where y also carries pseudo-labels that train as
+    # labels (ecogen/training/feature_labels.py); None: every label in y is held
+    held: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     @property
-    def labelled(self) -> Tensor:  # bool (N,)
+    def labelled(self) -> Tensor:  # bool (N,): trains with a label
         return self.y != UNLABELLED
+
+    @property
+    def held_labels(self) -> Tensor:  # bool (N,): a label the owner holds, not a pseudo-label
+        return self.labelled if self.held is None else self.held
 
     def load(self) -> Split:  # already in memory (see SplitSource)
         return self

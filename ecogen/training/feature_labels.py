@@ -95,7 +95,7 @@ def feature_labelled(
     kept = balanced_keep(labels, conf, keep, classes, min_confidence)
     y = split.y.clone()
     y[unl[kept]] = labels[kept]
-    return Split(split.x, y)
+    return Split(split.x, y, held=split.held_labels)
 
 
 class FeatureLabelled:
@@ -114,7 +114,7 @@ class FeatureLabelled:
         split = self.source.load()
         if self._y is None:
             self._y = self.relabel(split).y
-        return Split(split.x, self._y)
+        return Split(split.x, self._y, held=split.held_labels)
 
     def labels(self) -> Tensor:
         return self.load().y if self._y is None else self._y

@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ecogen.config.params import HfslParams
 from ecogen.data.prepared import UNLABELLED, Split
+from ecogen.federated.strategies.base import trained_examples
 from ecogen.models.vit import ViT, ViTConfig
 from ecogen.training.feature_labels import (
     FeatureLabelled,
@@ -71,6 +73,13 @@ def test_a_split_keeps_its_labels_and_gains_pseudo_labels_within_the_quota() -> 
         split, lambda s: feature_labelled(s, encoder, torch.zeros((0, 8)), empty_y, 0.6, k=3)
     )
     assert torch.equal(source.load().y, out.y) and torch.equal(source.labels(), out.y) and len(source) == 30
+    # the labels held stay what they were: FedAvg's "labelled" weight counts them, not the votes
+    assert torch.equal(out.held_labels, y != UNLABELLED) and torch.equal(
+        source.load().held_labels, y != UNLABELLED
+    )
+    cfg = HfslParams(fedavg_weights="labelled")
+    assert trained_examples(out, cfg) == 6 < int(out.labelled.sum())
+    assert trained_examples(out, HfslParams(fedavg_weights="trained")) == int(out.labelled.sum())
     # only unanimous votes: a subset of those kept without the floor
     unanimous = feature_labelled(split, encoder, torch.zeros((0, 8)), empty_y, 0.6, k=3, min_confidence=1.0)
     assert bool((unanimous.labelled <= out.labelled).all())

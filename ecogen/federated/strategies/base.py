@@ -43,8 +43,11 @@ GradientTerm = Callable[[], None]  # called after each backward pass, before the
 def trained_examples(data: Split, cfg: HfslParams) -> int:
     """FedAvg's n_k (``cfg.fedavg_weights``): the examples a participant trains on — its labelled
     ones when the unlabelled loss is off (its unlabelled images then teach it nothing), else all of
-    them — or its labelled examples whatever it trains on."""
-    if cfg.unlabelled_weight == 0 or cfg.fedavg_weights == "labelled":
+    them — or the labels it holds whatever it trains on (pseudo-labels that train as labels,
+    ``hfsl.feature_labels``, give it no more say)."""
+    if cfg.fedavg_weights == "labelled":
+        return int(data.held_labels.sum())
+    if cfg.unlabelled_weight == 0:
         return int(data.labelled.sum())
     return len(data)
 
