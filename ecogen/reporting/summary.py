@@ -122,6 +122,7 @@ SPECS = {
     "kWh": (".3g", ".3g"),
     "kg": (".3g", ".3g"),
     "s": (".1f", ".1f"),
+    "J": (".4g", ".4g"),  # modelled joules (ecogen.costs), never a measured figure
 }
 SCALED = {"bytes": format_bytes, "count": format_count}
 

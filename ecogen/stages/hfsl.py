@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams, Params
-from ecogen.costs.round import block_costs
+from ecogen.costs.flops import segment_flops
+from ecogen.costs.method import MethodKind, Workload, method_costs
+from ecogen.costs.round import block_costs, step_load
 from ecogen.data.prepared import UNLABELLED, PreparedData, Split, SplitSource
 from ecogen.data.seeding import derive_seed
 from ecogen.federated.hfsl import EdgeJob, HfslOutcome, run_hfsl_edges
@@ -155,7 +157,11 @@ def _edge_result(
     clusters = job.clusters
     return StageResult(
         name=f"edge-{domain}",
-        metrics={**edge_metrics(out, start, state_bytes(tunable_state(model)), full, h), **_privacy(h)},
+        metrics={
+            **edge_metrics(out, start, state_bytes(tunable_state(model)), full, h),
+            **_privacy(h),
+            **modelled_metrics(params, model, out, strategy),
+        },
         history={
             "accuracy": out.accuracy,
             "bytes_d2d": link_bytes(out, "d2d"),
@@ -172,6 +178,39 @@ def _edge_result(
         },
         models={f"edge-{domain}-hfsl": ModelArtifact(model, example_input(test), [path])},
     )
+
+
+def modelled_metrics(
+    params: Params, model: nn.Module, out: HfslOutcome, strategy: Strategy
+) -> dict[str, float]:
+    """The stage's modelled device and link joules and wall seconds at this edge (``modelled_…``,
+    never CodeCarbon's host figures), on the devices ``costs`` names for this method's placement,
+    from the images and bytes its rounds recorded (:func:`ecogen.costs.method.method_costs`)."""
+    h = params.hfsl
+    vit = base_vit(model)
+    # a step's unlabelled weak view goes forward without a backward: scale the measured images
+    load = step_load(h, 1 + vit.cfg.num_patches, vit.cfg.dim, steps=1)
+    images = float(sum(out.per_round("images")))
+    trained = float(sum(out.per_round("trained")))
+    work = Workload(
+        forward_images=images * load.forward_images / load.backward_images,
+        backward_images=images,
+        cluster_rounds=trained,
+        rounds=len(out.records),
+        link_bytes={link: sum(link_bytes(out, link)) for link in ("d2d", "edge_client")},
+    )
+    chain = [(n, params.costs.devices[n]) for n in params.costs.chain(h.devices_per_cluster)]
+    costs = method_costs(
+        # a learner no cluster took part in (pooled data, the edge alone) trains at the edge
+        MethodKind(split=strategy.split, pooled=strategy.pooled or not trained),
+        segment_flops(model, h.batch_size, seed=params.seed),
+        chain,
+        out.block_ranges,
+        params.costs.devices,
+        params.costs.links,
+        work,
+    )
+    return costs.metrics()
 
 
 def _privacy(h: HfslParams) -> dict[str, float]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 # how the report writes a value (:func:`ecogen.reporting.summary.format_value`)
-Unit = Literal["accuracy", "gain", "bytes", "count", "ratio", "kWh", "kg", "s"]
+Unit = Literal["accuracy", "gain", "bytes", "count", "ratio", "kWh", "kg", "s", "J"]
 
 
 def mean(values: list[float]) -> float:

@@ -101,6 +101,10 @@ def test_each_method_runs_one_round_on_digits(workspace: Workspace, method: str)
         if method in NO_LINKS:
             assert m["edge_client_bytes_per_round"] == 0.0
         assert (m["d2d_bytes_per_round"] > 0) == strategy.split
+        # the modelled device cost of the stage, on the devices of its placement (ecogen.costs.method)
+        assert m["modelled_device_energy_j"] > 0 and m["modelled_time_s"] > 0
+        sent = m["edge_client_bytes_per_round"] + m["d2d_bytes_per_round"]
+        assert (m["modelled_link_energy_j"] > 0) == (sent > 0)
         saved = ws.hfsl(child.name.removeprefix("edge-")) / (
             "model.pt" if strategy.full_model else "tunable.pt"
         )
