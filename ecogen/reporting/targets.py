@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ecogen.reporting.cycles import Cycle, in_order
+from ecogen.reporting.energy import ENERGY_SHARE, reach, reference_accuracy
 from ecogen.reporting.summary import (
     BASELINES_PIPELINE,
     CENTRALIZED,
@@ -239,6 +240,31 @@ def communication(baselines: Rows | None, share: float = BYTES_SHARE) -> TargetC
     return TargetCheck(key, claim, "; ".join(parts), required, _status(ok), ratio, share)
 
 
+def energy(baselines: Rows | None, share: float = ENERGY_SHARE) -> TargetCheck:
+    """EcoGen's modelled device + link joules to reach FedAvg-full's end accuracy ≤ ``share`` ×
+    FedAvg-full's (:mod:`ecogen.reporting.energy`); a miss says the ratio and whether EcoGen
+    reached that accuracy at all (if not, the ratio is at EcoGen's end, all its rounds)."""
+    key = "energy"
+    claim = "Modelled device + link energy: EcoGen vs FedAvg-full to reach FedAvg-full's end accuracy"
+    required = f"≤ {share:g} × FedAvg-full"
+    rows = baselines or {}
+    ecogen, full, target = rows.get(ECOGEN), rows.get(FEDAVG_FULL), reference_accuracy(rows)
+    if ecogen is None or full is None or target is None:
+        return _not_run(key, claim, required, "needs the ecogen and fedavg-full rows")
+    ours, theirs = reach(ecogen, target), reach(full, target)
+    if ours.joules is None or not theirs.joules:
+        return _not_run(key, claim, required, "needs both rows' modelled_ energy (hfsl stage)")
+    ratio = ours.joules / theirs.joules
+    if ours.round is None:
+        measured = f"EcoGen never reached {target:.3f} in {ours.rounds} rounds; at its end {ratio:.2f}×"
+        return TargetCheck(key, claim, measured, required, "MISS", ratio, share)
+    measured = (
+        f"{ours.joules:.4g} J (round {ours.round}) vs {theirs.joules:.4g} J (round {theirs.round})"
+        f" to reach {target:.3f}: {ratio:.2f}×"
+    )
+    return TargetCheck(key, claim, measured, required, _status(ratio <= share + EPS), ratio, share)
+
+
 def hfsl_gain(baselines: Rows | None, gain: float = HFSL_GAIN, start: float = EDGE_START) -> TargetCheck:
     """Baselines' ecogen row: END − START ≥ ``gain`` and START ≥ ``start``.
 
@@ -428,6 +454,7 @@ def check_targets(
         end_non_decreasing(table3),
         dropout_cost(faults),
         robust_aggregation(faults),
+        energy(baselines),
         relay_vs_best_edge(cycles),
         relay_vs_naive(cycles),
         relay_non_decreasing(cycles),

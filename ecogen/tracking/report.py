@@ -371,6 +371,8 @@ def _experiment_sections(loaded: Mapping[str, PipelineTrials]) -> list[str]:
             parts.append(tables.study_markdown(pipeline.rows, pipeline=name))
         else:
             parts.append(tables.baselines_markdown(pipeline.rows, pipeline=name))
+            if name == BASELINES_PIPELINE:  # Table 2 of our own: energy per method
+                parts.append(tables.energy_markdown(pipeline.rows))
     return parts + ([tables.not_run_markdown(waiting)] if waiting else [])
 
 

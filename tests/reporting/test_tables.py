@@ -387,6 +387,7 @@ def test_check_targets_without_any_run_is_all_not_run() -> None:
         "end_non_decreasing",
         "dropout_cost",
         "robust_aggregation",
+        "energy",
         "relay_vs_best_edge",
         "relay_vs_naive",
         "relay_non_decreasing",
