@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ecogen.models.vit import Attention, ViT, split_segments
-from ecogen.peft.edge import base_vit
+from ecogen.models.vit import Attention, MaskedAutoencoder, ViT, split_segments
 
 
 @dataclass(frozen=True)
@@ -51,13 +50,34 @@ def module_flops(module: nn.Module, x: Tensor) -> tuple[int, int]:
     return forward, counter.get_total_flops()
 
 
+def _counted_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose attention is written out, so the counter sees its matmuls."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.written_out = True  # the copy's own attribute: countable matmuls, same function
+    return model
+
+
+def mae_step_flops(mae: MaskedAutoencoder, batch: int, mask_ratio: float, seed: int = 0) -> int:
+    """Forward + backward FLOPs of one masked-autoencoder step on ``batch`` images of its input
+    shape (``mae(x, mask_ratio)`` returns the loss first); ``mae`` itself is left untouched."""
+    counted = _counted_copy(mae)
+    cfg = mae.encoder.cfg
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cfg.channels, cfg.image_size, cfg.image_size, generator=g)
+    with FlopCounterMode(display=False) as counter:
+        loss = counted(x, mask_ratio)[0]
+        loss.backward()
+    return counter.get_total_flops()
+
+
 def segment_flops(model: nn.Module, batch: int, seed: int = 0) -> SegmentFlops:
     """Per-segment FLOPs of ``model`` (a ViT, LoRA/prompt-wrapped or not) on ``batch`` images of
     its input shape; the model itself is left untouched (the count runs on a copy)."""
-    vit: ViT = base_vit(copy.deepcopy(model))
-    for m in vit.modules():
-        if isinstance(m, Attention):
-            m.written_out = True  # the copy's own attribute: countable matmuls, same function
+    from ecogen.peft.edge import base_vit  # the peft library loads where an edge model is counted only
+
+    vit: ViT = base_vit(_counted_copy(model))
     cfg = vit.cfg
     g = torch.Generator().manual_seed(seed)
     h = torch.randn(batch, cfg.channels, cfg.image_size, cfg.image_size, generator=g)
@@ -74,3 +94,10 @@ def segment_flops(model: nn.Module, batch: int, seed: int = 0) -> SegmentFlops:
         with torch.no_grad():
             h = segment(x)
     return SegmentFlops(batch, forward, backward, trains)
+
+
+def image_flops(model: nn.Module, batch: int, seed: int = 0) -> float:
+    """Forward + backward FLOPs of one image through the whole of ``model`` as it trains (only
+    its tunable weights' gradients count), from :func:`segment_flops` on ``batch`` images."""
+    counted = segment_flops(model, batch, seed)
+    return (sum(counted.forward) + sum(counted.backward)) / counted.images

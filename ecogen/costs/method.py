@@ -5,12 +5,14 @@ Counting images and bytes as the rounds recorded them, rather than re-deriving t
 params, keeps the comparison honest across methods whose rounds differ (local epochs, dropout,
 pooled data); only their placement differs:
 
-* a **split** method (EcoGen, SplitFed) runs each segment on its device of the cluster's chain
-  (``costs.cluster_devices``): the start the embedding, the middle devices their blocks, the end
-  the head; every device of a cluster idles while another computes or a link carries its bytes;
-* a **pooled** one (centralized, pooled labels) trains on one ``edge_server``;
-* any other (FedAvg-full, FedAvg-PEFT, local, edge alone) trains the whole model on one device of
-  the chain's first class (the phone holding the data), which also sends the uploads.
+* a **split** method (EcoGen, SplitFed, FedProx, local) runs each segment on its device of the
+  cluster's chain (``costs.cluster_devices``): the start the embedding, the middle devices their
+  blocks, the end the head; every device of a cluster idles while another computes or a link
+  carries its bytes;
+* a **pooled** one (centralized, pooled labels), or one no cluster takes part in (the edge
+  alone), trains on one ``edge_server``;
+* any other (FedAvg-full, FedAvg-PEFT) trains the whole model on one device of the chain's first
+  class (the phone holding the data), which also sends the uploads.
 
 Time is the stage's modelled wall time: clusters train in parallel, each on its own devices and
 links, so the summed cluster time is divided by the clusters training in a round.  Per-message
@@ -117,3 +119,11 @@ def method_costs(
     # one central learner runs alone; clusters (and their phones) run side by side
     parallel = 1.0 if kind.pooled or not work.rounds else max(work.cluster_rounds / work.rounds, 1.0)
     return MethodCosts(sum(energy), link_j, total / parallel, dict(zip(roles, energy, strict=True)))
+
+
+def central_costs(flops: float, device: DeviceClass) -> dict[str, float]:
+    """A stage that trains on one device alone (pretrain on ``cloud_gpu``, a fine-tune on
+    ``edge_server``): ``flops`` over the stage at the device's FLOP/s and busy watts, with the
+    names the hfsl stage uses; no link carries anything while it trains."""
+    seconds = flops / device.flops
+    return {"modelled_device_energy_j": device.watts_busy * seconds, "modelled_time_s": seconds}

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from ecogen.config.params import Params
+from ecogen.costs.flops import image_flops
+from ecogen.costs.method import POOLED_DEVICE, central_costs
 from ecogen.data.prepared import PreparedData, Split
 from ecogen.data.seeding import derive_seed
 from ecogen.models.checkpoint import load_fm
@@ -70,8 +72,17 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     torch.save(prototypes, ws.edge(domain) / PROTOTYPES)
     finetuned = {"finetuned": 1.0} if params.stream.increments else {}
     measured = {**before, **drift, **finetuned, "accuracy": accuracy}
+    measured |= modelled_finetune(params, model, epochs * len(train))
     artifact = ModelArtifact(model, example_input(test), [path])
     return _finetuned(params, domain, fm.encoder, model, measured, history, len(train), artifact)
+
+
+def modelled_finetune(params: Params, model: nn.Module, images: int) -> dict[str, float]:
+    """The modelled joules and seconds of the fine-tune on the edge's ``edge_server``
+    (``modelled_…``, never CodeCarbon's host figures): the edge model's training FLOPs per image,
+    counted by torch, × the images its epochs went through."""
+    per_image = image_flops(model, params.peft.batch_size, seed=params.seed)
+    return central_costs(per_image * images, params.costs.devices[POOLED_DEVICE])
 
 
 def _fit(params: Params, domain: str, model: nn.Module, train: Split, epochs: int, seed: int) -> History:

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 
 from ecogen.config.params import Params
+from ecogen.costs.flops import mae_step_flops
+from ecogen.costs.method import central_costs
 from ecogen.data.prepared import PreparedData, Split, to_float
 from ecogen.data.seeding import derive_seed
 from ecogen.models.checkpoint import save_fm
@@ -57,6 +59,7 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
             "encoder_params": float(parameter_count(mae.encoder)),
             "encoder_bytes": float(module_bytes(mae.encoder)),
             "public_images": float(len(pool)),
+            **modelled_pretrain(params, mae, p.epochs * len(pool)),
         },
         history={"mae_loss": history.series["mae_loss"]},
         params={"image_size": cfg.image_size, "num_patches": cfg.num_patches, "lr_effective": p.scaled_lr()},
@@ -64,3 +67,15 @@ def pretrain(params: Params, ws: Workspace) -> StageResult:
         models={"fm": ModelArtifact(PooledFeatures(mae.encoder), example, [ws.fm], output="features")},
         artifacts=[grid],
     )
+
+
+CLOUD_DEVICE = "cloud_gpu"  # where the cost model places the FM's pre-training
+
+
+def modelled_pretrain(params: Params, mae: MaskedAutoencoder, images: int) -> dict[str, float]:
+    """The modelled device joules and seconds of the MAE pre-training on ``cloud_gpu``
+    (``modelled_…``, never CodeCarbon's host figures): one step's FLOPs, counted by torch on a
+    ``pretrain.batch_size`` batch, per image × the images it went through."""
+    batch = params.pretrain.batch_size
+    per_image = mae_step_flops(mae, batch, params.pretrain.mask_ratio, seed=params.seed) / batch
+    return central_costs(per_image * images, params.costs.devices[CLOUD_DEVICE])

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from ecogen.config.params import DeviceClass, LinkClass
-from ecogen.costs.flops import SegmentFlops
-from ecogen.costs.method import MethodKind, Workload, method_costs
+from ecogen.config.params import DeviceClass, LinkClass, Params
+from ecogen.costs.flops import SegmentFlops, image_flops, mae_step_flops, segment_flops
+from ecogen.costs.method import MethodKind, Workload, central_costs, method_costs
+from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
+from ecogen.stages.finetune import modelled_finetune
+from ecogen.stages.pretrain import modelled_pretrain
 
 PHONE = DeviceClass(flops=1e9, watts_busy=4.0, watts_idle=1.0)
 BOARD = DeviceClass(flops=1e10, watts_busy=10.0, watts_idle=2.0)
@@ -75,3 +78,31 @@ def test_a_pooled_learner_trains_alone_on_the_edge_server() -> None:
 def test_a_chain_that_does_not_fit_the_ranges_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="2 device classes for a chain of 3"):
         method_costs(MethodKind(split=True), FLOPS, CHAIN[:2], [(0, 2)], DEVICES, LINKS, WORK)
+
+
+def test_a_stage_on_one_device_alone_costs_its_flops_at_the_busy_watts() -> None:
+    assert central_costs(2e11, SERVER) == pytest.approx(
+        {"modelled_device_energy_j": 200.0, "modelled_time_s": 2.0}
+    )
+
+
+def test_an_mae_step_and_an_edge_model_image_are_counted_by_torch() -> None:
+    vit = ViT(ViTConfig())
+    step = mae_step_flops(MaskedAutoencoder(vit), 8, 0.75)
+    assert 0 < mae_step_flops(MaskedAutoencoder(vit), 4, 0.75) < step  # grows with the batch
+    whole = image_flops(vit, 4)  # every weight trains: forward + backward of the full ViT
+    assert whole == pytest.approx(sum(segment_flops(vit, 4).blocks) / 4, rel=0.5)
+
+
+def test_pretrain_is_modelled_on_the_cloud_gpu_and_a_fine_tune_on_the_edge_server() -> None:
+    params = Params()
+    vit = ViT(ViTConfig())
+    gpu, server = params.costs.devices["cloud_gpu"], params.costs.devices["edge_server"]
+    mae = MaskedAutoencoder(vit)
+    batch = params.pretrain.batch_size
+    per_image = mae_step_flops(mae, batch, params.pretrain.mask_ratio, seed=params.seed) / batch
+    assert modelled_pretrain(params, mae, 1000) == pytest.approx(central_costs(per_image * 1000, gpu))
+    tuned = modelled_finetune(params, vit, 100)
+    assert tuned["modelled_time_s"] == pytest.approx(
+        image_flops(vit, params.peft.batch_size) * 100 / server.flops
+    )
