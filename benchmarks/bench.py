@@ -333,7 +333,7 @@ def bytes_per_round(
             method=method, clusters=clusters, rounds=1, proximal_mu=0.01 if method == "fedprox" else 0.0
         )
         strategy = strategy_for(h)
-        pooled_method = method in ("centralized", "pooled_labels")
+        pooled_method = strategy.pooled  # one learner: one pooled split
         t0 = time.perf_counter()
         outcome = run_hfsl(
             strategy.model(edge),
