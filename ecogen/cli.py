@@ -118,7 +118,14 @@ def _fail_logged(err: object, root: Path, code: int) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-DISK_FULL = ("No space left on device", "database or disk is full")  # OSError's and SQLite's words
+# OSError's and SQLite's words; torch's zip writer reports a short write without an errno (a
+# tensor file cut off as the disk filled: "unexpected pos 832 vs 726" in a fresh-clone CI run)
+DISK_FULL = (
+    "No space left on device",
+    "database or disk is full",
+    "PytorchStreamWriter failed writing file",
+    "unexpected pos",
+)
 
 
 def _disk_full(err: BaseException) -> BaseException | None:

@@ -229,3 +229,17 @@ def test_a_placement_that_cannot_work_is_one_line_exit_2_nothing_written(
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and words in out.stderr, out.stderr
     assert sorted(p.name for p in project.iterdir()) == ["params.yaml", "pipelines.yaml"]
+
+
+def test_a_tensor_file_cut_off_by_a_full_disk_counts_as_out_of_space() -> None:
+    from ecogen.cli import _disk_full
+
+    cut = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 832 vs 726")
+    try:
+        try:
+            raise cut
+        except RuntimeError as err:
+            raise ValueError("a stage failed") from err
+    except ValueError as wrapped:
+        assert _disk_full(wrapped) is cut
+    assert _disk_full(RuntimeError("shapes do not match")) is None
