@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_bench_trials import TINY  # tests/ is on the path of its modules
+
 from benchmarks.feature_labels import main
 from ecogen.config.params import Params
 from ecogen.stages.prepare import prepare
@@ -13,25 +15,7 @@ from ecogen.workspace import Workspace
 
 
 def test_feature_label_counts_add_up(tmp_path: Path) -> None:
-    params = Params.model_validate(
-        {
-            "seed": 3,
-            "accelerator": "cpu",
-            "data": {
-                "source": "digits",
-                "domains": ["identity"],
-                "test_per_domain": 40,
-                "public_pool": 200,
-                "edge_labelled": 30,
-                "samples_per_cluster": 48,
-                "labelled_fraction": 0.25,
-            },
-            "model": {"patch_size": 2, "dim": 16, "depth": 1, "heads": 2, "decoder_dim": 8},
-            "pretrain": {"epochs": 1, "batch_size": 64},
-            "hfsl": {"clusters": 2},
-            "energy": {"enabled": False},
-        }
-    )
+    params = Params.model_validate({**TINY, "seed": 3})  # benchmarks/trials.py's tiny digits project
     ws = Workspace(tmp_path)
     prepare(params, ws)
     pretrain(params, ws)
