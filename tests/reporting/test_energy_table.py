@@ -53,7 +53,11 @@ def test_energy_target_misses_with_the_ratio_at_ecogens_end_when_it_never_reache
     rows = _rows({FEDAVG_FULL: [0.80, 0.92], ECOGEN: [0.85, 0.91]}, {ECOGEN: 300.0, FEDAVG_FULL: 1000.0})
     check = energy(rows)
     assert check.status == "MISS" and check.value == pytest.approx(0.3)
-    assert check.measured == "EcoGen never reached 0.920 in 2 rounds; at its end 0.30×"
+    # and why: to EcoGen's own end (0.91) fedavg-full needs its round 2 (1100 J with links)
+    assert check.measured == (
+        "EcoGen never reached 0.920 in 2 rounds; at its end 0.30×;"
+        " to EcoGen's end 0.910: 330 J (round 2) vs 1100 J (round 2), 0.30×"
+    )
     costly = energy(_rows({FEDAVG_FULL: [0.9], ECOGEN: [0.95]}, {ECOGEN: 600.0, FEDAVG_FULL: 1000.0}))
     assert costly.status == "MISS" and costly.value == pytest.approx(0.6)
 
