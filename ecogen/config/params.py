@@ -238,6 +238,14 @@ class HfslParams(Section):
     feature_labels: float = Field(0.0, ge=0.0, le=1.0)
     feature_labels_k: PositiveInt = 10
     feature_labels_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    # Generative adaptation at the clients: each client step adds mae_weight × the masked-autoencoder
+    # loss (He et al., 2022, arXiv 2111.06377) of the batch's unlabelled images, reconstructed
+    # through the cluster's split chain — visible patches picked on the start device, the lane's
+    # LoRA in the middle, the FM's frozen decoder on the end device (ecogen/split/reconstruction.py):
+    # the FM keeps learning its clients' data, the paper's bidirectional flow (Chen et al., arXiv
+    # 2401.02668).  0: off.  mae_mask_ratio: the share of patches hidden (null: pretrain.mask_ratio).
+    mae_weight: float = Field(0.0, ge=0.0)
+    mae_mask_ratio: float | None = Field(None, gt=0.0, lt=1.0)
     # The edge trains on its own labelled set as one more participant of its rounds (it holds the
     # whole model, so nothing crosses a link for it); the pooled methods pool its labels too, and
     # `local` (no rounds, no edge) ignores it.

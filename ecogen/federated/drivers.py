@@ -62,7 +62,7 @@ def _steps_of(client: ClusterClient, strategy: Strategy, steps: int | None, seed
     if steps is not None:
         return steps
     t = strategy.client
-    sampler = FixMatchBatches(client.data.labelled, t.batch_size, t.unlabelled_ratio, seed, t.semi_supervised)
+    sampler = FixMatchBatches(client.data.labelled, t.batch_size, t.unlabelled_ratio, seed, t.uses_unlabelled)
     return len(sampler) * strategy.cfg.local_epochs
 
 
@@ -139,6 +139,7 @@ def fit_lanes(
         count,
         (r / cfg.rounds, (r + 1) / cfg.rounds),  # this round's share of the client lr schedule
         strategy.gradient_term,
+        strategy.reconstruction,
     )
     data = StackedBatches([c.data for c in clients], strategy.client, list(seeds), count)
     make_trainer(accelerator, max_epochs=1).fit(module, torch.utils.data.DataLoader(data, batch_size=None))

@@ -199,10 +199,7 @@ class MaskedAutoencoder(nn.Module):
         self.decoder = MAEDecoder(encoder.cfg)
 
     def patchify(self, x: Tensor) -> Tensor:  # (B, C, H, W) → (B, N, p*p*C)
-        p = self.encoder.cfg.patch_size
-        B, C, H, W = x.shape
-        x = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1)
-        return x.reshape(B, (H // p) * (W // p), p * p * C)
+        return patchify(x, self.encoder.cfg.patch_size)
 
     def unpatchify(self, patches: Tensor) -> Tensor:  # inverse of patchify
         cfg = self.encoder.cfg
@@ -225,26 +222,48 @@ class MaskedAutoencoder(nn.Module):
         emb = self.encoder.embedding
         noise = noise if noise is not None else self.noise(x, generator)
         tokens = emb.patches(x)  # (B, N, dim)
-        B, N, D = tokens.shape
-        keep = max(1, int(round(N * (1 - mask_ratio))))
-        shuffle = noise.argsort(dim=1)
-        restore = shuffle.argsort(dim=1)
+        keep, shuffle, restore = masking(noise, mask_ratio)
+        D = tokens.shape[-1]
         visible = torch.gather(tokens, 1, shuffle[:, :keep, None].expand(-1, -1, D))
         h = emb.with_cls(visible)
         for block in self.encoder.blocks:
             h = block(h)
         h = self.encoder.head.norm(h)
         pred = self.decoder(h, restore)
-        mask = torch.ones(B, N, device=x.device)
-        mask[:, :keep] = 0
-        mask = torch.gather(mask, 1, restore)
-        target = self.patchify(x)
-        # normalised-pixel targets, as in the MAE paper
-        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-        target = (target - mean) / (var + 1e-6).sqrt()
-        per_patch = ((pred - target) ** 2).mean(-1)
-        loss = (per_patch * mask).sum() / mask.sum()
+        mask = hidden_mask(keep, restore)
+        loss = reconstruction_loss(pred, self.patchify(x), mask)
         return loss, pred, mask
+
+
+def patchify(x: Tensor, p: int) -> Tensor:  # (B, C, H, W) → (B, N, p*p*C), patches of side p
+    B, C, H, W = x.shape
+    x = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, (H // p) * (W // p), p * p * C)
+
+
+def masking(noise: Tensor, mask_ratio: float) -> tuple[int, Tensor, Tensor]:
+    """(visible patches per image, shuffle, restore) from ``noise`` (B, N): each image keeps the
+    patches of its ``keep`` smallest noise values, ``shuffle[:, :keep]``; ``restore`` un-shuffles."""
+    keep = max(1, int(round(noise.shape[1] * (1 - mask_ratio))))
+    shuffle = noise.argsort(dim=1)
+    return keep, shuffle, shuffle.argsort(dim=1)
+
+
+def hidden_mask(keep: int, restore: Tensor) -> Tensor:
+    """(B, N) in patch order, 1 where a patch is hidden from the encoder."""
+    B, N = restore.shape
+    mask = torch.ones(B, N, device=restore.device)
+    mask[:, :keep] = 0
+    return torch.gather(mask, 1, restore)
+
+
+def reconstruction_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """MSE of the predicted patches (B, N, P) on the hidden ones (``mask`` 1), against the
+    normalised pixels of ``target`` (B, N, P), as in the MAE paper; the mean over hidden patches."""
+    mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+    target = (target - mean) / (var + 1e-6).sqrt()
+    per_patch = ((pred - target) ** 2).mean(-1)
+    return (per_patch * mask).sum() / mask.sum()
 
 
 def _init_linear(m: nn.Module) -> None:

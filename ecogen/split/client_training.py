@@ -30,6 +30,7 @@ class ClientTraining:
     logit_adjustment: float
     teacher: Literal["self", "round_start", "ema"]
     ema_decay: float
+    mae_weight: float  # weight of the MAE loss on the unlabelled images through the chain (0: off)
 
     @classmethod
     def of(cls, cfg: HfslParams) -> ClientTraining:
@@ -39,6 +40,11 @@ class ClientTraining:
     def semi_supervised(self) -> bool:
         """The unlabelled images are trained on (pseudo-labels), not only the labelled ones."""
         return self.unlabelled_weight > 0
+
+    @property
+    def uses_unlabelled(self) -> bool:
+        """A batch draws unlabelled images: for pseudo-labels, or for the MAE loss (``mae_weight``)."""
+        return self.semi_supervised or self.mae_weight > 0
 
     @property
     def separate_teacher(self) -> bool:

@@ -17,7 +17,10 @@ lane's optimiser side by side.  All lanes take the same number of steps at the s
 
 Views (``augment``, ``unlabelled_view``) and the pseudo-labelling ``teacher`` are levers of
 :class:`~ecogen.split.client_training.ClientTraining`: the teacher is a frozen copy of the
-delivered modules (or their exponential moving average) run through the same links.  A method's
+delivered modules (or their exponential moving average) run through the same links.  With
+``mae_weight`` > 0 each step also reconstructs the batch's unlabelled images (masked, from their
+visible patches) through the same chain, the FM's frozen decoder on the end device
+(:mod:`ecogen.split.reconstruction`), and adds ``mae_weight`` × that loss.  A method's
 ``gradient_term`` (FedProx's pull towards the round's start, say) runs after each backward pass,
 before the optimiser steps.
 """
@@ -34,8 +37,10 @@ from torch import Tensor
 from torch.utils.data import IterableDataset, Sampler
 
 from ecogen.data.prepared import Split, to_float
+from ecogen.data.seeding import derive_seed
 from ecogen.split.client_training import ClientTraining
-from ecogen.split.stacked import StackedChain, pad_stack
+from ecogen.split.reconstruction import ChainReconstruction
+from ecogen.split.stacked import StackedChain, StackedTrace, pad_stack
 from ecogen.training.augment import strong, weak
 from ecogen.training.pseudo_label import PseudoLabeller
 
@@ -122,7 +127,7 @@ class StackedBatches(IterableDataset):
 
     def __init__(self, splits: list[Split], cfg: ClientTraining, seeds: list[int], steps: int) -> None:
         self.data = [(to_float(s.x), s.y) for s in splits]
-        use = cfg.semi_supervised
+        use = cfg.uses_unlabelled
         self.samplers = [
             FixMatchBatches(s.labelled, cfg.batch_size, cfg.unlabelled_ratio, seed, use_unlabelled=use)
             for s, seed in zip(splits, seeds, strict=True)
@@ -151,9 +156,16 @@ class StackedSemiSupervised(L.LightningModule):
         steps: int,
         span: tuple[float, float] = (0.0, 1.0),
         gradient_term: Callable[[list[Tensor]], Callable[[], None] | None] | None = None,
+        reconstruction: ChainReconstruction | None = None,
     ) -> None:
         super().__init__()
         self.chain = chain
+        self.reconstruction: ChainReconstruction | None = None
+        if cfg.mae_weight > 0:  # the MAE loss on the unlabelled images, through the same chain
+            if reconstruction is None:
+                raise ValueError("hfsl.mae_weight > 0 needs the FM's decoder side (ChainReconstruction)")
+            self.reconstruction = reconstruction
+            self.mae_gens = [torch.Generator().manual_seed(derive_seed(s, "mae")) for s in seeds]
         self.cfg, self.span, self.total = cfg, span, steps
         self.gens = [torch.Generator().manual_seed(s) for s in seeds]
         self.labellers = [PseudoLabeller(cfg.pseudo_labels, cfg.confidence_threshold, p) for p in priors]
@@ -181,7 +193,6 @@ class StackedSemiSupervised(L.LightningModule):
 
     def training_step(self, batch: LaneBatch, batch_idx: int) -> None:
         cfg = self.cfg
-        lanes = range(self.chain.lanes)
         split = [(x[y >= 0], y[y >= 0], x[y < 0]) for x, y in batch]
         unlabelled = cfg.semi_supervised
         # views in the serial order: the pseudo-labelling view, the unlabelled one, the labelled one
@@ -191,14 +202,7 @@ class StackedSemiSupervised(L.LightningModule):
             teacher_views.append(view(x_u, cfg.augment, g) if len(x_u) else x_u)
             unl_views.append(view(x_u, cfg.unlabelled_view, g) if len(x_u) else x_u)
             lab_views.append(view(x_l, cfg.augment, g) if len(x_l) else x_l)
-        pseudo: list[tuple[Tensor, Tensor] | None] = [None] * len(split)
-        n_u = [len(v) for v in teacher_views]
-        if max(n_u):
-            with torch.no_grad():
-                logits_w, _ = self.chain(pad_stack(teacher_views, max(n_u)), n_u, params=self.teacher)
-            for c in lanes:
-                if n_u[c]:
-                    pseudo[c] = self.labellers[c](logits_w[c, : n_u[c]])
+        pseudo = self._pseudo_labels(teacher_views)
         inputs = [torch.cat([lab, unl]) for lab, unl in zip(lab_views, unl_views, strict=True)]
         counts = [len(i) for i in inputs]
         if not min(counts):
@@ -213,19 +217,14 @@ class StackedSemiSupervised(L.LightningModule):
         logits, trace = self.chain(
             pad_stack(inputs, max(counts)), counts, [y for _, y, _ in split], train=True
         )
-        shift: Tensor = self.logit_shift
-        logits = logits + (shift[:, None] if shift.dim() else shift)
-        losses = []
-        for c in lanes:
-            received = trace.labels[c]
-            y_end = received if received is not None else split[c][1]
-            lane_pseudo = pseudo[c]
-            p, m = lane_pseudo if lane_pseudo is not None else (None, None)
-            losses.append(client_loss(logits[c, : counts[c]], y_end, p, m, cfg.unlabelled_weight))
-        loss = torch.stack(losses).sum()
+        loss = self._labelled_loss(logits, trace, [y for _, y, _ in split], counts, pseudo)
+        traces = [trace]
+        if (mae := self._reconstruction([x_u for _, _, x_u in split])) is not None:
+            loss = loss + cfg.mae_weight * mae[0]
+            traces.append(mae[1])
         if not loss.requires_grad:
             return
-        self.chain.backward(loss, trace)
+        self.chain.backward(loss, *traces)
         if self.gradient_term is not None:
             self.gradient_term()
         opt.step()
@@ -237,5 +236,52 @@ class StackedSemiSupervised(L.LightningModule):
         self.steps += 1
         self.images = [i + n for i, n in zip(self.images, counts, strict=True)]
         self.log(
-            "train_loss", loss.detach() / len(losses), on_step=False, on_epoch=True, batch_size=sum(counts)
+            "train_loss", loss.detach() / len(counts), on_step=False, on_epoch=True, batch_size=sum(counts)
         )
+
+    def _pseudo_labels(self, views: list[Tensor]) -> list[tuple[Tensor, Tensor] | None]:
+        """Each lane's (pseudo-labels, mask) from the teacher's pass over its unlabelled ``views``."""
+        pseudo: list[tuple[Tensor, Tensor] | None] = [None] * len(views)
+        n_u = [len(v) for v in views]
+        if max(n_u):
+            with torch.no_grad():
+                logits_w, _ = self.chain(pad_stack(views, max(n_u)), n_u, params=self.teacher)
+            for c in range(len(views)):
+                if n_u[c]:
+                    pseudo[c] = self.labellers[c](logits_w[c, : n_u[c]])
+        return pseudo
+
+    def _labelled_loss(
+        self,
+        logits: Tensor,
+        trace: StackedTrace,
+        labels: list[Tensor],
+        counts: list[int],
+        pseudo: list[tuple[Tensor, Tensor] | None],
+    ) -> Tensor:
+        """The lanes' client losses, summed: each lane's on its own rows, with the labels its end
+        device received (``labels``, the lane's own, where nothing crossed a link)."""
+        shift: Tensor = self.logit_shift
+        logits = logits + (shift[:, None] if shift.dim() else shift)
+        losses = []
+        for c in range(self.chain.lanes):
+            received = trace.labels[c]
+            y_end = received if received is not None else labels[c]
+            lane_pseudo = pseudo[c]
+            p, m = lane_pseudo if lane_pseudo is not None else (None, None)
+            losses.append(client_loss(logits[c, : counts[c]], y_end, p, m, self.cfg.unlabelled_weight))
+        return torch.stack(losses).sum()
+
+    def _reconstruction(self, images: list[Tensor]) -> tuple[Tensor, StackedTrace] | None:
+        """The lanes' MAE losses on their unlabelled ``images``, summed, and the pass's trace
+        (``hfsl.mae_weight``); None when it is off or no lane drew an unlabelled image."""
+        rec = self.reconstruction
+        if rec is None or not max(len(x) for x in images):
+            return None
+        noise = [rec.noise(len(x), g).to(x.device) for x, g in zip(images, self.mae_gens, strict=True)]
+        losses, trace = rec.losses(self.chain, images, noise)
+        rows = sum(len(x) for x in images)
+        self.log(
+            "mae_loss", losses.detach().sum() / len(images), on_step=False, on_epoch=True, batch_size=rows
+        )
+        return losses.sum(), trace

@@ -33,6 +33,7 @@ given a loss, so they change no gradient (every op here is per image).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -147,35 +148,66 @@ class StackedChain(nn.Module):
         labels: list[Tensor | None] | None = None,
         train: bool = False,
         params: dict[str, Tensor] | None = None,
+        tokens: Tensor | None = None,
+        end: Callable[[Tensor], Tensor] | None = None,
     ) -> tuple[Tensor, StackedTrace]:
         """``x``: (lanes, rows, ...) with ``counts[c]`` real rows in lane c.  ``params``: other
-        stacked modules to run with (a teacher's), default this chain's own."""
+        stacked modules to run with (a teacher's), default this chain's own.  ``tokens``
+        (lanes, rows, kept): the tokens the start device sends on, picked from its segment's output
+        before the first link (MAE's class token and visible patches); None: all of them.  ``end``:
+        what the end device runs instead of its segment, the same frozen module for every lane, on
+        the lanes' rows as one batch (the FM's MAE decoder side); None: its segment."""
         params = params if params is not None else self.stacked()
         labels = labels if labels is not None else [None] * self.lanes
         trace = StackedTrace(labels=list(labels))
         width = x.shape[1]
         h = self._segment(0, x, params)
-        for i in range(1, len(self.segments)):
-            received = []
-            for c, channel in enumerate(self.channels):
-                rows = h[c, : counts[c]]
-                if channel is None or not counts[c] or not self.crosses[c][i - 1]:
-                    r = rows.detach()  # nothing held elsewhere, nothing to send, or one device
-                else:
-                    msg = channel.send(Activation(rows, labels[c]), "d2d", "forward")
-                    r = msg.tensor
-                    if i == len(self.segments) - 1:
-                        trace.labels[c] = msg.labels
-                if train and self._grad_in[i] and torch.is_grad_enabled():
-                    r.requires_grad_(True)
-                received.append(r)
+        if tokens is not None:  # (lanes, rows, T, dim) → (lanes, rows, kept, dim), on the start device
+            h = torch.gather(h, 2, tokens[..., None].expand(-1, -1, -1, h.shape[-1]))
+        last = len(self.segments) - 1
+        for i in range(1, last + 1):
+            received = self._link(i, h, counts, labels, train, trace)
             trace.links.append((h, received))
-            h = self._segment(i, pad_stack(received, width), params)
+            h = pad_stack(received, width)
+            if i == last and end is not None:
+                h = end(h.flatten(0, 1)).unflatten(0, h.shape[:2])
+            else:
+                h = self._segment(i, h, params)
         return h, trace
 
-    def backward(self, loss: Tensor, trace: StackedTrace) -> None:
-        """Backprop ``loss`` (the lanes' end-device losses, summed) link by link to the start."""
+    def _link(
+        self,
+        i: int,
+        h: Tensor,
+        counts: list[int],
+        labels: list[Tensor | None],
+        train: bool,
+        trace: StackedTrace,
+    ) -> list[Tensor]:
+        """Each lane's real rows of ``h`` across link ``i`` (into segment ``i``), as received."""
+        received = []
+        for c, channel in enumerate(self.channels):
+            rows = h[c, : counts[c]]
+            if channel is None or not counts[c] or not self.crosses[c][i - 1]:
+                r = rows.detach()  # nothing held elsewhere, nothing to send, or one device
+            else:
+                msg = channel.send(Activation(rows, labels[c]), "d2d", "forward")
+                r = msg.tensor
+                if i == len(self.segments) - 1:
+                    trace.labels[c] = msg.labels
+            if train and self._grad_in[i] and torch.is_grad_enabled():
+                r.requires_grad_(True)
+            received.append(r)
+        return received
+
+    def backward(self, loss: Tensor, *traces: StackedTrace) -> None:
+        """Backprop ``loss`` (the lanes' end-device losses, summed) link by link to the start, through
+        every forward pass (``traces``) the loss was computed from."""
         loss.backward()
+        for trace in traces:
+            self._links_backward(trace)
+
+    def _links_backward(self, trace: StackedTrace) -> None:
         for i, (sent, received) in reversed(list(enumerate(trace.links))):
             if not any(r.requires_grad and r.grad is not None for r in received):
                 break  # nothing upstream can learn

@@ -29,6 +29,7 @@ from ecogen.models.vit import MaskedAutoencoder
 from ecogen.peft.edge import base_vit, load_edge_model
 from ecogen.peft.tunable import frozen_factor, module_bytes, state_bytes, tunable_state
 from ecogen.split.allocation import weighs_costs
+from ecogen.split.reconstruction import ChainReconstruction
 from ecogen.stages.common import edge_seed, example_input
 from ecogen.stages.hfsl_metrics import edge_metrics, link_bytes
 from ecogen.stages.metric import mean
@@ -57,6 +58,9 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
     strategy = strategy_for(params.hfsl)
     data = PreparedData(ws.data)
     fm = load_fm(ws.fm)
+    if params.hfsl.mae_weight > 0:  # the FM's decoder side, frozen, to every end device
+        ratio = params.hfsl.mae_mask_ratio or params.pretrain.mask_ratio
+        strategy.reconstruction = ChainReconstruction(fm, ratio)
     edges = [_edge_start(params, ws, data, fm, strategy, domain) for domain in params.data.domains]
     jobs = [e.job for e in edges]
     if jobs and weighs_costs(params.hfsl.allocation):  # costs.cluster_devices' costs, counted once

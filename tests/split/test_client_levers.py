@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
+from split_support import client_split
 from torch.utils.data import DataLoader
 
 from ecogen.config.params import HfslParams, PeftParams
-from ecogen.data.prepared import UNLABELLED, Split
 from ecogen.models.vit import MaskedAutoencoder, ViT, ViTConfig
 from ecogen.peft.edge import build_edge_model
 from ecogen.split.allocation import allocate_blocks
@@ -19,14 +19,6 @@ from ecogen.split.stacked import StackedChain
 from ecogen.training.trainer import make_trainer
 
 CFG = ViTConfig(image_size=8, patch_size=2, dim=16, depth=2, heads=2, num_classes=3)
-
-
-def _data(labelled: int = 8, n: int = 24) -> Split:
-    g = torch.Generator().manual_seed(5)
-    x = torch.randint(0, 256, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
-    y = torch.randint(0, 3, (n,), generator=g)
-    y[labelled:] = UNLABELLED
-    return Split(x, y)
 
 
 def _module(cfg: HfslParams, prior: torch.Tensor | None = None, steps: int = 1) -> StackedSemiSupervised:
@@ -40,7 +32,7 @@ def _module(cfg: HfslParams, prior: torch.Tensor | None = None, steps: int = 1) 
 
 
 def _fit(module: StackedSemiSupervised) -> None:
-    data = StackedBatches([_data()], module.cfg, [0], module.total)
+    data = StackedBatches([client_split()], module.cfg, [0], module.total)
     make_trainer("cpu", max_epochs=1).fit(module, DataLoader(data, batch_size=None))
 
 

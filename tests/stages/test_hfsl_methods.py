@@ -150,6 +150,17 @@ def test_feature_labels_run_the_rounds_with_more_labelled_images(workspace: Work
         assert 0.0 <= child.metrics["accuracy"] <= 1.0 and len(child.history["accuracy"]) == 1
 
 
+def test_mae_weight_sends_the_reconstruction_over_the_device_links_only(workspace: Workspace) -> None:
+    """hfsl.mae_weight: the stage gives the clients the FM's decoder side; the MAE pass's tokens
+    cross the device links, and nothing new crosses the edge↔client ones (the decoder is frozen)."""
+    off = hfsl(_params(), Workspace(workspace.root, trial="mae-off"))
+    on = hfsl(_params(mae_weight=0.5), Workspace(workspace.root, trial="mae-on"))
+    for a, b in zip(off.children, on.children, strict=True):
+        assert 0.0 <= b.metrics["accuracy"] <= 1.0
+        assert b.history["bytes_d2d"][0] > a.history["bytes_d2d"][0]
+        assert b.history["bytes_edge_client"] == a.history["bytes_edge_client"]
+
+
 def test_more_clusters_than_prepared_is_a_clear_error(workspace: Workspace) -> None:
     with pytest.raises(ValueError, match="prepared data has 3"):
         hfsl(_params(clusters=4), Workspace(workspace.root, trial="too-many"))

@@ -36,18 +36,19 @@ from ecogen.federated.upload_hooks import Upload, received, upload_hooks
 from ecogen.peft.edge import save_tunable
 from ecogen.split.allocation import BlockCosts, allocate_blocks
 from ecogen.split.client_training import ClientTraining
+from ecogen.split.reconstruction import ChainReconstruction
 
 GradientTerm = Callable[[], None]  # called after each backward pass, before the optimiser steps
 
 
 def trained_examples(data: Split, cfg: HfslParams) -> int:
     """FedAvg's n_k (``cfg.fedavg_weights``): the examples a participant trains on — its labelled
-    ones when the unlabelled loss is off (its unlabelled images then teach it nothing), else all of
-    them — or the labels it holds whatever it trains on (pseudo-labels that train as labels,
-    ``hfsl.feature_labels``, give it no more say)."""
+    ones when no loss reads its unlabelled images (neither pseudo-labels nor ``mae_weight``: they
+    then teach it nothing), else all of them — or the labels it holds whatever it trains on
+    (pseudo-labels that train as labels, ``hfsl.feature_labels``, give it no more say)."""
     if cfg.fedavg_weights == "labelled":
         return int(data.held_labels.sum())
-    if cfg.unlabelled_weight == 0:
+    if not ClientTraining.of(cfg).uses_unlabelled:
         return int(data.labelled.sum())
     return len(data)
 
@@ -65,6 +66,9 @@ class Strategy:
         # the modelled per-block costs a cost-aware hfsl.allocation weighs (set by the stage that
         # knows the cluster's devices, ecogen.costs.round.block_costs); None for the other rules
         self.block_costs: BlockCosts | None = None
+        # the FM's frozen decoder side on every end device, which hfsl.mae_weight trains through
+        # (set by the stage that loads the FM, ecogen.stages.hfsl); None where the lever is off
+        self.reconstruction: ChainReconstruction | None = None
 
     def block_ranges(self, depth: int) -> list[tuple[int, int]]:
         """The middle devices' blocks of a cluster's chain, by ``hfsl.allocation``."""
