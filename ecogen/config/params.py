@@ -31,6 +31,9 @@ FOLDER_NAME = re.compile(r"[^/\\.][^/\\]{0,127}")  # one folder, not a path, not
 
 # The linear layers of a ViT block (ecogen/models/vit.py) that LoRA can adapt
 LORA_TARGETS = ("qkv", "proj", "fc1", "fc2")
+# methods that average several participants' LoRA factors each round (the others pool, keep a
+# model per cluster, train the whole model or have one participant): where FedEx-LoRA applies
+FEDEX_METHODS = ("ecogen", "fedprox", "fedavg_peft")
 # hfsl fields whose names a module's registry dict declares: field → (module, registry)
 REGISTRIES = {"allocation": ("split/allocation", "RULES"), "driver": ("federated/drivers", "DRIVERS")}
 
@@ -263,8 +266,11 @@ class HfslParams(Section):
     # How LoRA's two factors are aggregated: "separate" averages A and B on their own, which is not
     # the average of the products B·A; "frozen_a" (FFA-LoRA, Sun et al., 2024, arXiv 2403.12313)
     # keeps A as the edge trained it and trains B only, so averaging B averages B·A exactly (and
-    # only B crosses the edge↔client links).
-    lora_aggregation: Literal["separate", "frozen_a"] = "separate"
+    # only B crosses the edge↔client links); "fedex" (FedEx-LoRA, Singhal et al., 2024, arXiv
+    # 2410.09432) averages A and B on their own and adds the residual s·(avg(B·A) − avg(B)·avg(A))
+    # to the frozen weight of each LoRA layer, so the edge's model is exactly the FedAvg of its
+    # participants' (the residual then travels edge → clients: ecogen/federated/fedex.py).
+    lora_aggregation: Literal["separate", "frozen_a", "fedex"] = "separate"
     # Faults and defences (ecogen/federated/faults.py, privacy.py, aggregate.py).  Each device of a
     # cluster is offline in a round with probability device_dropout; a cluster missing a device
     # hands the device's segment to the nearest device of its chain that is online (hand_over: the
@@ -325,6 +331,7 @@ class HfslParams(Section):
         faulty = self.device_dropout or self.straggler_rate or self.attack != "none" or self.dp_epsilon
         if faulty and not federated:
             raise ValueError(f"faults, attacks and DP apply to uploads; method {self.method} aggregates none")
+        self._fedex_fits()
         if (self.attack == "none") != (self.attackers == 0):
             raise ValueError("give attack and attackers (> 0) together, or neither")
         if self.attackers > self.clusters:
@@ -342,6 +349,30 @@ class HfslParams(Section):
                     "null (every cluster) or a federated method"
                 )
         return self
+
+    def _fedex_fits(self) -> None:
+        """FedEx-LoRA's residual makes one thing exact: an edge's plain FedAvg of LoRA factors."""
+        if self.lora_aggregation != "fedex":
+            return
+        if self.method not in FEDEX_METHODS:
+            raise ValueError(
+                f"lora_aggregation fedex averages the LoRA factors of a round's participants; method "
+                f"{self.method} does not (use one of {', '.join(FEDEX_METHODS)})"
+            )
+        if self.aggregation != "fedavg" or self.server_optimizer != "none" or self.server_lr != 1.0:
+            raise ValueError(
+                "lora_aggregation fedex makes FedAvg exact: give aggregation fedavg, server_optimizer "
+                "none and server_lr 1.0"
+            )
+        if self.cloud_every:
+            raise ValueError(
+                "lora_aggregation fedex corrects each edge's frozen weights; the cloud's average of "
+                "the edges' modules is not corrected: give cloud_every 0"
+            )
+        if self.dp_epsilon:  # a DP-FedAvg edge would send a residual of the uploads before its noise
+            raise ValueError(
+                "lora_aggregation fedex is not covered by the DP accounting: give dp_epsilon null"
+            )
 
 
 class RelayParams(Section):
@@ -588,5 +619,13 @@ class Params(Section):
             raise ValueError(
                 f"hfsl.devices_per_cluster ({self.hfsl.devices_per_cluster}) leaves {middle} middle "
                 f"devices but model.depth is {self.model.depth}: each middle device needs ≥1 block"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fedex_needs_lora(self) -> Params:
+        if self.hfsl.lora_aggregation == "fedex" and self.peft.method != "lora":
+            raise ValueError(
+                f"hfsl.lora_aggregation fedex corrects LoRA layers; peft.method is {self.peft.method}"
             )
         return self

@@ -14,6 +14,13 @@ NO_PROFILE = "none"  # what runs made without a profile are tagged, and `ecogen 
 DVC_PIPELINE = "dvc"  # the pipeline tag of what `dvc repro` runs (dvc.yaml on the project root)
 
 STAGE_ORDER: tuple[StageName, ...] = ("prepare", "pretrain", "finetune", "hfsl", "relay", "gate", "infer")
+# The params sections a stage's outputs are made with: a trial row may not change those of a stage
+# its trials share (they would run on outputs made otherwise: a LoRA rank the edges' modules do not have)
+MADE_WITH: dict[StageName, tuple[str, ...]] = {
+    "prepare": ("data",),
+    "pretrain": ("model", "pretrain"),
+    "finetune": ("peft",),
+}
 
 # A pipeline or profile name becomes a folder (runs/NAME/) and an MLflow tag: a plain word, never
 # a path (no '/', '..', leading '.' or '-'), at most 64 characters
@@ -111,6 +118,7 @@ class Pipeline(BaseModel):
             tail = self.stages[len(self.stages) - len(self.trials.stages) :]
             if list(self.trials.stages) != tail:
                 raise ValueError(f"trials.stages must be the last stages of the pipeline, here {tail}")
+            self._rows_keep_shared_stages()
         if self.cycle is not None:
             tail = self.stages[len(self.stages) - len(self.cycle) :]
             if not self.cycle or list(self.cycle) != tail:
@@ -119,6 +127,16 @@ class Pipeline(BaseModel):
                 raise ValueError("a pipeline has either trials or a cycle, not both")
         self._check_pools()
         return self
+
+    def _rows_keep_shared_stages(self) -> None:
+        assert self.trials is not None
+        shared = self.stages[: len(self.stages) - len(self.trials.stages)]
+        for row, overrides in self.trials.rows.items():
+            if clash := [f"{sec} ({s})" for s in shared for sec in MADE_WITH.get(s, ()) if sec in overrides]:
+                raise ValueError(
+                    f"row {row} overrides {', '.join(clash)}, which the trials' shared stages are made "
+                    "with: give it a pipeline of its own (its overrides) or put the stage in trials.stages"
+                )
 
     def _check_pools(self) -> None:
         named = [*self.pools.values(), *([self.trials.pool] if self.trials and self.trials.pool else [])]

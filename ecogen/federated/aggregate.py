@@ -160,3 +160,43 @@ def aggregate(
     if rule == "norm_clip":
         return fedavg([(clip_update(s, start, clip), n) for s, n in updates])
     raise ValueError(f"unknown aggregation rule {rule!r}")
+
+
+# ---- FedEx-LoRA's exact aggregation of LoRA factors ----
+
+LORA_A, LORA_B = ".lora_A.", ".lora_B."  # peft's names: <layer>.lora_A.<adapter>.weight, lora_B likewise
+
+
+def lora_layers(state: dict[str, Tensor]) -> dict[str, tuple[str, str]]:
+    """Each LoRA layer of a tunable state: its name → (key of A (r, in), key of B (out, r))."""
+    return {k.split(LORA_A)[0]: (k, k.replace(LORA_A, LORA_B)) for k in state if LORA_A in k}
+
+
+def lora_residual(updates: Sequence[Update], scaling: dict[str, float]) -> dict[str, tuple[Tensor, Tensor]]:
+    """FedEx-LoRA's residual (Singhal et al., 2024, "Exact Aggregation for Federated and Efficient
+    Fine-Tuning of Foundation Models", arXiv 2410.09432): per LoRA layer with scaling s (LoRA's α/r,
+    ``scaling[layer]``), factors (U, V) with U·V = s·(Σ_k w_k·B_k·A_k − B̄·Ā), w_k = n_k / Σ n and
+    B̄, Ā the FedAvg of the factors (:func:`fedavg`).  Added to the layer's frozen weight W₀, it makes
+    W₀ + U·V + s·B̄·Ā the example-weighted mean of the participants' W₀ + s·B_k·A_k exactly.
+
+    As B̄ = Σ_k w_k·B_k, the residual is Σ_k w_k·B_k·(A_k − Ā): U = [s·w_1·B_1 … s·w_K·B_K]
+    (out, K·r) and V = [A_1 − Ā; …; A_K − Ā] (K·r, in), of rank K·r at most."""
+    if not updates:
+        raise ValueError("the residual needs at least one update")
+    if any(n <= 0 for _, n in updates):
+        raise ValueError("every update needs a positive example count")
+    total = float(sum(n for _, n in updates))
+    weights = [n / total for _, n in updates]
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+    for layer, (a_key, b_key) in lora_layers(updates[0][0]).items():
+        dtype = updates[0][0][a_key].dtype
+        a = torch.stack([s[a_key].to(torch.float64) for s, _ in updates])  # (K, r, in)
+        a_mean = torch.einsum("k,kri->ri", torch.tensor(weights, dtype=torch.float64), a)
+        b = [
+            scaling[layer] * w * s[b_key].to(torch.float64)
+            for w, (s, _) in zip(weights, updates, strict=True)
+        ]
+        u = torch.cat(b, dim=1)  # (out, K·r)
+        v = (a - a_mean).flatten(0, 1)  # (K·r, in)
+        out[layer] = (u.to(dtype), v.to(dtype))
+    return out

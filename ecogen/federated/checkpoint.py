@@ -5,7 +5,8 @@ After every round the loop writes, atomically, everything a round reads from the
 each edge's aggregated modules and server-optimiser moments, each participant's tunable modules
 (participants that keep their own model between rounds, as ``local`` does, need them; where
 rounds draw their clusters, ``hfsl.clusters_per_round``, there are none to keep: a drawn cluster
-starts from the edge's modules), and the per-round accuracy, bytes and compute so far.  Each
+starts from the edge's modules), the frozen weights FedEx-LoRA corrected (the edge's and each
+participant's), and the per-round accuracy, bytes and compute so far.  Each
 round's client seeds are derived from the round number, and so are the clusters a round draws,
 so continuing from a checkpoint trains what the uninterrupted run would have.
 
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from ecogen.config.params import HfslParams
+from ecogen.federated.fedex import copy_bases, put_bases
 from ecogen.federated.roles import EdgeServer
 from ecogen.peft.tunable import load_tunable_state, tunable_state
 
@@ -54,6 +56,7 @@ def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], records: Recor
                 "state": e.state,
                 "server": e.server,
                 "clients": [tunable_state(c.model) for c in e.clients],
+                **_bases(e),
             }
             for e in edges
         },
@@ -63,6 +66,15 @@ def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], records: Recor
     tmp = path.with_name(path.name + ".tmp")
     torch.save(body, tmp)
     os.replace(tmp, path)
+
+
+def _bases(e: EdgeServer) -> dict[str, Any]:
+    """FedEx-LoRA's corrections of the frozen weights so far: the edge's log and weights, and each
+    participant's version and weights (nothing when the edge has made none)."""
+    if e.bases is None:
+        return {}
+    clients = [(c.base_version, copy_bases(c.model)) for c in e.clients]
+    return {"bases": e.bases, "base": copy_bases(e.model), "client_bases": clients}
 
 
 def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int, Records] | None:
@@ -83,6 +95,12 @@ def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int
         e.install(saved["state"])
         for client, state in zip(e.clients, saved["clients"], strict=True):
             load_tunable_state(client.model, state)
+        if "bases" in saved:  # FedEx-LoRA's corrections of the frozen weights, edge and clients
+            e.bases = saved["bases"]
+            put_bases(e.model, saved["base"])
+            for client, (version, weights) in zip(e.clients, saved["client_bases"], strict=True):
+                client.base_version = version
+                put_bases(client.model, weights)
     done = int(body["round"]) + 1
     log.info("hfsl: continuing after round %d from the checkpoint %s", done, path)
     return done, body["records"]

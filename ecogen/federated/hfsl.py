@@ -17,7 +17,8 @@ Levers (``HfslParams``): ``local_steps`` fixes each participant's client steps p
 ``edge_joins`` makes the edge, which holds labelled data of its own, one more participant of its
 rounds (it holds the whole model, so nothing it does crosses a link); ``server_optimizer`` steps
 along the averaged update with FedAvgM or FedAdam (:mod:`ecogen.federated.server_opt`);
-``lora_aggregation: frozen_a`` is FFA-LoRA; method ``fedprox`` is FedProx.
+``lora_aggregation: frozen_a`` is FFA-LoRA, ``fedex`` FedEx-LoRA (:mod:`ecogen.federated.fedex`:
+the residual goes into the frozen weights, and to the clusters); method ``fedprox`` is FedProx.
 
 Many clusters, few a round (``clusters_per_round``, :mod:`ecogen.federated.participation`): an
 edge whose rounds draw their clusters builds the drawn clusters' clients — their data read, a

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ecogen.data.prepared import Split
 from ecogen.federated.aggregate import fedavg
+from ecogen.federated.fedex import BaseLog
 from ecogen.federated.server_opt import ServerState
 from ecogen.models.vit import split_segments
 from ecogen.peft.edge import base_vit
@@ -46,6 +47,8 @@ class ClusterClient:
     device_keys: list[list[str]] = field(default_factory=list)
     # this round: the device that runs each segment (ecogen.federated.faults.hosts); empty: its own
     hosts: list[int] = field(default_factory=list)
+    # FedEx-LoRA: the edge's corrections of the frozen weights its devices hold (BaseLog.version)
+    base_version: int = 0
 
     @classmethod
     def of(
@@ -89,6 +92,11 @@ class ClusterClient:
                 frozen |= dict(seg.named_buffers())
                 channel.send(SegmentWeights(frozen), "edge_client", "down")
 
+    def base_devices(self) -> list[list[str]] | None:
+        """The tunable names each device holds, for the edge's corrections of frozen weights
+        (:meth:`~ecogen.federated.fedex.BaseLog.sync`); None: beside the edge, no link."""
+        return self.device_keys
+
     def receive(self, state: dict[str, Tensor], channel: Channel) -> None:
         """Edge → each device: the tunable modules of the segment that device holds."""
         received: dict[str, Tensor] = {}
@@ -120,6 +128,9 @@ class EdgeClient(ClusterClient):
     def devices(self) -> int:
         return 0
 
+    def base_devices(self) -> list[list[str]] | None:
+        return None
+
     def receive(self, state: dict[str, Tensor], channel: Channel) -> None:
         load_tunable_state(self.model, state)
 
@@ -147,6 +158,9 @@ class EdgeServer:
     # ``numbers`` their clusters' numbers in the edge's population (the edge's own participant: one
     # past the last); empty: ``clients`` are every cluster, numbered by position
     numbers: list[int] = field(default_factory=list)
+    # FedEx-LoRA (hfsl.lora_aggregation: fedex): the residuals folded into the frozen weights of
+    # its model's LoRA layers; None: they are the FM's, as delivered
+    bases: BaseLog | None = None
 
     def __post_init__(self) -> None:
         if not self.state:
@@ -165,6 +179,10 @@ class EdgeServer:
     def broadcast(self) -> None:
         for k, client in enumerate(self.clients):
             if self.takes_part(k):  # an offline device receives nothing
+                if self.bases is not None:
+                    client.base_version = self.bases.sync(
+                        client.model, client.base_devices(), client.base_version, self.model, self.channel
+                    )
                 client.receive(self.state, self.channel)
 
     def install(self, state: dict[str, Tensor]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
 import torch
 from peft import PeftModel
-from torch import nn
+from torch import Tensor, nn
 
 from ecogen.config.params import PeftParams
 from ecogen.models.vit import MaskedAutoencoder, ViT
@@ -22,6 +23,8 @@ from ecogen.peft.tunable import load_tunable_state, tunable_state
 # DataLoader without a generator does).  So the random tensors are drawn again from a private
 # generator (:func:`seeded_init`): the same seed gives the same modules, whatever runs beside.
 _INIT_LOCK = threading.Lock()
+LORA_BASE = ".base_layer.weight"  # peft's name of a LoRA layer's frozen weight, after the layer's
+BASE_DELTA = "base_delta"  # in a tunable.pt: the changes of frozen LoRA weights (base_delta)
 
 
 def build_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, seed: int) -> nn.Module:
@@ -58,12 +61,43 @@ def base_vit(model: nn.Module) -> ViT:
     return model
 
 
-def save_tunable(model: nn.Module, path: Path, method: str) -> None:
+def base_delta(model: nn.Module, fm: MaskedAutoencoder) -> dict[str, Tensor]:
+    """What the frozen weights of ``model``'s LoRA layers hold beyond the FM's (FedEx-LoRA's
+    corrections, ``ecogen.federated.fedex``), by parameter name, in float64 so that the FM's weight
+    plus it gives the weight back bit for bit; empty where they are the FM's."""
+    origin = dict(fm.encoder.named_parameters())
+    out = {}
+    for name, p in model.named_parameters():
+        if name.endswith(LORA_BASE):
+            # peft's base_model.model.<layer>.base_layer.weight is the FM encoder's <layer>.weight
+            w0 = origin[name.removeprefix("base_model.model.").replace(LORA_BASE, ".weight")]
+            if not torch.equal(p, w0):
+                out[name] = p.detach().double() - w0.detach().double()
+    return out
+
+
+def add_base_delta(model: nn.Module, delta: Mapping[str, Tensor]) -> None:
+    """``model``'s LoRA layers (built on the FM) take on a :func:`base_delta`."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, d in delta.items():
+            if not name.endswith(LORA_BASE) or name not in params:
+                raise KeyError(f"{name} is not the frozen weight of one of the model's LoRA layers")
+            p = params[name]
+            p.copy_((p.double() + d.double()).to(p.dtype))
+
+
+def save_tunable(model: nn.Module, path: Path, method: str, fm: MaskedAutoencoder | None = None) -> None:
+    """The tunable modules, and with ``fm`` any :func:`base_delta` of the model against it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"method": method, "state": tunable_state(model)}, path)
+    blob: dict[str, object] = {"method": method, "state": tunable_state(model)}
+    if fm is not None and (delta := base_delta(model, fm)):
+        blob[BASE_DELTA] = delta
+    torch.save(blob, path)
 
 
 def load_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, path: Path, seed: int) -> nn.Module:
+    """An edge's model from the FM and what :func:`save_tunable` wrote."""
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the stage that writes it first")
     blob = torch.load(path, weights_only=True)
@@ -71,4 +105,5 @@ def load_edge_model(fm: MaskedAutoencoder, cfg: PeftParams, path: Path, seed: in
         raise ValueError(f"{path} holds {blob['method']!r} modules but peft.method is {cfg.method!r}")
     model = build_edge_model(fm, cfg, seed)
     load_tunable_state(model, blob["state"])
+    add_base_delta(model, blob.get(BASE_DELTA, {}))
     return model

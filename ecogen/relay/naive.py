@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from peft import PeftModel
 from torch import Tensor, nn
 
 from ecogen.config.params import PeftParams
 from ecogen.federated.aggregate import fedavg
 from ecogen.models.vit import MaskedAutoencoder, ViT
-from ecogen.peft.edge import build_edge_model
+from ecogen.peft.edge import add_base_delta, build_edge_model
 from ecogen.peft.tunable import load_tunable_state
-from ecogen.split.channel import TunableModules
+from ecogen.split.channel import BaseCorrection, TunableModules
 
 
 def average_uploads(uploads: Mapping[str, TunableModules]) -> dict[str, Tensor]:
@@ -29,15 +30,37 @@ def merge_into_backbone(model: nn.Module) -> ViT:
     return model
 
 
-def edge_model(fm: MaskedAutoencoder, peft: PeftParams, state: Mapping[str, Tensor], seed: int) -> nn.Module:
-    """An edge's domain model rebuilt in the cloud from the FM and the modules it uploaded."""
+def edge_model(
+    fm: MaskedAutoencoder,
+    peft: PeftParams,
+    state: Mapping[str, Tensor],
+    seed: int,
+    base: Mapping[str, Tensor] | None = None,
+) -> nn.Module:
+    """An edge's domain model rebuilt in the cloud from the FM and the modules it uploaded, and
+    ``base``, the changes FedEx-LoRA made to its frozen LoRA weights (``ecogen.peft.edge.base_delta``)."""
     model = build_edge_model(fm, peft, seed)
     load_tunable_state(model, dict(state))  # refuses anything that is not exactly these modules
+    add_base_delta(model, base or {})
     return model.eval()
 
 
+def average_bases(bases: Mapping[str, BaseCorrection], edges: int) -> dict[str, Tensor]:
+    """The mean over ``edges`` edges of their changes to frozen LoRA weights (none sent: zero)."""
+    shapes = {k: v for b in bases.values() for k, v in b.state.items()}
+    full = [{k: b.state.get(k, torch.zeros_like(v)) for k, v in shapes.items()} for b in bases.values()]
+    full += [{k: torch.zeros_like(v) for k, v in shapes.items()}] * (edges - len(bases))
+    return fedavg([(f, 1) for f in full]) if shapes else {}
+
+
 def naive_relay(
-    fm: MaskedAutoencoder, uploads: Mapping[str, TunableModules], peft: PeftParams, seed: int
+    fm: MaskedAutoencoder,
+    uploads: Mapping[str, TunableModules],
+    peft: PeftParams,
+    seed: int,
+    bases: Mapping[str, BaseCorrection] | None = None,
 ) -> ViT:
-    """FM + the average of the edges' modules, folded into one plain ViT with a shared head."""
-    return merge_into_backbone(edge_model(fm, peft, average_uploads(uploads), seed))
+    """FM + the average of the edges' modules (and of their changes to frozen LoRA weights),
+    folded into one plain ViT with a shared head."""
+    base = average_bases(bases or {}, len(uploads))
+    return merge_into_backbone(edge_model(fm, peft, average_uploads(uploads), seed, base))

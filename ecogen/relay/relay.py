@@ -1,10 +1,12 @@
 """``run_relay``: what the cloud does with the modules the edges upload — and nothing else.
 
 Its inputs are the FM, the edges' :class:`~ecogen.split.channel.TunableModules` (model states,
-checked against the PEFT layout), for the ``routed`` weighting the edges'
-:class:`~ecogen.split.channel.StylePrototypes` (class means of FM features), and the cloud's own
-public pool.  No edge or client sample can reach it: there is no parameter to pass one through,
-and each upload must be exactly the tunable parameters of an edge model.
+checked against the PEFT layout) with, from edges that aggregated by FedEx-LoRA, the changes to
+their frozen LoRA weights (:class:`~ecogen.split.channel.BaseCorrection`), for the ``routed``
+weighting the edges' :class:`~ecogen.split.channel.StylePrototypes` (class means of FM
+features), and the cloud's own public pool.  No edge or client sample can reach it: there is no
+parameter to pass one through, and each upload must be exactly the tunable parameters of an edge
+model.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ecogen.relay.distill import SoftTargetModule, TeacherEnsemble, soft_targets
 from ecogen.relay.naive import edge_model, naive_relay
 from ecogen.relay.routing import StyleRouter
 from ecogen.relay.transfer import transfer_set
-from ecogen.split.channel import StylePrototypes, TunableModules
+from ecogen.split.channel import BaseCorrection, StylePrototypes, TunableModules
 from ecogen.training.trainer import History, make_trainer
 
 log = logging.getLogger("ecogen.relay")
@@ -67,6 +69,22 @@ def _check(
             raise ValueError(f"the routed weighting needs every edge's StylePrototypes; missing: {missing}")
 
 
+def _teachers(
+    fm: MaskedAutoencoder,
+    uploads: Mapping[str, TunableModules],
+    peft: PeftParams,
+    seed: int,
+    bases: Mapping[str, BaseCorrection],
+) -> dict[str, nn.Module]:
+    """Every edge's model, rebuilt from the FM, its modules and its changes to frozen weights."""
+    if stray := [n for n, b in bases.items() if n not in uploads or not isinstance(b, BaseCorrection)]:
+        raise TypeError(f"base corrections must be BaseCorrection from edges that uploaded modules: {stray}")
+    return {
+        name: edge_model(fm, peft, u.state, seed, bases[name].state if name in bases else None)
+        for name, u in uploads.items()
+    }
+
+
 def run_relay(
     fm: MaskedAutoencoder,
     uploads: Mapping[str, TunableModules],
@@ -76,13 +94,16 @@ def run_relay(
     accelerator: str,
     seed: int,
     prototypes: Mapping[str, StylePrototypes] | None = None,
+    bases: Mapping[str, BaseCorrection] | None = None,
 ) -> RelayOutcome:
+    """``bases``: the changes to frozen LoRA weights the edges that made some uploaded (FedEx-LoRA)."""
     _check(uploads, public, cfg, prototypes)
-    teachers = {name: edge_model(fm, peft, u.state, seed) for name, u in uploads.items()}
+    bases = bases or {}
+    teachers = _teachers(fm, uploads, peft, seed, bases)
     router = None
     if cfg.weighting == "routed" and prototypes is not None:
         router = StyleRouter(copy.deepcopy(fm.encoder), [prototypes[n].tensor for n in uploads])
-    naive = naive_relay(fm, uploads, peft, seed)
+    naive = naive_relay(fm, uploads, peft, seed, bases)
     x = transfer_set(
         fm, to_float(public), cfg.public_samples, cfg.synthetic_samples, cfg.synthetic_mask_ratio, seed
     )

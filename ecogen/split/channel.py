@@ -1,9 +1,10 @@
 """The one place where anything crosses a link, and the ledger that counts every byte.
 
-A link carries five kinds of payload and nothing else: activations (forward, with the labels the
+A link carries six kinds of payload and nothing else: activations (forward, with the labels the
 end device needs to compute its loss), activation gradients (backward), tunable-module tensors,
-an edge's style prototypes (class means of FM features, for the relay's routing), and the frozen
-weights of one segment handed to a device that stands in for an offline one.  Raw
+an edge's style prototypes (class means of FM features, for the relay's routing), the frozen
+weights of one segment handed to a device that stands in for an offline one, and corrections of
+the frozen weights of LoRA layers (FedEx-LoRA's residuals, ``ecogen.federated.fedex``).  Raw
 inputs, whole models or arbitrary objects are refused.  Bytes are
 ``numel × element_size`` of every tensor sent, counted per link class and direction.
 
@@ -50,10 +51,17 @@ class SegmentWeights:
     state: dict[str, Tensor]  # one segment's frozen parameters and buffers, for a stand-in device
 
 
-Payload = Activation | Gradient | TunableModules | StylePrototypes | SegmentWeights
-P = TypeVar("P", Activation, Gradient, TunableModules, StylePrototypes, SegmentWeights)
-PAYLOADS = (Activation, Gradient, TunableModules, StylePrototypes, SegmentWeights)
-_STATES = (TunableModules, SegmentWeights)
+@dataclass(frozen=True)
+class BaseCorrection:
+    # frozen weights of LoRA layers, changed by FedEx-LoRA: per layer its residual's factors, its
+    # new weight, or its change against the FM (ecogen.federated.fedex, ecogen.peft.edge)
+    state: dict[str, Tensor]
+
+
+Payload = Activation | Gradient | TunableModules | StylePrototypes | SegmentWeights | BaseCorrection
+P = TypeVar("P", Activation, Gradient, TunableModules, StylePrototypes, SegmentWeights, BaseCorrection)
+PAYLOADS = (Activation, Gradient, TunableModules, StylePrototypes, SegmentWeights, BaseCorrection)
+_STATES = (TunableModules, SegmentWeights, BaseCorrection)
 
 
 def payload_bytes(payload: Payload) -> int:
@@ -82,6 +90,8 @@ class InProcessTransport:
             return TunableModules(_copy(payload.state))  # type: ignore[return-value]
         if isinstance(payload, SegmentWeights):
             return SegmentWeights(_copy(payload.state))  # type: ignore[return-value]
+        if isinstance(payload, BaseCorrection):
+            return BaseCorrection(_copy(payload.state))  # type: ignore[return-value]
         if isinstance(payload, Activation):
             labels = None if payload.labels is None else payload.labels.detach().clone()
             return Activation(payload.tensor.detach().clone(), labels)  # type: ignore[return-value]
@@ -127,7 +137,7 @@ class Channel:
         if not isinstance(payload, PAYLOADS):
             raise TypeError(
                 f"refusing to send {type(payload).__name__} over {link}: only Activation, "
-                "Gradient, TunableModules, StylePrototypes or SegmentWeights may cross a link"
+                "Gradient, TunableModules, StylePrototypes, SegmentWeights or BaseCorrection may cross a link"
             )
         if isinstance(payload, _STATES) and not all(isinstance(v, Tensor) for v in payload.state.values()):
             raise TypeError(f"{type(payload).__name__} must map names to tensors")

@@ -66,7 +66,7 @@ def finetune_edge(params: Params, ws: Workspace, domain: str) -> StageResult:
     history = _fit(params, domain, model, train, epochs, seed)
     accuracy = evaluate(model, test, params.inference.batch_size, params.accelerator)
     path = ws.edge(domain) / "tunable.pt"
-    save_tunable(model, path, p.method)
+    save_tunable(model, path, p.method, fm)  # with FedEx-LoRA's corrections of a warm start
     if served and drifted:
         ws.drifted(domain).touch()  # HFSL runs `stream.drift_rounds` after it
     torch.save(prototypes, ws.edge(domain) / PROTOTYPES)

@@ -69,10 +69,8 @@ def hfsl(params: Params, ws: Workspace) -> StageResult:
         outcomes = run_hfsl_edges(
             jobs, params.hfsl, params.accelerator, strategy=strategy, checkpoint=ws.hfsl_rounds
         )
-    full = module_bytes(fm.encoder)
     children = [
-        _edge_result(params, ws, e.job, outcomes[e.job.name], e.accuracy, e.test, full, strategy)
-        for e in edges
+        _edge_result(params, ws, e.job, outcomes[e.job.name], e.accuracy, e.test, fm, strategy) for e in edges
     ]
     for e, child in zip(edges, children, strict=True):
         # each cluster's own label mix: the edge's test set re-weighted to the cluster's labels
@@ -153,11 +151,12 @@ def _edge_result(
     out: HfslOutcome,
     start: float,
     test: Split,
-    full: int,
+    fm: MaskedAutoencoder,
     strategy: Strategy,
 ) -> StageResult:
     h, domain, model = params.hfsl, job.name, job.model
-    path = strategy.save(model, ws.hfsl(domain), params.peft.method)
+    path = strategy.save(model, ws.hfsl(domain), params.peft.method, fm)
+    full = module_bytes(fm.encoder)
     clusters = job.clusters
     return StageResult(
         name=f"edge-{domain}",

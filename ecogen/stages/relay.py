@@ -1,6 +1,7 @@
 """Cloud stage: the data-free knowledge relay of every edge's HFSL-tuned modules into the FM.
 
-Edge side: each edge uploads its tunable modules (cloud_edge/up, counted) and, for the routed
+Edge side: each edge uploads its tunable modules (cloud_edge/up, counted; with FedEx-LoRA also
+the changes to its frozen LoRA weights) and, for the routed
 weighting, the style prototypes its finetune stage computed (counted too).  Cloud side:
 :func:`~ecogen.relay.relay.run_relay` with the FM and the public pool only.  Measurement, after
 the relay and outside it: the relayed FM (shared head), the naive relay and every edge's model on
@@ -20,11 +21,12 @@ from ecogen.config.params import Params
 from ecogen.data.prepared import PreparedData, Split, to_float
 from ecogen.models.checkpoint import load_fm, save_fm
 from ecogen.models.vit import MaskedAutoencoder, parameter_count
+from ecogen.peft.edge import BASE_DELTA
 from ecogen.peft.tunable import module_bytes, state_bytes
 from ecogen.plots import reconstruction_grid
 from ecogen.relay.relay import RelayOutcome, relayed_fm, run_relay
 from ecogen.relay.routing import PROTOTYPES, StyleRouter
-from ecogen.split.channel import Channel, StylePrototypes, TunableModules
+from ecogen.split.channel import BaseCorrection, Channel, StylePrototypes, TunableModules
 from ecogen.stages.common import example_input
 from ecogen.stages.metric import mean
 from ecogen.stages.result import ModelArtifact, StageResult
@@ -48,12 +50,7 @@ def relay(params: Params, ws: Workspace) -> StageResult:
     domains = params.data.domains
     # every edge sends its HFSL-tuned modules (the only thing an edge ever sends the cloud) and, for
     # the routed weighting, the style prototypes its finetune stage computed
-    tuned = {
-        d: _edge_file(ws.hfsl(d) / "tunable.pt", "run hfsl (method ecogen) before relay") for d in domains
-    }
-    uploads = {
-        d: channel.send(TunableModules(blob["state"]), "cloud_edge", "up") for d, blob in tuned.items()
-    }
+    uploads, bases = _uploads(ws, domains, channel)
     modules_up = channel.ledger.total("cloud_edge")
     prototypes = None
     if params.relay.weighting == "routed":
@@ -62,7 +59,7 @@ def relay(params: Params, ws: Workspace) -> StageResult:
         prototypes = {d: channel.send(StylePrototypes(p), "cloud_edge", "up") for d, p in found.items()}
     public = data.public()
     out = run_relay(
-        fm, uploads, public, params.relay, params.peft, params.accelerator, params.seed, prototypes
+        fm, uploads, public, params.relay, params.peft, params.accelerator, params.seed, prototypes, bases
     )
     new_fm = relayed_fm(fm, out.student)
     save_fm(new_fm, ws.relay / "fm.pt")
@@ -95,6 +92,27 @@ def relay(params: Params, ws: Workspace) -> StageResult:
         models={"fm-relayed": ModelArtifact(out.student, example_input(first))},
         artifacts=grids,
     )
+
+
+def _uploads(
+    ws: Workspace, domains: list[str], channel: Channel
+) -> tuple[dict[str, TunableModules], dict[str, BaseCorrection]]:
+    """Each edge's HFSL-tuned modules, sent up; and where an edge aggregated by FedEx-LoRA, the
+    changes it made to the frozen weights of its LoRA layers, sent up too."""
+    tuned = {
+        d: _edge_file(ws.hfsl(d) / "tunable.pt", "run hfsl (method ecogen) before relay") for d in domains
+    }
+    uploads = {
+        d: channel.send(TunableModules(blob["state"]), "cloud_edge", "up") for d, blob in tuned.items()
+    }
+    bases = {
+        d: channel.send(
+            BaseCorrection({k: v.float() for k, v in blob[BASE_DELTA].items()}), "cloud_edge", "up"
+        )
+        for d, blob in tuned.items()
+        if BASE_DELTA in blob
+    }
+    return uploads, bases
 
 
 class _Accuracies(NamedTuple):

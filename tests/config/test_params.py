@@ -201,6 +201,21 @@ def test_trial_stages_must_end_the_pipeline(tmp_path: Path) -> None:
         load_pipelines(path)
 
 
+def test_a_row_may_not_change_what_its_shared_stages_were_made_with(tmp_path: Path) -> None:
+    """A LoRA rank in a row of trials that share the edges' fine-tune would meet modules of another
+    rank: refused (the rank needs a pipeline of its own, or finetune among the trial stages)."""
+    path = tmp_path / "pipelines.yaml"
+    text = (
+        "pipelines:\n  default:\n    stages: [prepare, pretrain, finetune, hfsl]\n"
+        "    trials: {stages: %s, rows: {a: {hfsl: {rounds: 2}}, rank-4: {peft: {lora_rank: 4}}}}\n"
+    )
+    path.write_text(text % "[hfsl]")
+    with pytest.raises(ConfigError, match="row rank-4 overrides peft"):
+        load_pipelines(path)
+    path.write_text(text % "[finetune, hfsl]")
+    assert load_pipelines(path).pipelines["default"].trials is not None
+
+
 def test_profiles_overlay_the_pipeline_and_unknown_profiles_fail(tmp_path: Path) -> None:
     from ecogen.config import profile_overrides
 

@@ -27,13 +27,25 @@ class Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["ecogen", "local"])
+# fedex: the frozen weights FedEx-LoRA corrected, and which correction each cluster holds (one
+# missed a delivery while offline), come back too
+LEVERS = {
+    "ecogen": {},
+    "local": {"method": "local"},
+    "fedex": {"lora_aggregation": "fedex", "device_dropout": 0.4},
+}
+
+
+@pytest.mark.parametrize("levers", LEVERS.values(), ids=LEVERS.keys())
 def test_a_run_stopped_after_round_two_continues_from_round_three(
-    tmp_path: Path, method: str, caplog
+    tmp_path: Path, levers: dict, caplog
 ) -> None:
-    cfg = HfslParams(method=method, clusters=2, rounds=4, batch_size=4, local_steps=3, unlabelled_weight=0.0)
+    cfg = HfslParams(
+        **{"clusters": 2, "rounds": 4, "batch_size": 4, "local_steps": 3, "unlabelled_weight": 0.0, **levers}
+    )
     counted: list[int] = []
-    whole = run_hfsl_edges(_jobs(lambda m: counted.append(1) or 0.5), cfg, "cpu")["e"]
+    jobs = _jobs(lambda m: counted.append(1) or 0.5)
+    whole, whole_model = run_hfsl_edges(jobs, cfg, "cpu")["e"], jobs[0].model
     per_round = len(counted) // cfg.rounds  # evaluations a round makes (local: one per cluster)
 
     calls: list[int] = []
@@ -49,13 +61,16 @@ def test_a_run_stopped_after_round_two_continues_from_round_three(
         run_hfsl_edges(_jobs(stop_in_round_three), cfg, "cpu", checkpoint=ckpt)
     assert ckpt.is_file()
     with caplog.at_level("INFO", logger="ecogen.hfsl"):
-        resumed = run_hfsl_edges(_jobs(lambda m: 0.5), cfg, "cpu", checkpoint=ckpt)["e"]
+        jobs = _jobs(lambda m: 0.5)
+        resumed, ended = run_hfsl_edges(jobs, cfg, "cpu", checkpoint=ckpt)["e"], jobs[0].model
     assert "continuing after round 2" in caplog.text
     assert not ckpt.exists()  # gone once the run finished
     assert resumed.bytes_per_round == whole.bytes_per_round
     assert resumed.per_round("steps") == whole.per_round("steps") and len(resumed.accuracy) == 4
     gap = max((resumed.state[k] - whole.state[k]).abs().max().item() for k in whole.state)
     assert gap <= 1e-6
+    for (n, p), q in zip(ended.state_dict().items(), whole_model.state_dict().values(), strict=True):
+        assert (p - q).abs().max().item() <= 1e-6, n  # the frozen weights too
 
 
 def test_a_checkpoint_of_another_run_is_ignored(tmp_path: Path, caplog) -> None:

@@ -63,6 +63,8 @@ LEVERS = {
         "device_dropout": 0.4,
         "dropout_policy": "hand_over",
     },
+    # FedEx-LoRA: each edge's frozen weights move apart, so the two edges train as two groups
+    "fedex, dropout": {"unlabelled_weight": 0.0, "lora_aggregation": "fedex", "device_dropout": 0.4},
 }
 
 
@@ -92,3 +94,14 @@ def test_the_modules_move_and_bytes_cross_every_link() -> None:
     assert max((after[k] - before[k]).abs().max().item() for k in after) > 1e-3
     sent = out["e0"].bytes_per_round[0]
     assert sent["d2d/forward"] > 0 and sent["d2d/backward"] > 0 and sent["edge_client/up"] > 0
+
+
+def test_fedex_edges_train_on_frozen_weights_of_their_own() -> None:
+    """The case above is not trivial: after FedEx-LoRA's first residual the two edges' backbones
+    differ, so the batched driver cannot stack them (it groups by backbone)."""
+    from ecogen.federated.drivers import _same_backbone
+
+    _, (first, second) = _run("batched", unlabelled_weight=0.0, lora_aggregation="fedex")
+    assert not _same_backbone(first, second)
+    _, (first, second) = _run("batched", unlabelled_weight=0.0)
+    assert _same_backbone(first, second)

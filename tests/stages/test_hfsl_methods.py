@@ -9,11 +9,16 @@ import pytest
 import torch
 
 from ecogen.config.params import Params
-from ecogen.data.prepared import PreparedData
+from ecogen.data.prepared import PreparedData, to_float
 from ecogen.federated.strategies import method_names, strategy_for
 from ecogen.federated.strategies.pooled_labels import pooled_clusters
+from ecogen.models.checkpoint import load_fm
+from ecogen.peft.edge import BASE_DELTA, build_edge_model, load_edge_model
+from ecogen.peft.tunable import load_tunable_state
+from ecogen.stages.common import edge_seed
 from ecogen.stages.finetune import finetune_edge
 from ecogen.stages.hfsl import hfsl
+from ecogen.stages.infer import infer_edge
 from ecogen.stages.prepare import prepare
 from ecogen.stages.pretrain import pretrain
 from ecogen.workspace import Workspace
@@ -200,3 +205,32 @@ def test_the_edge_alone_trains_on_its_labels_at_the_edge_participants_schedule(w
         Workspace(workspace.root, trial="edge-joins-schedule"),
     ).children[0]
     assert joined.metrics["client_steps_per_round"] == 12.0  # 3 clusters and the edge, 3 steps each
+
+
+def test_fedex_saves_its_frozen_weights_and_what_it_saved_computes_its_model(workspace: Workspace) -> None:
+    """FedEx-LoRA changes the frozen LoRA weights: tunable.pt carries the change, the edge model
+    rebuilt from the FM and it (as infer, the gate and the service rebuild it) predicts what the
+    trained model predicts, and the change's residuals crossed the edge↔client link."""
+    params = _params(lora_aggregation="fedex", rounds=2, unlabelled_weight=0.0)
+    ws = Workspace(workspace.root, trial="fedex-r0")
+    result = hfsl(params, ws)
+    fm = load_fm(ws.fm)
+    for child in result.children:
+        domain = child.name.removeprefix("edge-")
+        path = ws.hfsl(domain) / "tunable.pt"
+        blob = torch.load(path, weights_only=True)
+        assert blob[BASE_DELTA] and all(name.endswith(".base_layer.weight") for name in blob[BASE_DELTA])
+        trained = child.models[f"edge-{domain}-hfsl"].module.eval()
+        reloaded = load_edge_model(fm, params.peft, path, edge_seed(params, domain)).eval()
+        test = PreparedData(ws.data).test(domain)
+        x = to_float(test.x)
+        with torch.no_grad():
+            assert torch.equal(reloaded(x), trained(x))
+            modules_only = build_edge_model(fm, params.peft, edge_seed(params, domain)).eval()
+            load_tunable_state(modules_only, blob["state"])
+            assert (modules_only(x) - trained(x)).abs().max().item() > 1e-4  # the change matters
+            accuracy = float((reloaded(x).argmax(1) == test.y).float().mean())
+        assert infer_edge(params, ws, domain).metrics["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+        # round 1 delivers the modules; round 2 also round 1's residuals
+        sent = child.history["bytes_edge_client"]
+        assert sent[1] > sent[0]

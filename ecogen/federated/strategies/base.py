@@ -29,10 +29,12 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import PreparedData, Split, SplitSource
-from ecogen.federated.aggregate import aggregate
+from ecogen.federated.aggregate import aggregate, lora_residual
+from ecogen.federated.fedex import BaseLog, lora_scalings
 from ecogen.federated.roles import ClusterClient, EdgeClient, EdgeServer, cloud_average
 from ecogen.federated.server_opt import server_step
 from ecogen.federated.upload_hooks import Upload, received, upload_hooks
+from ecogen.models.vit import MaskedAutoencoder
 from ecogen.peft.edge import save_tunable
 from ecogen.split.allocation import BlockCosts, allocate_blocks
 from ecogen.split.client_training import ClientTraining
@@ -127,6 +129,7 @@ class Strategy:
                 continue
             weighted = cfg.robust_weights == "examples"
             merged = aggregate(updates, e.state, cfg.aggregation, cfg.trim_fraction, cfg.clip_norm, weighted)
+            self.correct_base(e, updates)
             e.state, e.server = server_step(
                 e.state, merged, e.server, cfg.server_optimizer, cfg.server_lr, beta1=cfg.server_momentum
             )
@@ -134,6 +137,15 @@ class Strategy:
             cloud_average(edges, [sum(trained_examples(c.data, cfg) for c in e.clients) for e in edges])
         for e in edges:
             e.install(e.state)
+
+    def correct_base(self, e: EdgeServer, updates: list[tuple[dict[str, Tensor], int]]) -> None:
+        """FedEx-LoRA (``lora_aggregation: fedex``): what averaging A and B on their own misses of
+        the average of B·A, folded into the edge's frozen weights (:mod:`ecogen.federated.fedex`),
+        the uploads weighted as FedAvg weighs them."""
+        if self.cfg.lora_aggregation != "fedex":
+            return
+        e.bases = e.bases or BaseLog()
+        e.bases.fold(e.model, lora_residual(updates, lora_scalings(e.model)))
 
     def uploads(self, e: EdgeServer, r: int) -> list[tuple[dict[str, Tensor], int]]:
         """(state, n_k) of every participant of ``e`` whose upload counts this round: those that took
@@ -163,15 +175,18 @@ class Strategy:
         when the edge's model serves every cluster."""
         return []
 
-    def save(self, model: nn.Module, folder: Path, peft_method: str) -> Path:
-        """The trained result: the edge's tunable modules, or the whole model's weights."""
+    def save(
+        self, model: nn.Module, folder: Path, peft_method: str, fm: MaskedAutoencoder | None = None
+    ) -> Path:
+        """The trained result: the edge's tunable modules (with what its frozen weights hold beyond
+        ``fm``'s, FedEx-LoRA's corrections), or the whole model's weights."""
         if self.full_model:
             path = folder / "model.pt"
             folder.mkdir(parents=True, exist_ok=True)
             torch.save(model.state_dict(), path)
             return path
         path = folder / "tunable.pt"
-        save_tunable(model, path, peft_method)
+        save_tunable(model, path, peft_method, fm)
         return path
 
 
