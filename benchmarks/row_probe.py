@@ -4,7 +4,8 @@ on a folder that already holds the pipeline's data, FM and edge modules (``runs/
 ``runs/NAME@fm1`` for draw 1 …), its outputs in a temporary folder, nothing tracked.
 
 Prints one JSON object: per row, its start and end accuracy, the round-by-round accuracy, the
-bytes over the device links and the edge↔client links, and its seconds.  A probe is one seed:
+bytes over the device links and the edge↔client links, the DP metrics a DP row logs (σ, ε spent),
+and its seconds.  A probe is one seed:
 say so wherever its numbers are quoted.  From the project root::
 
     python -m benchmarks.row_probe runs/baselines --pipeline hfsl-study \\
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "accuracy": [e.history["accuracy"] for e in edges],
                 "bytes_d2d": [sum(e.history["bytes_d2d"]) for e in edges],
                 "bytes_edge_client": [sum(e.history["bytes_edge_client"]) for e in edges],
+                # what a DP row spent (hfsl.dp_mechanism): σ, ε, DP-SGD's sampling rate
+                "dp": [{k: v for k, v in e.metrics.items() if k.startswith("dp_")} for e in edges],
             }
     return out
 

@@ -294,10 +294,20 @@ class HfslParams(Section):
     attack: Literal["none", "sign_flip", "scale"] = "none"
     attackers: int = Field(0, ge=0)
     attack_scale: PositiveFloat = 10.0
-    # Differential privacy of the uploads: every participant's uploads over all rounds are
-    # (dp_epsilon, dp_delta)-DP (clipped to clip_norm, Gaussian noise; null: no DP)
+    # Differential privacy at (dp_epsilon, dp_delta) over all rounds (null: no DP), by one of three
+    # mechanisms (docs/faults.md says what each protects from whom):
+    # - upload: local DP; every upload clipped to clip_norm and noised on the device (Gaussian)
+    # - dp_sgd: example-level DP-SGD on each cluster (Abadi et al., 2016, arXiv 1607.00133):
+    #   Poisson-sampled labelled records, each example's gradient clipped to dp_example_clip,
+    #   Gaussian noise by the RDP accountant (dp-accounting); protects each record a device holds
+    #   (labels only: no unlabelled or MAE loss, no feature labels); the edge's own participant is not noised
+    # - central: DP-FedAvg at the edge (McMahan et al., 2018, arXiv 1710.06963): each cluster's
+    #   update clipped to clip_norm, Gaussian noise on the edge's sum; protects a cluster's
+    #   participation in the models the edge releases, trusting the edge (aggregation fedavg)
     dp_epsilon: PositiveFloat | None = None
     dp_delta: float = Field(1e-5, gt=0.0, lt=1.0)
+    dp_mechanism: Literal["upload", "dp_sgd", "central"] = "upload"
+    dp_example_clip: PositiveFloat = 1.0  # dp_sgd: L2 norm each example's gradient is clipped to
 
     @field_validator("method")
     @classmethod
@@ -332,6 +342,7 @@ class HfslParams(Section):
         if faulty and not federated:
             raise ValueError(f"faults, attacks and DP apply to uploads; method {self.method} aggregates none")
         self._fedex_fits()
+        self._dp_fits()
         if (self.attack == "none") != (self.attackers == 0):
             raise ValueError("give attack and attackers (> 0) together, or neither")
         if self.attackers > self.clusters:
@@ -373,6 +384,24 @@ class HfslParams(Section):
             raise ValueError(
                 "lora_aggregation fedex is not covered by the DP accounting: give dp_epsilon null"
             )
+
+    def _dp_fits(self) -> None:
+        if self.dp_mechanism != "upload" and not self.dp_epsilon:
+            raise ValueError(f"dp_mechanism {self.dp_mechanism} needs dp_epsilon (the ε it keeps to)")
+        other_losses = self.unlabelled_weight > 0 or self.feature_labels > 0 or self.mae_weight > 0
+        if self.dp == "dp_sgd" and other_losses:
+            raise ValueError(
+                "dp_mechanism dp_sgd privatises the labelled loss only: give unlabelled_weight, "
+                "feature_labels and mae_weight 0 (a feature label is voted by other records, so one "
+                "record would reach many examples)"
+            )
+        if self.dp == "central" and self.aggregation != "fedavg":
+            raise ValueError(f"dp_mechanism central is DP-FedAvg: aggregation fedavg, not {self.aggregation}")
+
+    @property
+    def dp(self) -> Literal["upload", "dp_sgd", "central"] | None:
+        """The DP mechanism in force (None: no DP)."""
+        return self.dp_mechanism if self.dp_epsilon else None
 
 
 class RelayParams(Section):

@@ -56,6 +56,7 @@ def save(path: Path, stamp: str, r: int, edges: list[EdgeServer], records: Recor
                 "state": e.state,
                 "server": e.server,
                 "clients": [tunable_state(c.model) for c in e.clients],
+                "dp_history": e.dp_history,
                 **_bases(e),
             }
             for e in edges
@@ -95,6 +96,7 @@ def restore(path: Path | None, stamp: str, edges: list[EdgeServer]) -> tuple[int
         e.install(saved["state"])
         for client, state in zip(e.clients, saved["clients"], strict=True):
             load_tunable_state(client.model, state)
+        e.dp_history = saved.get("dp_history", {})
         if "bases" in saved:  # FedEx-LoRA's corrections of the frozen weights, edge and clients
             e.bases = saved["bases"]
             put_bases(e.model, saved["base"])

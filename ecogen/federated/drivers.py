@@ -131,6 +131,8 @@ def fit_lanes(
     )
     for lane, client in enumerate(clients):
         chain.load(lane, dict(client.model.named_parameters()))
+    if cfg.dp == "dp_sgd":  # each cluster's records private; the edge's own participant is not
+        return _fit_private(chain, clients, seeds, strategy, accelerator, r, count)
     module = StackedSemiSupervised(
         chain,
         strategy.client,
@@ -146,4 +148,38 @@ def fit_lanes(
     chain.cpu()
     for lane, client in enumerate(clients):
         load_tunable_state(client.model, chain.state(lane))
+    return module.steps, module.images
+
+
+def _fit_private(
+    chain: StackedChain,
+    clients: Sequence[ClusterClient],
+    seeds: Sequence[int],
+    strategy: Strategy,
+    accelerator: str,
+    r: int,
+    count: int,
+) -> tuple[int, list[int]]:
+    """:func:`fit_lanes`'s round ``r`` under example-level DP-SGD (``hfsl.dp_mechanism: dp_sgd``),
+    ``count`` steps: every cluster participant with its own plan, the edge's own without; each
+    participant's accountant (``ClusterClient.dp_history``) takes the steps it ran."""
+    from ecogen.federated import example_dp  # the accountant library loads only where DP is on
+    from ecogen.split.dp_sgd import ExampleDpBatches, StackedDpSgd
+
+    cfg = strategy.cfg
+    plans = [
+        example_dp.plan(cfg, int(c.data.labelled.sum()), count) if c.over_links else None for c in clients
+    ]
+    priors = [class_prior(c.data.y, base_vit(chain.template).cfg.num_classes) for c in clients]
+    span = (r / cfg.rounds, (r + 1) / cfg.rounds)  # this round's share of the client lr schedule
+    module = StackedDpSgd(
+        chain, strategy.client, list(seeds), priors, count, span, strategy.gradient_term, plans
+    )
+    data = ExampleDpBatches([c.data for c in clients], strategy.client, list(seeds), count, plans)
+    make_trainer(accelerator, max_epochs=1).fit(module, torch.utils.data.DataLoader(data, batch_size=None))
+    chain.cpu()
+    for lane, (client, plan) in enumerate(zip(clients, plans, strict=True)):
+        load_tunable_state(client.model, chain.state(lane))
+        if plan is not None:
+            example_dp.spend(client.dp_history, plan, module.steps)
     return module.steps, module.images

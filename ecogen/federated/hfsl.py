@@ -101,6 +101,8 @@ class HfslOutcome:
     # where clusters keep their own models (`local`): each cluster's model after the last round;
     # empty when the edge's model serves every cluster
     cluster_models: list[nn.Module] = field(default_factory=list)
+    # DP-SGD: each participant's accountant history [(σ, q, steps)] by its number
+    dp_history: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> list[float]:
@@ -163,7 +165,10 @@ def run_hfsl_edges(
     rounds.clear(checkpoint)
     depth = len(base_vit(jobs[0].model).blocks) if jobs else 0
     ranges = strategy.block_ranges(depth) if strategy.split else [(0, depth)]
-    return {e.name: HfslOutcome(e.state, records[e.name], ranges, strategy.cluster_models(e)) for e in edges}
+    return {
+        e.name: HfslOutcome(e.state, records[e.name], ranges, strategy.cluster_models(e), e.dp_history)
+        for e in edges
+    }
 
 
 def _edge_server(job: EdgeJob, strategy: Strategy, draws: bool) -> EdgeServer:
@@ -181,6 +186,9 @@ def _open_round(e: EdgeServer, drawn: EdgeJob | None, r: int, cfg: HfslParams, s
         e.clients = clients_of(e.model, [drawn.clusters[i] for i in chosen], drawn.own, strategy)
         e.numbers = chosen + ([len(drawn.clusters)] if drawn.own is not None else [])
     e.channel.ledger.reset()
+    for k, c in enumerate(e.clients):  # a cluster's DP-SGD accountant is kept at the edge between rounds
+        if c.over_links:
+            c.dp_history = e.dp_history.setdefault(e.number(k), [])
     # devices each participant needs this round: a cluster's chain, or 0 for the edge's own
     devices = [c.devices for c in e.clients]
     up = faults.online(e.seed, r, devices, cfg)

@@ -47,6 +47,9 @@ class ClusterClient:
     device_keys: list[list[str]] = field(default_factory=list)
     # this round: the device that runs each segment (ecogen.federated.faults.hosts); empty: its own
     hosts: list[int] = field(default_factory=list)
+    # DP-SGD (hfsl.dp_mechanism: dp_sgd): the steps it took, as an accountant history
+    # [(σ, q, steps)]; the edge's record of it (EdgeServer.dp_history), bound at each round's start
+    dp_history: list[tuple[float, float, int]] = field(default_factory=list)
     # FedEx-LoRA: the edge's corrections of the frozen weights its devices hold (BaseLog.version)
     base_version: int = 0
 
@@ -158,6 +161,8 @@ class EdgeServer:
     # ``numbers`` their clusters' numbers in the edge's population (the edge's own participant: one
     # past the last); empty: ``clients`` are every cluster, numbered by position
     numbers: list[int] = field(default_factory=list)
+    # DP-SGD: each participant's accountant history by its number (ClusterClient.dp_history)
+    dp_history: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
     # FedEx-LoRA (hfsl.lora_aggregation: fedex): the residuals folded into the frozen weights of
     # its model's LoRA layers; None: they are the FM's, as delivered
     bases: BaseLog | None = None

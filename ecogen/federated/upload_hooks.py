@@ -45,7 +45,7 @@ def attacker(cfg: HfslParams) -> UploadHook | None:
 def dp_noise(cfg: HfslParams) -> UploadHook | None:
     """Every upload clipped and noised so that each participant's uploads over all rounds are
     (``dp_epsilon``, ``dp_delta``)-DP."""
-    if not cfg.dp_epsilon:
+    if cfg.dp != "upload" or not cfg.dp_epsilon:
         return None
     from ecogen.federated import privacy  # the accountant library loads only where DP is on
 

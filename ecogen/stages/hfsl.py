@@ -162,7 +162,7 @@ def _edge_result(
         name=f"edge-{domain}",
         metrics={
             **edge_metrics(out, start, state_bytes(tunable_state(model)), full, h),
-            **_privacy(h),
+            **_privacy(h, out),
             **modelled_metrics(params, model, out, strategy),
         },
         history={
@@ -216,8 +216,19 @@ def modelled_metrics(
     return costs.metrics()
 
 
-def _privacy(h: HfslParams) -> dict[str, float]:
-    """DP uploads: the noise multiplier used and the ε the accountant gives for all rounds."""
+def _privacy(h: HfslParams, out: HfslOutcome) -> dict[str, float]:
+    """DP: the noise multiplier used and the ε the accountant gives for all rounds (upload noise,
+    central DP); for DP-SGD, the accountant's ε of the steps each participant took, the largest, with its
+    σ and sampling rate (every participant's own: their labelled counts differ)."""
+    if h.dp == "dp_sgd":
+        from ecogen.federated import example_dp  # the accountant library loads only where DP is on
+
+        spent = [(example_dp.epsilon_spent(v, h.dp_delta), v) for v in out.dp_history.values() if v]
+        if not spent:
+            return {"dp_epsilon_spent": 0.0}
+        eps, history = max(spent, key=lambda e: e[0])
+        sigma, rate, _ = history[-1]
+        return {"dp_noise_multiplier": sigma, "dp_sample_rate": rate, "dp_epsilon_spent": eps}
     if not h.dp_epsilon:
         return {}
     from ecogen.federated import privacy  # the accountant library loads only where DP is on

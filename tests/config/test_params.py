@@ -54,6 +54,14 @@ def test_project_files_validate_with_every_pipeline() -> None:
         ({"hfsl": {"logit_adjustment": -0.5}}, "hfsl.logit_adjustment"),
         ({"hfsl": {"edge_joins": "sometimes"}}, "hfsl.edge_joins"),
         ({"hfsl": {"method": "centralized", "server_optimizer": "fedadam"}}, "hfsl"),
+        # DP mechanisms (issue 24, point 5)
+        ({"hfsl": {"dp_mechanism": "shuffle", "dp_epsilon": 8}}, "hfsl.dp_mechanism"),
+        ({"hfsl": {"dp_mechanism": "dp_sgd"}}, "hfsl"),  # a mechanism without its ε
+        ({"hfsl": {"dp_mechanism": "dp_sgd", "dp_epsilon": 8, "unlabelled_weight": 0.5}}, "hfsl"),
+        ({"hfsl": {"dp_mechanism": "dp_sgd", "dp_epsilon": 8, "feature_labels": 0.5}}, "hfsl"),
+        ({"hfsl": {"dp_mechanism": "dp_sgd", "dp_epsilon": 8, "mae_weight": 0.5}}, "hfsl"),
+        ({"hfsl": {"dp_mechanism": "central", "dp_epsilon": 8, "aggregation": "median"}}, "hfsl"),
+        ({"hfsl": {"dp_example_clip": 0}}, "hfsl.dp_example_clip"),
     ],
 )
 def test_bad_values_name_their_key_on_one_line(tmp_path: Path, data: dict, key: str) -> None:

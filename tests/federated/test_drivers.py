@@ -57,6 +57,8 @@ LEVERS = {
     "fedprox, sgd": {"method": "fedprox", "proximal_mu": 0.1, "optimizer": "sgd", "unlabelled_weight": 0.0},
     "fedavg of the whole model": {"method": "fedavg_full", "unlabelled_weight": 0.0},
     "local": {"method": "local", "unlabelled_weight": 0.0},
+    "dp-sgd on the clusters": {"unlabelled_weight": 0.0, "dp_epsilon": 8.0, "dp_mechanism": "dp_sgd"},
+    "central dp at the edge": {"unlabelled_weight": 0.0, "dp_epsilon": 8.0, "dp_mechanism": "central"},
     "dropout, segments handed over": {
         "unlabelled_weight": 0.5,
         "confidence_threshold": 0.0,

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from ecogen.config.params import HfslParams
 from ecogen.data.prepared import PreparedData, Split, SplitSource
-from ecogen.federated.aggregate import aggregate, lora_residual
+from ecogen.federated.aggregate import Update, aggregate, lora_residual
+from ecogen.federated.central_dp import central_noise
 from ecogen.federated.fedex import BaseLog, lora_scalings
 from ecogen.federated.roles import ClusterClient, EdgeClient, EdgeServer, cloud_average
 from ecogen.federated.server_opt import server_step
@@ -65,6 +66,7 @@ class Strategy:
         self.cfg = cfg
         self.client = ClientTraining.of(cfg)  # what a participant's local training reads
         self.upload_hooks = upload_hooks(cfg)  # attacks, DP: what happens to an upload on its way
+        self.central_dp = central_noise(cfg)  # DP-FedAvg at the edge, or None (hfsl.dp_mechanism)
         # the modelled per-block costs a cost-aware hfsl.allocation weighs (set by the stage that
         # knows the cluster's devices, ecogen.costs.round.block_costs); None for the other rules
         self.block_costs: BlockCosts | None = None
@@ -124,11 +126,17 @@ class Strategy:
         cloud averages the edges."""
         cfg = self.cfg
         for e in edges:
-            updates = self.uploads(e, r)
+            clusters, own = self.uploads(e, r)
+            updates = clusters + own
             if not updates:  # every participant offline or late: the edge keeps its modules
                 continue
             weighted = cfg.robust_weights == "examples"
-            merged = aggregate(updates, e.state, cfg.aggregation, cfg.trim_fraction, cfg.clip_norm, weighted)
+            if self.central_dp is not None:
+                merged = self.central_dp(clusters, own, e.state, e.seed, r)
+            else:
+                merged = aggregate(
+                    updates, e.state, cfg.aggregation, cfg.trim_fraction, cfg.clip_norm, weighted
+                )
             self.correct_base(e, updates)
             e.state, e.server = server_step(
                 e.state, merged, e.server, cfg.server_optimizer, cfg.server_lr, beta1=cfg.server_momentum
@@ -147,12 +155,13 @@ class Strategy:
         e.bases = e.bases or BaseLog()
         e.bases.fold(e.model, lora_residual(updates, lora_scalings(e.model)))
 
-    def uploads(self, e: EdgeServer, r: int) -> list[tuple[dict[str, Tensor], int]]:
+    def uploads(self, e: EdgeServer, r: int) -> tuple[list[Update], list[Update]]:
         """(state, n_k) of every participant of ``e`` whose upload counts this round: those that took
         part and met the deadline (a late upload still crossed the link), as the upload hooks
         leave it (poisoned, noised: :mod:`ecogen.federated.upload_hooks`).  One that trained on
-        nothing (no labels, labels only) has no say."""
-        out = []
+        nothing (no labels, labels only) has no say.  The clusters', then the edge's own."""
+        clusters: list[Update] = []
+        own: list[Update] = []
         for k, c in enumerate(e.clients):
             if not e.takes_part(k):
                 continue
@@ -162,8 +171,8 @@ class Strategy:
                 continue
             if c.over_links:  # the edge's own update never leaves the edge
                 state = received(self.upload_hooks, Upload(state, e.state, e.number(k), e.seed, r))
-            out.append((state, n))
-        return out
+            (clusters if c.over_links else own).append((state, n))
+        return clusters, own
 
     def evaluate(self, edge: EdgeServer) -> float:
         return edge.evaluate(edge.model)
