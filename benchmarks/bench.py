@@ -328,10 +328,13 @@ def bytes_per_round(
     pooled = synthetic_split(clusters * per_cluster, clusters * per_cluster, cfg, g)
     images = clusters * per_cluster
     rows: dict[str, dict[str, Any]] = {}
+    # the settings a method needs beyond the defaults (validated: ecogen/config/params.py)
+    needs: dict[str, dict[str, Any]] = {
+        "fedprox": {"proximal_mu": 0.01},
+        "semifl": {"unlabelled_weight": 1.0, "teacher": "round_start", "fedavg_weights": "trained"},
+    }
     for method in method_names():
-        h = HfslParams(
-            method=method, clusters=clusters, rounds=1, proximal_mu=0.01 if method == "fedprox" else 0.0
-        )
+        h = HfslParams(method=method, clusters=clusters, rounds=1, **needs.get(method, {}))
         strategy = strategy_for(h)
         pooled_method = strategy.pooled  # one learner: one pooled split
         t0 = time.perf_counter()

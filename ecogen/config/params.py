@@ -175,7 +175,7 @@ class HfslParams(Section):
     """
 
     # ecogen | centralized (oracle) | pooled_labels | pooled_ssl | edge_alone | local | fedavg_full
-    # | fedavg_peft | splitfed | fedprox — the file names in ecogen/federated/strategies/
+    # | fedavg_peft | splitfed | fedprox | semifl — the file names in ecogen/federated/strategies/
     method: str = "ecogen"
     clusters: PositiveInt = 3  # client clusters per edge (prepare writes this many)
     # Clusters of each edge drawn to take part in a round (null: every cluster, every round), drawn
@@ -231,6 +231,17 @@ class HfslParams(Section):
     # so the shared head learns the balanced posterior rather than each client's skew (0: off).
     logit_adjustment: float = Field(0.0, ge=0.0)
     ema_decay: float = Field(0.99, ge=0.0, lt=1.0)
+    # SemiFL's "mix" loss (Diao et al., NeurIPS 2022, arXiv 2106.01432; mixup: Zhang et al., 2018,
+    # arXiv 1710.09412): each unlabelled image's pseudo-labelling view is mixed with another of its
+    # batch, λ ~ Beta(mixup_alpha, mixup_alpha) per batch (0.75 in the paper), and trains towards
+    # the same mix of their pseudo-labels, counted where the first image's passes τ; mixup_weight ×
+    # that loss is added to the client step (0: off; ecogen/training/mixup.py).  Needs the
+    # unlabelled loss on (unlabelled_weight > 0).
+    mixup_weight: float = Field(0.0, ge=0.0)
+    mixup_alpha: PositiveFloat = 0.75
+    # method semifl: the clusters also train on their own labels.  false: SemiFL's setting, clients
+    # that hold no label (the clusters' ~10 % are withheld; the edge's labels alone are trained on).
+    semifl_client_labels: bool = False
     # Feature-space pseudo-labels (ecogen/training/feature_labels.py): before the rounds, each
     # participant's unlabelled images take the vote of their feature_labels_k nearest labelled
     # images in the frozen FM's feature space (the edge's broadcast bank and the participant's own),
@@ -332,6 +343,26 @@ class HfslParams(Section):
         if (info.data.get("method") == "fedprox") != (mu > 0):
             raise ValueError("FedProx's μ: give it (> 0) with method fedprox, and only with it")
         return mu
+
+    @model_validator(mode="after")
+    def _semifl_and_mixup(self) -> HfslParams:
+        if self.mixup_weight > 0 and self.unlabelled_weight == 0:
+            raise ValueError("hfsl.mixup_weight mixes pseudo-labelled images: it needs unlabelled_weight > 0")
+        if self.semifl_client_labels and self.method != "semifl":
+            raise ValueError("hfsl.semifl_client_labels is method semifl's: give it with method semifl only")
+        if self.method != "semifl":
+            return self
+        if self.unlabelled_weight == 0 or self.teacher != "round_start":
+            raise ValueError(
+                "method semifl trains its clusters on the delivered model's pseudo-labels: "
+                "give unlabelled_weight > 0 and teacher round_start"
+            )
+        if self.fedavg_weights == "labelled" and not self.semifl_client_labels:
+            raise ValueError(
+                "method semifl's clusters hold no labels, so fedavg_weights labelled gives each of "
+                "them no say: give fedavg_weights trained (or semifl_client_labels true)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _levers_fit_the_method(self) -> HfslParams:

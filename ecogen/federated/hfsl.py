@@ -149,9 +149,15 @@ def run_hfsl_edges(
             _open_round(e, j if draws else None, r, cfg, strategy)
             for e, j, draws in zip(edges, jobs, drawing, strict=True)
         ]
-        active = [(e, e.number(k), c) for e in edges for k, c in enumerate(e.clients) if e.takes_part(k)]
+        active = [
+            (e, e.number(k), c)
+            for e in edges
+            for k, c in enumerate(e.clients)
+            if e.takes_part(k) and strategy.trains_in_round(c)
+        ]
         done = DRIVERS[cfg.driver](active, strategy, accelerator, r, workers)
         strategy.aggregate(edges, r)
+        done += strategy.edge_step(edges, r, accelerator)
         for e, h in zip(edges, handed, strict=True):
             records[e.name].append(_close_round(e, h, done, strategy))
             _report(e, r, cfg, records[e.name][-1], len(edges))

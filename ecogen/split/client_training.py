@@ -24,6 +24,8 @@ class ClientTraining:
     lr_schedule: Literal["constant", "cosine"]
     augment: Literal["weak", "none"]  # the labelled (and teacher) view
     unlabelled_weight: float  # weight of the pseudo-label loss (0: labels only)
+    mixup_weight: float  # weight of SemiFL's mix loss on the pseudo-labelled images (0: off)
+    mixup_alpha: float  # λ ~ Beta(α, α) of that mix
     unlabelled_view: Literal["strong", "weak", "none"]
     pseudo_labels: Literal["fixed", "aligned", "adaptive", "soft"]
     confidence_threshold: float

@@ -5,7 +5,10 @@ Each batch holds ``batch_size`` labelled images and ``μ × batch_size`` unlabel
 (:class:`FixMatchBatches`).  Labelled images train with cross-entropy on a weak view; each
 unlabelled image gets a pseudo-label from its weak view (a forward-only pass) and trains on its
 strong view where the end device is confident (threshold τ, loss weight ``unlabelled_weight``).
-With λ = 1 there is nothing unlabelled and this is plain supervised training.
+With λ = 1 there is nothing unlabelled and this is plain supervised training.  With
+``mixup_weight`` > 0 each lane's pseudo-labelling views are also mixed in pairs and train towards
+their pseudo-labels mixed alike (SemiFL's "mix" loss, :mod:`ecogen.training.mixup`), as rows after
+the lane's own, through the same links.
 
 :class:`StackedSemiSupervised` trains the lanes of a :class:`~ecogen.split.stacked.StackedChain`
 — one participant each — at once: each lane draws its batches from its own sampler, its views from
@@ -42,6 +45,7 @@ from ecogen.split.client_training import ClientTraining
 from ecogen.split.reconstruction import ChainReconstruction
 from ecogen.split.stacked import StackedChain, StackedTrace, pad_stack
 from ecogen.training.augment import strong, weak
+from ecogen.training.mixup import mix_draw, mixup
 from ecogen.training.pseudo_label import PseudoLabeller
 
 
@@ -102,6 +106,12 @@ def view(x: Tensor, kind: str, gen: torch.Generator) -> Tensor:
     if kind == "strong":
         return strong(x, gen)
     return weak(x, gen) if kind == "weak" else x
+
+
+def mix_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+    """SemiFL's mix loss: cross-entropy against the mixed pseudo-labels (class probabilities),
+    counted where a row's first image passed τ (``mask``), mean over every mix row."""
+    return (F.cross_entropy(logits, targets, reduction="none") * mask).mean()
 
 
 def client_loss(
@@ -168,6 +178,10 @@ class StackedSemiSupervised(L.LightningModule):
             self.mae_gens = [torch.Generator().manual_seed(derive_seed(s, "mae")) for s in seeds]
         self.cfg, self.span, self.total = cfg, span, steps
         self.gens = [torch.Generator().manual_seed(s) for s in seeds]
+        # SemiFL's mix (mixup_weight): λ and the partners from a generator of each lane's own
+        self.mix_gens = [torch.Generator().manual_seed(derive_seed(s, "mixup")) for s in seeds]
+        self.mix_gens = self.mix_gens if cfg.mixup_weight > 0 else []
+        self.classes = len(priors[0]) if priors else 0
         self.labellers = [PseudoLabeller(cfg.pseudo_labels, cfg.confidence_threshold, p) for p in priors]
         shift = torch.stack([cfg.logit_adjustment * p.log() for p in priors])
         self.register_buffer("logit_shift", shift if cfg.logit_adjustment > 0 else torch.zeros(()))
@@ -203,7 +217,12 @@ class StackedSemiSupervised(L.LightningModule):
             unl_views.append(view(x_u, cfg.unlabelled_view, g) if len(x_u) else x_u)
             lab_views.append(view(x_l, cfg.augment, g) if len(x_l) else x_l)
         pseudo = self._pseudo_labels(teacher_views)
-        inputs = [torch.cat([lab, unl]) for lab, unl in zip(lab_views, unl_views, strict=True)]
+        mixed = self._mixed(teacher_views, pseudo)  # SemiFL's mix rows, after each lane's own
+        sizes = [len(lab) + len(unl) for lab, unl in zip(lab_views, unl_views, strict=True)]
+        inputs = [
+            torch.cat([lab, unl] if mix is None else [lab, unl, mix[0]])
+            for lab, unl, mix in zip(lab_views, unl_views, mixed, strict=True)
+        ]
         counts = [len(i) for i in inputs]
         if not min(counts):
             raise RuntimeError(
@@ -217,7 +236,9 @@ class StackedSemiSupervised(L.LightningModule):
         logits, trace = self.chain(
             pad_stack(inputs, max(counts)), counts, [y for _, y, _ in split], train=True
         )
-        loss = self._labelled_loss(logits, trace, [y for _, y, _ in split], counts, pseudo)
+        loss = self._labelled_loss(logits, trace, [y for _, y, _ in split], sizes, pseudo)
+        if self.mix_gens:
+            loss = loss + cfg.mixup_weight * self._mix_loss(logits, sizes, counts, pseudo, mixed)
         traces = [trace]
         if (mae := self._reconstruction([x_u for _, _, x_u in split])) is not None:
             loss = loss + cfg.mae_weight * mae[0]
@@ -271,6 +292,40 @@ class StackedSemiSupervised(L.LightningModule):
             p, m = lane_pseudo if lane_pseudo is not None else (None, None)
             losses.append(client_loss(logits[c, : counts[c]], y_end, p, m, self.cfg.unlabelled_weight))
         return torch.stack(losses).sum()
+
+    def _mixed(
+        self, views: list[Tensor], pseudo: list[tuple[Tensor, Tensor] | None]
+    ) -> list[tuple[Tensor, Tensor] | None]:
+        """Each lane's mix rows and their targets (``mixup_weight`` > 0): its pseudo-labelling views
+        mixed with each other (:func:`~ecogen.training.mixup.mixup`, λ and the partners drawn from the
+        lane's mixup generator), the targets the same mix of their pseudo-labels as class
+        probabilities; None where the mix is off or the lane drew no unlabelled image."""
+        out: list[tuple[Tensor, Tensor] | None] = [None] * len(views)
+        for c, (x, lane, g) in enumerate(zip(views, pseudo, self.mix_gens, strict=False)):
+            if lane is not None:
+                labels = lane[0]
+                probs = labels if labels.is_floating_point() else F.one_hot(labels, self.classes).float()
+                lam, perm = mix_draw(len(x), self.cfg.mixup_alpha, g)
+                out[c] = mixup(x, probs, lam, perm)
+        return out
+
+    def _mix_loss(
+        self,
+        logits: Tensor,
+        sizes: list[int],
+        counts: list[int],
+        pseudo: list[tuple[Tensor, Tensor] | None],
+        mixed: list[tuple[Tensor, Tensor] | None],
+    ) -> Tensor:
+        """The lanes' mix losses, summed: each lane's on its mix rows (its rows from ``sizes[c]`` to
+        ``counts[c]``), counted where the row's first image's pseudo-label passed τ."""
+        shift: Tensor = self.logit_shift
+        logits = logits + (shift[:, None] if shift.dim() else shift)
+        total = logits.new_zeros(())
+        for c, (lane, mix) in enumerate(zip(pseudo, mixed, strict=True)):
+            if lane is not None and mix is not None:
+                total = total + mix_loss(logits[c, sizes[c] : counts[c]], mix[1], lane[1])
+        return total
 
     def _reconstruction(self, images: list[Tensor]) -> tuple[Tensor, StackedTrace] | None:
         """The lanes' MAE losses on their unlabelled ``images``, summed, and the pass's trace

@@ -81,8 +81,20 @@ def test_every_method_file_is_a_strategy() -> None:
     assert "base" not in method_names()
 
 
+# the settings a method needs beyond the defaults (validated: ecogen/config/params.py)
+NEEDS: dict[str, dict[str, object]] = {
+    "fedprox": {"proximal_mu": 0.5},
+    "semifl": {
+        "unlabelled_weight": 1.0,
+        "mixup_weight": 1.0,
+        "teacher": "round_start",
+        "fedavg_weights": "trained",
+    },
+}
+
+
 def _method_params(method: str) -> Params:
-    return _params(method=method, proximal_mu=0.5 if method == "fedprox" else 0.0)
+    return _params(method=method, **NEEDS.get(method, {}))
 
 
 @pytest.mark.parametrize("method", method_names())

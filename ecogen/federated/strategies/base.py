@@ -7,8 +7,10 @@ does differently:
 * set-up: :meth:`Strategy.model` (what trains), :meth:`Strategy.participants` (whose data),
   :meth:`Strategy.local_steps`, :meth:`Strategy.lora_factor` (a LoRA factor kept frozen);
 * a round: :meth:`Strategy.deliver` (does the edge send its modules this round),
+  :meth:`Strategy.trains_in_round` (which participants train in the client step),
   :meth:`Strategy.gradient_term` (a term each device adds to its gradients),
-  :meth:`Strategy.aggregate` (edges' and cloud's aggregation), :meth:`Strategy.evaluate`;
+  :meth:`Strategy.aggregate` (edges' and cloud's aggregation), :meth:`Strategy.edge_step`
+  (training at the edge after it), :meth:`Strategy.evaluate`;
 * results: :meth:`Strategy.cluster_models` (where each cluster keeps its own model) and
   :meth:`Strategy.save`.
 
@@ -114,6 +116,11 @@ class Strategy:
         """Does the edge send its modules to every participant at the start of round ``r``."""
         return True
 
+    def trains_in_round(self, client: ClusterClient) -> bool:
+        """Does ``client`` train in the round's client step and upload its result (every
+        participant here; SemiFL's edge trains apart, after the aggregation: :meth:`edge_step`)."""
+        return True
+
     def gradient_term(self, params: list[Tensor]) -> GradientTerm | None:
         """Made when a participant starts its round's local training: ``params`` are its tunable
         parameters as delivered (one participant's, or every participant's stacked along a leading
@@ -146,6 +153,12 @@ class Strategy:
         for e in edges:
             e.install(e.state)
 
+    def edge_step(self, edges: list[EdgeServer], r: int, accelerator: str) -> list[tuple[str, int, int]]:
+        """Training at the edge once the round's aggregate is installed, before the next delivery
+        (SemiFL's supervised step on the edge's labels); (edge name, steps, images) of each
+        training done, counted with the round's (none here)."""
+        return []
+
     def correct_base(self, e: EdgeServer, updates: list[tuple[dict[str, Tensor], int]]) -> None:
         """FedEx-LoRA (``lora_aggregation: fedex``): what averaging A and B on their own misses of
         the average of B·A, folded into the edge's frozen weights (:mod:`ecogen.federated.fedex`),
@@ -163,7 +176,7 @@ class Strategy:
         clusters: list[Update] = []
         own: list[Update] = []
         for k, c in enumerate(e.clients):
-            if not e.takes_part(k):
+            if not e.takes_part(k) or not self.trains_in_round(c):
                 continue
             state = c.send(e.channel)
             n = trained_examples(c.data, self.cfg)
